@@ -1,0 +1,3 @@
+"""mislab: cheap, rigorous, repeatable science-of-misalignment experiments."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,260 @@
+"""`ChatModel`: one interface to every OpenAI-compatible endpoint, the embedded local model included.
+
+Async first (`await model.generate(...)`), with `generate_sync` for scripts. Every call goes through the
+response cache, the retry policy and a per-model concurrency limit, and is metered for usage and cost."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import openai
+
+from .cache import ResponseCache, cache_key
+from .pricing import PriceTable
+from .retry import RetryPolicy, is_retryable, retry_after_seconds
+from .spec import ModelSpec
+from .toolparse import recover_tool_calls
+from .types import AssistantMessage, Completion, Message, Tool, ToolCall, Usage
+
+T = TypeVar("T")
+
+# Arguments of the chat-completions endpoint that the SDK takes by name; anything else is a provider
+# extra and travels in `extra_body`.
+_SDK_PARAMS = frozenset(
+    {
+        "temperature", "max_tokens", "max_completion_tokens", "stop", "seed", "tool_choice", "top_p",
+        "frequency_penalty", "presence_penalty", "logprobs", "top_logprobs", "response_format",
+        "reasoning_effort", "parallel_tool_calls", "logit_bias",
+    }
+)  # fmt: skip
+
+
+class ModelError(RuntimeError):
+    """A call that cannot succeed by retrying: a bad request, a missing key, or retries exhausted."""
+
+
+@dataclass
+class UsageMeter:
+    """Calls, tokens and dollars within a scope (a sample, a run). Cached calls cost nothing here."""
+
+    calls: int = 0
+    cached_calls: int = 0
+    usage: Usage = field(default_factory=Usage)
+    cost: float = 0.0
+    unpriced_calls: int = 0  # paid calls whose cost is unknown (no provider cost, no price-table entry)
+
+    def record(self, completion: Completion) -> None:
+        self.calls += 1
+        if completion.cached:
+            self.cached_calls += 1
+            return
+        self.usage = self.usage + completion.usage
+        if completion.cost is None:
+            self.unpriced_calls += 1
+        else:
+            self.cost += completion.cost
+
+
+_meters: ContextVar[tuple[UsageMeter, ...]] = ContextVar("mislab_meters", default=())
+
+
+@contextmanager
+def metered() -> Iterator[UsageMeter]:
+    """Count every model call made inside the block (including in tasks it starts)."""
+    meter = UsageMeter()
+    token = _meters.set((*_meters.get(), meter))
+    try:
+        yield meter
+    finally:
+        _meters.reset(token)
+
+
+def _is_model_output_error(exc: openai.APIStatusError) -> bool:
+    # llama-server answers 500 when the model's own text is not a parseable tool call. Retrying the same
+    # request reproduces it; it is an observation about the model, so it is returned, not raised.
+    return exc.status_code == 500 and bool(re.search(r"pars(e|ing)|invalid json", str(exc.message), re.I))
+
+
+def _hint(spec: ModelSpec, status: int) -> str:
+    if status in (401, 403) and spec.api_key_env:
+        return f" (check {spec.api_key_env})"
+    if status == 404:
+        return f" (is {spec.model!r} a model this endpoint serves?)"
+    return ""
+
+
+class ChatModel:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        *,
+        api_key: str | None,
+        base_url: str | None = None,
+        cache: ResponseCache | None = None,
+        prices: PriceTable | None = None,
+        max_concurrency: int = 8,
+        retry: RetryPolicy | None = None,
+        timeout: float = 300.0,
+        identity: str | None = None,
+        info: dict[str, Any] | None = None,
+        **defaults: Any,
+    ):
+        self.spec = spec
+        self.cache = cache
+        self.prices = prices or PriceTable.load()
+        self.retry = retry or RetryPolicy()
+        self.max_concurrency = max_concurrency
+        self.defaults = defaults
+        self.info = info or {}
+        self._api_key = api_key
+        self._base_url = base_url or spec.base_url
+        self._timeout = timeout
+        self._identity = identity or spec.endpoint
+        # The SDK's client and the semaphore belong to one event loop each: keep one per loop so the model
+        # works from asyncio code, from Jupyter, and from `generate_sync`'s private loop alike.
+        self._per_loop: dict[int, tuple[openai.AsyncOpenAI, asyncio.Semaphore]] = {}
+        self._sync_loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.spec.spec
+
+    def __repr__(self) -> str:
+        return f"ChatModel({self.name!r})"
+
+    def describe(self) -> dict[str, Any]:
+        """What a run records about the model (no secrets)."""
+        return {
+            "spec": self.name,
+            "provider": self.spec.provider,
+            "model": self.spec.model,
+            "endpoint": self._identity,
+            "defaults": self.defaults,
+            **self.info,
+        }
+
+    def _loop_state(self) -> tuple[openai.AsyncOpenAI, asyncio.Semaphore]:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            state = self._per_loop.get(id(loop))
+            if state is None:
+                client = openai.AsyncOpenAI(
+                    api_key=self._api_key or "none",
+                    base_url=self._base_url,
+                    max_retries=0,  # mislab retries; the SDK's own retries would double them
+                    timeout=self._timeout,
+                )
+                state = (client, asyncio.Semaphore(self.max_concurrency))
+                self._per_loop[id(loop)] = state
+            return state
+
+    async def generate(
+        self,
+        messages: list[Message],
+        tools: list[Tool] | None = None,
+        *,
+        sample_index: int = 0,
+        prefill: str | None = None,
+        **params: Any,
+    ) -> Completion:
+        """One completion. `sample_index` distinguishes repeated samples of the same prompt in the cache.
+        `prefill` starts the assistant's turn (sent as a trailing assistant message)."""
+        params = {**self.defaults, **params}
+        messages = list(messages)
+        if prefill:
+            if not self.spec.supports_prefill:
+                raise ModelError(f"{self.name}: this provider does not continue a prefilled assistant turn")
+            messages.append({"role": "assistant", "content": prefill})
+        key = cache_key(self._identity, self.spec.model, messages, tools, params, sample_index)
+        completion = self.cache.get(key) if self.cache is not None else None
+        if completion is None:
+            completion = await self._call(messages, tools, params)
+            if self.cache is not None:
+                self.cache.put(key, completion)
+        for meter in _meters.get():
+            meter.record(completion)
+        return completion
+
+    def generate_sync(self, messages: list[Message], tools: list[Tool] | None = None, **params: Any) -> Completion:
+        return self.run_sync(self.generate(messages, tools, **params))
+
+    def run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on this model's private event loop (works inside Jupyter's running loop too)."""
+        with self._lock:
+            if self._sync_loop is None:
+                self._sync_loop = asyncio.new_event_loop()
+                threading.Thread(target=self._sync_loop.run_forever, daemon=True, name="mislab-sync").start()
+        return asyncio.run_coroutine_threadsafe(coro, self._sync_loop).result()
+
+    async def _call(self, messages: list[Message], tools: list[Tool] | None, params: dict[str, Any]) -> Completion:
+        client, semaphore = self._loop_state()
+        kwargs = {k: v for k, v in params.items() if k in _SDK_PARAMS}
+        extra_body = dict(params.get("extra_body") or {})
+        extra_body.update({k: v for k, v in params.items() if k not in _SDK_PARAMS and k != "extra_body"})
+        if tools:
+            kwargs["tools"] = tools
+        attempt = 0
+        while True:
+            started = time.monotonic()
+            try:
+                async with semaphore:
+                    response = await client.chat.completions.create(
+                        model=self.spec.model, messages=messages, extra_body=extra_body or None, **kwargs
+                    )
+                return self._completion(response, time.monotonic() - started, tools)
+            except openai.APIStatusError as exc:
+                if _is_model_output_error(exc):
+                    return Completion(
+                        AssistantMessage(), "error", Usage(), self.spec.model, time.monotonic() - started,
+                        cost=None, raw={"status": exc.status_code, "body": exc.body},
+                        error=f"server rejected the model's output (HTTP {exc.status_code}): {exc.message}",
+                    )  # fmt: skip
+                if not is_retryable(exc):
+                    raise ModelError(
+                        f"{self.name}: HTTP {exc.status_code}{_hint(self.spec, exc.status_code)}: {exc.message}"
+                    ) from exc
+                error: Exception = exc
+            except openai.APIConnectionError as exc:
+                error = exc
+            attempt += 1
+            if attempt >= self.retry.max_attempts:
+                raise ModelError(f"{self.name}: gave up after {attempt} attempts: {error}") from error
+            await asyncio.sleep(self.retry.delay(attempt - 1, retry_after_seconds(error)))
+
+    def _completion(self, response: Any, latency: float, tools: list[Tool] | None) -> Completion:
+        raw = response.model_dump()
+        if not response.choices:
+            raise ModelError(f"{self.name}: the response has no choices: {str(raw)[:300]}")
+        choice = response.choices[0]
+        msg = choice.message
+        extra = msg.model_extra or {}
+        calls = [ToolCall.parse(tc.id, tc.function.name, tc.function.arguments) for tc in msg.tool_calls or []]
+        content = msg.content
+        if tools and not calls:
+            names = {t["function"]["name"] for t in tools if t.get("type") == "function"}
+            content, calls = recover_tool_calls(content, names)
+        reasoning = extra.get("reasoning") or extra.get("reasoning_content")
+        usage = Usage()
+        reported_cost = None
+        if response.usage is not None:
+            details = response.usage.prompt_tokens_details
+            usage = Usage(
+                response.usage.prompt_tokens or 0,
+                response.usage.completion_tokens or 0,
+                (details.cached_tokens or 0) if details else 0,
+            )
+            reported_cost = (response.usage.model_extra or {}).get("cost")
+        cost = float(reported_cost) if reported_cost is not None else self.prices.cost(self.name, usage)
+        return Completion(
+            AssistantMessage(content, calls, reasoning), choice.finish_reason, usage, self.spec.model, latency,
+            cost, raw,
+        )  # fmt: skip

@@ -1,0 +1,316 @@
+"""The results store: one SQLite file (WAL) with runs, samples (transcripts, scores, usage) and labels.
+
+Each finished sample is written in its own transaction, so a killed run keeps everything it finished and a
+rerun of the same run id skips it. pandas reads from here (`Store.samples`)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    study TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    package_version TEXT,
+    spec_json TEXT NOT NULL,      -- the experiment as run (file text, options)
+    prompts_json TEXT NOT NULL,   -- every prompt text the run used, by name
+    models_json TEXT NOT NULL     -- what each model was (endpoint, defaults, local server options)
+);
+CREATE TABLE IF NOT EXISTS samples (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    sample_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    cell TEXT NOT NULL,
+    factors_json TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    status TEXT NOT NULL,          -- 'done' or 'error'
+    error TEXT,
+    scores_json TEXT NOT NULL,
+    metadata_json TEXT NOT NULL,
+    transcript_json TEXT NOT NULL,
+    calls INTEGER NOT NULL,
+    cached_calls INTEGER NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cached_prompt_tokens INTEGER NOT NULL,
+    cost REAL NOT NULL,
+    seconds REAL NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, sample_id)
+);
+CREATE TABLE IF NOT EXISTS labels (
+    run_id TEXT NOT NULL,
+    sample_id TEXT NOT NULL,
+    scorer TEXT NOT NULL,
+    value_json TEXT NOT NULL,
+    explanation TEXT,
+    judge TEXT,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, sample_id, scorer)
+);
+"""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class SampleRecord:
+    sample_id: str
+    model: str
+    cell: str
+    factors: dict[str, Any]
+    epoch: int
+    scores: dict[str, Any]
+    transcript: list[dict[str, Any]]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    status: str = "done"
+    error: str | None = None
+    calls: int = 0
+    cached_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    cost: float = 0.0
+    seconds: float = 0.0
+
+
+@dataclass
+class Label:
+    sample_id: str
+    scorer: str
+    value: Any
+    explanation: str | None = None
+    judge: str | None = None
+
+
+@dataclass
+class RunInfo:
+    run_id: str
+    study: str
+    created_at: str
+    updated_at: str
+    status: str
+    package_version: str | None
+    spec: dict[str, Any]
+    prompts: dict[str, Any]
+    models: dict[str, Any]
+
+
+class Store:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # runs
+    def create_run(
+        self,
+        run_id: str,
+        study: str,
+        spec: dict[str, Any],
+        prompts: dict[str, Any],
+        models: dict[str, Any],
+        package_version: str,
+    ) -> RunInfo:
+        """Create the run, or return the existing one (a resume). The spec of an existing run must match."""
+        existing = self.get_run(run_id)
+        if existing is not None:
+            if existing.study != study:
+                raise ValueError(f"run {run_id!r} is a {existing.study} run, not {study}")
+            return existing
+        now = _now()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id, study, now, now, "running", package_version, json.dumps(spec, default=str),
+                    json.dumps(prompts), json.dumps(models, default=str),
+                ),
+            )  # fmt: skip
+        run = self.get_run(run_id)
+        assert run is not None
+        return run
+
+    def update_run(self, run_id: str, *, status: str | None = None, prompts: dict[str, Any] | None = None) -> None:
+        with self._tx() as db:
+            if status is not None:
+                db.execute("UPDATE runs SET status = ?, updated_at = ? WHERE run_id = ?", (status, _now(), run_id))
+            if prompts is not None:
+                old = db.execute("SELECT prompts_json FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+                merged = {**json.loads(old[0]), **prompts} if old else prompts
+                db.execute("UPDATE runs SET prompts_json = ? WHERE run_id = ?", (json.dumps(merged), run_id))
+
+    def get_run(self, run_id: str) -> RunInfo | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            return None
+        return RunInfo(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            json.loads(row[6]),
+            json.loads(row[7]),
+            json.loads(row[8]),
+        )
+
+    def runs(self) -> pd.DataFrame:
+        with self._lock:
+            df = pd.read_sql_query(
+                "SELECT r.run_id, r.study, r.created_at, r.status, COUNT(s.sample_id) AS samples, "
+                "COALESCE(SUM(s.cost), 0) AS cost FROM runs r LEFT JOIN samples s USING (run_id) "
+                "GROUP BY r.run_id ORDER BY r.created_at DESC",
+                self._db,
+            )
+        return df
+
+    def latest_run(self, study: str | None = None) -> str | None:
+        query = (
+            "SELECT run_id FROM runs" + (" WHERE study = ?" if study else "") + " ORDER BY created_at DESC, rowid DESC"
+        )
+        with self._lock:
+            row = self._db.execute(query, (study,) if study else ()).fetchone()
+        return row[0] if row else None
+
+    # samples
+    def add_sample(self, run_id: str, record: SampleRecord, labels: Iterable[Label] = ()) -> None:
+        """Write one finished sample and its labels in one transaction."""
+        r = record
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id, r.sample_id, r.model, r.cell, json.dumps(r.factors, default=str), r.epoch, r.status,
+                    r.error, json.dumps(r.scores, default=str), json.dumps(r.metadata, default=str),
+                    json.dumps(r.transcript, default=str), r.calls, r.cached_calls, r.prompt_tokens,
+                    r.completion_tokens, r.cached_prompt_tokens, r.cost, r.seconds, _now(),
+                ),
+            )  # fmt: skip
+            for label in labels:
+                self._put_label(db, run_id, label)
+            db.execute("UPDATE runs SET updated_at = ? WHERE run_id = ?", (_now(), run_id))
+
+    def done_sample_ids(self, run_id: str) -> set[str]:
+        """Samples that need no rerun. Errored samples are retried on resume."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT sample_id FROM samples WHERE run_id = ? AND status = 'done'", (run_id,)
+            ).fetchall()
+        return {r[0] for r in rows}
+
+    def sample_records(self, run_id: str) -> list[SampleRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT sample_id, model, cell, factors_json, epoch, scores_json, transcript_json, metadata_json, "
+                "status, error, calls, cached_calls, prompt_tokens, completion_tokens, cached_prompt_tokens, cost, "
+                "seconds FROM samples WHERE run_id = ? ORDER BY model, cell, epoch",
+                (run_id,),
+            ).fetchall()
+        return [
+            SampleRecord(
+                r[0],
+                r[1],
+                r[2],
+                json.loads(r[3]),
+                r[4],
+                json.loads(r[5]),
+                json.loads(r[6]),
+                json.loads(r[7]),
+                *r[8:],
+            )
+            for r in rows
+        ]
+
+    def samples(self, run_id: str, include_transcripts: bool = False) -> pd.DataFrame:
+        """One row per sample; scores, factors and labels expanded into columns."""
+        records = self.sample_records(run_id)
+        labels = self.labels(run_id)
+        rows = []
+        for r in records:
+            row: dict[str, Any] = {
+                "run_id": run_id, "sample_id": r.sample_id, "model": r.model, "cell": r.cell, "epoch": r.epoch,
+                "status": r.status, "error": r.error,
+            }  # fmt: skip
+            row.update(r.factors)
+            row.update(r.scores)
+            row.update(labels.get(r.sample_id, {}))
+            row.update(
+                calls=r.calls, cached_calls=r.cached_calls, prompt_tokens=r.prompt_tokens,
+                completion_tokens=r.completion_tokens, cached_prompt_tokens=r.cached_prompt_tokens, cost=r.cost,
+                seconds=r.seconds,
+            )  # fmt: skip
+            if include_transcripts:
+                row["transcript"] = r.transcript
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    # labels (judges may add them after the samples were written)
+    @staticmethod
+    def _put_label(db: sqlite3.Connection, run_id: str, label: Label) -> None:
+        db.execute(
+            "INSERT OR REPLACE INTO labels VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                run_id, label.sample_id, label.scorer, json.dumps(label.value, default=str), label.explanation,
+                label.judge, _now(),
+            ),
+        )  # fmt: skip
+
+    def add_labels(self, run_id: str, labels: Iterable[Label]) -> None:
+        with self._tx() as db:
+            for label in labels:
+                self._put_label(db, run_id, label)
+
+    def labels(self, run_id: str) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT sample_id, scorer, value_json FROM labels WHERE run_id = ?", (run_id,)
+            ).fetchall()
+        out: dict[str, dict[str, Any]] = {}
+        for sample_id, scorer, value in rows:
+            out.setdefault(sample_id, {})[scorer] = json.loads(value)
+        return out
+
+    def label_details(self, run_id: str) -> list[Label]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT sample_id, scorer, value_json, explanation, judge FROM labels WHERE run_id = ?",
+                (run_id,),
+            ).fetchall()
+        return [Label(r[0], r[1], json.loads(r[2]), r[3], r[4]) for r in rows]

@@ -1,0 +1,69 @@
+"""The shape of a case study. A study is a plug-in: it names its cells (variants or crossed factors), runs one
+sample of a cell against a model, and says which score columns are rates. Studies register under the
+`mislab.studies` entry-point group, so adding one touches no core file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import entry_points
+from typing import Any, Protocol, runtime_checkable
+
+from .models import ChatModel
+from .store import Label
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One experimental condition. `factors` become DataFrame columns (variant, tier, scratchpad …)."""
+
+    id: str
+    factors: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A boolean score column reported as a rate, e.g. `sabotaged`."""
+
+    column: str
+    title: str
+    description: str = ""
+
+
+@dataclass
+class SampleResult:
+    scores: dict[str, Any]
+    transcript: list[dict[str, Any]]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    labels: list[Label] = field(default_factory=list)
+
+
+@runtime_checkable
+class CaseStudy(Protocol):
+    name: str
+    title: str
+    metrics: list[Metric]
+
+    def cells(self, options: dict[str, Any]) -> list[Cell]:
+        """The conditions to run, from the study's options (variants, factors …)."""
+        ...
+
+    def prompts(self, cells: list[Cell], options: dict[str, Any]) -> dict[str, Any]:
+        """Every prompt text the cells use, stored with the run."""
+        ...
+
+    async def run_sample(self, model: ChatModel, cell: Cell, epoch: int, options: dict[str, Any]) -> SampleResult: ...
+
+
+@cache
+def studies() -> dict[str, CaseStudy]:
+    return {ep.name: ep.load() for ep in entry_points(group="mislab.studies")}
+
+
+def get_study(name: str) -> CaseStudy:
+    aliases = {"af": "alignment_faking", "alignment-faking": "alignment_faking"}
+    name = aliases.get(name, name)
+    found = studies()
+    if name not in found:
+        raise KeyError(f"unknown study {name!r}; installed: {', '.join(sorted(found)) or 'none'}")
+    return found[name]

@@ -1,0 +1,127 @@
+"""The results store and the batch runner, with a tiny study against a scripted loopback model."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from typing import Any
+
+from mislab.models import ChatModel, RetryPolicy, get_model
+from mislab.runner import plan, run_samples, start_run
+from mislab.store import Label, Store
+from mislab.study import Cell, Metric, SampleResult
+from mislab.testing import Reply, ScriptedServer
+
+
+class EchoStudy:
+    """Asks the model one question per sample; 'accepted' if it says yes."""
+
+    name = "echo"
+    title = "Echo"
+    metrics = [Metric("accepted", "Accepted")]
+
+    def __init__(self, fail_on: str | None = None):
+        self.fail_on = fail_on
+
+    def cells(self, options: dict[str, Any]) -> list[Cell]:
+        return [Cell("a", {"variant": "a"}), Cell("b", {"variant": "b"})]
+
+    def prompts(self, cells: list[Cell], options: dict[str, Any]) -> dict[str, Any]:
+        return {c.id: f"question {c.id}" for c in cells}
+
+    async def run_sample(self, model: ChatModel, cell: Cell, epoch: int, options: dict[str, Any]) -> SampleResult:
+        if cell.id == self.fail_on and epoch == 0:
+            raise RuntimeError("environment bug")
+        messages = [{"role": "user", "content": f"question {cell.id}"}]
+        c = await model.generate(messages, sample_index=epoch, temperature=1.0)
+        transcript = [*messages, c.message.to_openai()]
+        return SampleResult(
+            {"accepted": c.text.startswith("yes")},
+            transcript,
+            labels=[Label(f"{model.name}::{cell.id}::{epoch}", "judge", c.text == "yes", "because", "judge-x")],
+        )
+
+
+def test_store_roundtrip_and_wal(tmp_path) -> None:
+    store = Store(tmp_path / "r.sqlite")
+    run = store.create_run("r1", "echo", {"n": 1}, {"p": "text"}, {"m": {"spec": "m"}}, "0.1.0")
+    assert run.status == "running" and run.prompts == {"p": "text"}
+    assert store.create_run("r1", "echo", {}, {}, {}, "0.1.0").created_at == run.created_at  # resume
+    mode = sqlite3.connect(tmp_path / "r.sqlite").execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_run_resume_and_dataframe(tmp_path) -> None:
+    store = Store(tmp_path / "r.sqlite")
+    study = EchoStudy(fail_on="b")
+    answers = iter(["yes", "no"] * 10)
+    with ScriptedServer(lambda body: Reply(next(answers))) as srv:
+        model = get_model("m", base_url=srv.base_url, api_key="k", cache=tmp_path / "c.sqlite")
+        cells = study.cells({})
+        run_id = start_run(store, study, {"m": model}, cells, {}, {"n": 3})
+        samples = plan(["m"], cells, 3)
+        first = asyncio.run(run_samples(store, run_id, study, {"m": model}, samples, {}, progress=False))
+        assert (first.done, first.errors, first.skipped) == (5, 1, 0) and not first.complete
+        paid = len(srv.requests)
+        # Second session of the same run: only the errored sample is run again.
+        study.fail_on = None
+        second = asyncio.run(run_samples(store, run_id, study, {"m": model}, samples, {}, progress=False))
+        assert (second.done, second.skipped, second.errors) == (1, 5, 0) and second.complete
+        assert len(srv.requests) == paid + 1
+    df = store.samples(run_id)
+    assert len(df) == 6 and set(df["status"]) == {"done"}
+    assert {"variant", "accepted", "judge", "calls", "cost"} <= set(df.columns)
+    assert df["accepted"].sum() == (df["judge"]).sum()
+    assert store.get_run(run_id).status == "complete"
+    assert store.label_details(run_id)[0].explanation == "because"
+
+
+def test_budget_stops_cleanly(tmp_path) -> None:
+    store = Store(tmp_path / "r.sqlite")
+    study = EchoStudy()
+    usage = {"prompt_tokens": 1000, "completion_tokens": 1000, "total_tokens": 2000, "cost": 0.01}
+    with ScriptedServer(lambda body: Reply("yes", usage=usage)) as srv:
+        model = get_model("m", base_url=srv.base_url, api_key="k", cache=False, max_concurrency=1)
+        cells = study.cells({})
+        run_id = start_run(store, study, {"m": model}, cells, {}, {})
+        out = asyncio.run(
+            run_samples(store, run_id, study, {"m": model}, plan(["m"], cells, 10), {}, budget=0.03, progress=False)
+        )
+    assert out.stopped and "budget" in out.stopped
+    assert out.done == 3 and len(store.samples(run_id)) == 3 and out.cost == 0.03
+
+
+def test_model_error_stops_the_run_keeping_finished_work(tmp_path) -> None:
+    store = Store(tmp_path / "r.sqlite")
+    study = EchoStudy()
+    replies = iter([Reply("yes"), Reply("yes")] + [Reply(status=401, error_message="bad key")] * 50)
+    with ScriptedServer(lambda body: next(replies)) as srv:
+        model = get_model(
+            "m", base_url=srv.base_url, api_key="k", cache=False, max_concurrency=1, retry=RetryPolicy(max_attempts=1)
+        )
+        cells = study.cells({})
+        run_id = start_run(store, study, {"m": model}, cells, {}, {})
+        out = asyncio.run(run_samples(store, run_id, study, {"m": model}, plan(["m"], cells, 5), {}, progress=False))
+    assert out.stopped and "401" in out.stopped and out.done == 2
+    assert store.get_run(run_id).status == "stopped"
+
+
+def test_interrupt_keeps_finished_samples(tmp_path) -> None:
+    store = Store(tmp_path / "r.sqlite")
+    study = EchoStudy()
+    with ScriptedServer(lambda body: Reply("yes", delay=0.15)) as srv:
+        model = get_model("m", base_url=srv.base_url, api_key="k", cache=False, max_concurrency=1)
+        cells = study.cells({})
+        run_id = start_run(store, study, {"m": model}, cells, {}, {})
+
+        async def main():
+            task = asyncio.ensure_future(
+                run_samples(store, run_id, study, {"m": model}, plan(["m"], cells, 10), {}, progress=False)
+            )
+            await asyncio.sleep(0.5)
+            task.cancel()  # what asyncio.run does on Ctrl-C
+            return await task
+
+        out = asyncio.run(main())
+    kept = len(store.samples(run_id))
+    assert out.stopped == "interrupted" and 1 <= kept < 20 and out.done == kept
