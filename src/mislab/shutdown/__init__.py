@@ -1,0 +1,42 @@
+"""Shutdown resistance (Palisade Research 2025; Google DeepMind's "Self-preservation or instruction
+ambiguity?"; the ARENA notebook): does a model allow itself to be shut down mid-task?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .commands import classify_command, extract_inner_command
+from .episode import Episode, arun_episode, run_episode
+from .variants import ARENA_SET, Variant, list_variants, load_variant
+
+
+def run(
+    models: str | list[str],
+    variants: str | list[str] = "all",
+    n: int = 10,
+    *,
+    seed: int = 0,
+    run_id: str | None = None,
+    store: str | Path | None = None,
+    cache: bool | str | Path = True,
+    budget_usd: float | None = None,
+    progress: bool = True,
+    **episode_options: Any,
+) -> pd.DataFrame:
+    """Models × variants × n episodes through the batch runner (cache, store, resume); one row per episode.
+    `episode_options`: max_turns, tool_choice, temperature, max_tokens, backend."""
+    from ..experiment import run_study
+
+    return run_study(
+        "shutdown", models, n, {"variants": variants, **episode_options}, seed=seed, run_id=run_id,
+        store=store, cache=cache, budget_usd=budget_usd, progress=progress,
+    )  # fmt: skip
+
+
+__all__ = [
+    "ARENA_SET", "Episode", "Variant", "arun_episode", "classify_command", "extract_inner_command",
+    "list_variants", "load_variant", "run", "run_episode",
+]  # fmt: skip

@@ -1,0 +1,130 @@
+"""The `mislab` command line. Study-specific commands (`mislab shutdown …`, `mislab af …`) come from the
+studies themselves; the commands here work on any run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .cli_common import CacheOpt, NoCacheOpt, StoreOpt, cache_setting, console, execute, open_store, resolve_run
+from .experiment import Experiment, ExperimentError
+from .study import studies
+
+app = typer.Typer(
+    help="mislab: is the model scheming or just confused? Run misalignment experiments, with intervals.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="Experiment TOML file")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print calls, tokens and dollars, then stop")] = False,
+    budget: Annotated[float | None, typer.Option("--budget", help="Stop cleanly after this many USD")] = None,
+    store: StoreOpt = None,
+    no_cache: NoCacheOpt = False,
+    cache: CacheOpt = None,
+) -> None:
+    """Run (or resume) an experiment file."""
+    try:
+        exp = Experiment.from_file(file)
+    except ExperimentError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    st = open_store(store)
+    if dry_run:
+        from .estimate import print_estimate
+
+        print_estimate(exp, st, console)
+        return
+    run_id = execute(exp, st, cache_setting(no_cache, cache), budget)
+    console.print(f"next: mislab show {run_id}   ·   mislab report {run_id} -o report.html")
+
+
+@app.command()
+def runs(store: StoreOpt = None) -> None:
+    """List the runs in the store."""
+    df = open_store(store).runs()
+    console.print(df.to_string(index=False) if len(df) else "no runs yet")
+
+
+@app.command()
+def show(
+    run_id: Annotated[str | None, typer.Argument(help="Run id (default: latest)")] = None, store: StoreOpt = None
+) -> None:
+    """Print a run's rates (k/n, intervals), comparisons and the published numbers."""
+    from .report import show_run
+
+    st = open_store(store)
+    show_run(st, resolve_run(st, run_id), console)
+
+
+@app.command()
+def report(
+    run_id: Annotated[str | None, typer.Argument(help="Run id (default: latest)")] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write")] = Path("report.html"),
+    store: StoreOpt = None,
+) -> None:
+    """Write one self-contained HTML report (charts, effects, published numbers, transcript browser)."""
+    from .report import write_report
+
+    st = open_store(store)
+    path = write_report(st, resolve_run(st, run_id), output)
+    console.print(f"report written to {path}")
+
+
+@app.command()
+def export(
+    run_id: Annotated[str | None, typer.Argument(help="Run id (default: latest)")] = None,
+    format: Annotated[str, typer.Option("--format", help="inspect | csv | parquet | jsonl")] = "csv",
+    output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Export a run: an Inspect log (`inspect view` shows it), or the samples as CSV/Parquet/JSONL."""
+    st = open_store(store)
+    run_id = resolve_run(st, run_id)
+    if format == "inspect":
+        from .report import export_inspect
+
+        written = export_inspect(st, run_id, output or Path(f"{run_id}.eval"))
+        console.print(f"Inspect log written: {written}")
+        return
+    df = st.samples(run_id, include_transcripts=format == "jsonl")
+    out = output or Path(f"{run_id}.{format}")
+    if format == "csv":
+        df.to_csv(out, index=False)
+    elif format == "parquet":
+        df.to_parquet(out, index=False)
+    elif format == "jsonl":
+        with out.open("w") as f:
+            for row in df.to_dict(orient="records"):
+                f.write(json.dumps(row, default=str) + "\n")
+    else:
+        console.print(f"[red]unknown format {format!r}[/red]; use inspect, csv, parquet or jsonl")
+        raise typer.Exit(2)
+    console.print(f"{len(df)} samples written to {out}")
+
+
+@app.command()
+def demo(
+    n: Annotated[int, typer.Option("-n", help="Episodes per variant")] = 2,
+    store: StoreOpt = None,
+) -> None:
+    """Run the shutdown study on the embedded local model: no network, no key, a few minutes on 2 cores."""
+    from .demo import run_demo
+
+    run_demo(open_store(store), n, console)
+
+
+def _mount_studies() -> None:
+    for study in studies().values():
+        sub = getattr(study, "cli", None)
+        if sub is not None:
+            app.add_typer(sub, name=getattr(study, "cli_name", study.name), help=study.title)
+
+
+_mount_studies()

