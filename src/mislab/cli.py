@@ -81,7 +81,7 @@ def report(
 def export(
     run_id: Annotated[str | None, typer.Argument(help="Run id (default: latest)")] = None,
     format: Annotated[str, typer.Option("--format", help="inspect | csv | parquet | jsonl")] = "csv",
-    output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="File, or directory for inspect")] = None,
     store: StoreOpt = None,
 ) -> None:
     """Export a run: an Inspect log (`inspect view` shows it), or the samples as CSV/Parquet/JSONL."""
@@ -90,8 +90,10 @@ def export(
     if format == "inspect":
         from .report import export_inspect
 
-        written = export_inspect(st, run_id, output or Path(f"{run_id}.eval"))
-        console.print(f"Inspect log written: {written}")
+        written = export_inspect(st, run_id, output or Path(f"{run_id}-inspect"))
+        for path in written:
+            console.print(f"Inspect log written: {path}")
+        console.print("browse them with: inspect view --log-dir DIR")
         return
     df = st.samples(run_id, include_transcripts=format == "jsonl")
     out = output or Path(f"{run_id}.{format}")

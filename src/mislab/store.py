@@ -235,6 +235,16 @@ class Store:
             ).fetchall()
         return {r[0] for r in rows}
 
+    def cell_usage(self, study: str, model: str, cell: str) -> list[tuple[int, int, int]]:
+        """(calls, prompt tokens, completion tokens) of every finished sample of a study's model and cell,
+        across runs: the measured basis of dry-run estimates."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT s.calls, s.prompt_tokens, s.completion_tokens FROM samples s JOIN runs r USING (run_id) "
+                "WHERE r.study = ? AND s.model = ? AND s.cell = ? AND s.status = 'done'",
+                (study, model, cell),
+            ).fetchall()
+
     def sample_records(self, run_id: str) -> list[SampleRecord]:
         with self._lock:
             rows = self._db.execute(

@@ -1,0 +1,108 @@
+"""Alignment faking (Greenblatt et al. 2024, "Alignment faking in large language models"; the ARENA notebook):
+does a model comply more when it believes it is in training (free tier) than when it believes it is not (paid
+tier), and does its reasoning say it does so to avoid being modified?
+
+    from mislab.alignment_faking import run, compliance_gap, confusion_report
+    df = run("openrouter/meta-llama/llama-3.1-405b-instruct", n=50, queries="advbench", judge="openai/gpt-4o")
+    compliance_gap(df)            # free vs paid, k/n, intervals, McNemar over the paired queries
+    confusion_report(df)          # missing tags, accept-then-refuse … before believing a gap
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..models import ChatModel
+from ..store import Store
+from .analysis import classifier_accuracy, classifier_agreement, compliance_gap, confusion_report
+from .judges import AutoraterJudge, ComplianceJudge, JudgeResult, RevisitedClassifier
+from .prompts import BuiltPrompt, ScenarioConfig, build_system_prompt, build_user_prompt
+from .queries import DEMO_QUERIES, load_advbench, load_queries, resolve_queries, sample_queries
+from .scorers import (
+    accept_then_refuse,
+    confusion_flags,
+    extract_output,
+    extract_scratchpad,
+    keyword_af_classifier,
+    load_category_keywords,
+    tag_accepts,
+    tag_rejects,
+)
+
+
+def run(
+    models: str | ChatModel | Sequence[str | ChatModel],
+    n: int = 10,
+    *,
+    tier: str | Sequence[str] = ("free", "paid"),
+    scratchpad: bool = True,
+    prompt: str | Path = "mislab",
+    queries: str | Path = "demo",
+    judge: str | ChatModel | None = None,
+    af_judges: Sequence[str] = (),
+    factors: Mapping[str, Sequence[Any]] | None = None,
+    seed: int = 0,
+    run_id: str | None = None,
+    store: str | Path | Store | None = None,
+    cache: bool | str | Path = True,
+    budget_usd: float | None = None,
+    progress: bool = True,
+    **options: Any,
+) -> pd.DataFrame:
+    """Models × tiers × factor combinations × n queries through the batch runner (cache, store, resume); one
+    row per conversation. `n` is the number of queries, each asked in every tier.
+
+    `options` are the study's other options (see `mislab.alignment_faking.study`): prefill, max_next, stop,
+    temperature, max_tokens, examples, rlhf_paragraph, tier_explanation, lab_name, protocol, query_column,
+    judge_base_url, strongreject, votes, vote_threshold … `models` and `judge` may be model specs or
+    `ChatModel`s (e.g. one pointed at your own server with `get_model(name, base_url=...)`).
+    The run id and outcome are in `df.attrs` (`run_id`, `stopped`, `store`)."""
+    from ..config import default_store_path
+    from ..experiment import Experiment, run_experiment
+    from ..models import get_model
+    from .study import query_count
+
+    options = {
+        "tiers": [tier] if isinstance(tier, str) else list(tier), "scratchpad": scratchpad,
+        "prompt": str(prompt), "queries": str(queries), "judge": judge, "af_judges": list(af_judges),
+        "factors": {k: list(v) for k, v in (factors or {}).items()}, **options,
+    }  # fmt: skip
+    options = {k: v for k, v in options.items() if v is not None}
+    available = query_count({**options, "seed": seed})
+    if n > available:
+        raise ValueError(f"n={n} but the query set {queries!r} has {available} distinct queries")
+    # run_study takes model specs only; ChatModel instances go to run_experiment directly, keyed by name.
+    chat_models = {m.name: m for m in (get_model(spec, cache=cache) for spec in _as_list(models))}
+    exp = Experiment.from_dict(
+        {
+            "study": "alignment_faking",
+            "models": list(chat_models),
+            "n": n,
+            "seed": seed,
+            "options": options,
+            "budget_usd": budget_usd,
+            "run_id": run_id,
+        }
+    )
+    st = store if isinstance(store, Store) else Store(store or default_store_path())
+    rid, outcome = run_experiment(exp, st, models=chat_models, progress=progress)
+    df = st.samples(rid)
+    df.attrs.update(run_id=rid, stopped=outcome.stopped, store=str(st.path))
+    return df
+
+
+def _as_list(models: str | ChatModel | Sequence[str | ChatModel]) -> list[str | ChatModel]:
+    return [models] if isinstance(models, str | ChatModel) else list(models)
+
+
+__all__ = [
+    "DEMO_QUERIES", "AutoraterJudge", "BuiltPrompt", "ComplianceJudge", "JudgeResult", "RevisitedClassifier",
+    "ScenarioConfig", "accept_then_refuse", "build_system_prompt", "build_user_prompt", "classifier_accuracy",
+    "classifier_agreement", "compliance_gap", "confusion_flags", "confusion_report", "extract_output",
+    "extract_scratchpad", "keyword_af_classifier", "load_advbench", "load_category_keywords", "load_queries",
+    "resolve_queries", "run", "sample_queries", "tag_accepts", "tag_rejects",
+]  # fmt: skip

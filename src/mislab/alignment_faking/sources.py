@@ -105,9 +105,7 @@ def verify_sha256(data: bytes, expected: str | None, what: str, *, allow_unpinne
     return got
 
 
-def fetch_verified(
-    source: str | Path, dest: Path, sha256: str | None, *, allow_unpinned: bool = False
-) -> Path:
+def fetch_verified(source: str | Path, dest: Path, sha256: str | None, *, allow_unpinned: bool = False) -> Path:
     """Copy `source` (URL or local path) to `dest` after checking its sha256; a verified `dest` is reused."""
     if sha256 is not None and dest.is_file() and sha256_hex(dest.read_bytes()) == sha256:
         return dest

@@ -43,7 +43,10 @@ class ModelError(RuntimeError):
 
 @dataclass
 class UsageMeter:
-    """Calls, tokens and dollars within a scope (a sample, a run). Cached calls cost nothing here."""
+    """Calls, tokens and dollars within a scope (a sample, a run).
+
+    `usage` counts every call's tokens, cached or not (what the work takes, e.g. for estimates); `cost` counts
+    only what was paid now: a cached call costs nothing."""
 
     calls: int = 0
     cached_calls: int = 0
@@ -53,10 +56,10 @@ class UsageMeter:
 
     def record(self, completion: Completion) -> None:
         self.calls += 1
+        self.usage = self.usage + completion.usage
         if completion.cached:
             self.cached_calls += 1
             return
-        self.usage = self.usage + completion.usage
         if completion.cost is None:
             self.unpriced_calls += 1
         else:

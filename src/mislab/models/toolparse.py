@@ -34,7 +34,7 @@ def _decode_all(text: str) -> list[Any] | None:
             continue
         try:
             value, pos = _DECODER.raw_decode(text, pos)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # deep nesting exhausts the C decoder's stack
             return None
         values.append(value)
     return values
@@ -136,12 +136,13 @@ def recover_tool_calls(content: str | None, tool_names: Collection[str]) -> tupl
             continue
         try:
             value, end = _DECODER.raw_decode(content, start)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             continue
         calls = _calls_in([value], names, require_arguments=True)
         if calls:
             found.append((start, end, calls))
-            pos = end
+        # Skip the whole value either way: a call nested in other JSON is data, not a call.
+        pos = end
 
     if not found:
         return content, []

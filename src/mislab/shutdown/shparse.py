@@ -1,11 +1,11 @@
 """Bash command lines → a small typed syntax tree.
 
-`bashlex` does the grammar. Two things it cannot do are handled before it runs, at the token level:
+`bashlex` does the grammar. Three things it cannot do are handled before it runs, at the token level:
 here-documents with a quoted delimiter (`cat > f <<'EOF'`, which models write constantly) are cut out of
-the text and replaced by here-string placeholders, and `[[ … ]]` (which bashlex does not implement) is
-presented to it as a plain command named `[[`. When bashlex still fails (`case`, `$((…))` inside a
-word it rejects, or one of its own bugs) a flat recursive-descent parser over the same tokens takes
-over: it understands lists, pipelines, groups and redirections, and drops control keywords.
+the text and replaced by here-string placeholders, `[[ … ]]` is presented to it as a plain command named
+`[[`, and `$((…))` as a parameter placeholder that the words get back afterwards. When bashlex still
+fails (`case`, `(( … ))` commands, or one of its own bugs) a flat recursive-descent parser over the same
+tokens takes over: it understands lists, pipelines, groups and redirections, and drops control keywords.
 
 Words are kept raw (see `shwords`), so callers decide how to expand them.
 """
@@ -13,16 +13,28 @@ Words are kept raw (see `shwords`), so callers decide how to expand them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import bashlex
 
-from mislab.shutdown.shwords import ShellSyntaxError, literal_word, skip_unit, skip_word
+from mislab.shutdown.shwords import ShellSyntaxError, arith_spans, literal_word, skip_unit, skip_word
 
 __all__ = [
-    "CommandList", "For", "FunctionDef", "Group", "HereDoc", "If", "Loop", "Node", "Pipeline",
-    "Redirect", "ShellSyntaxError", "Simple", "Word", "iter_simple", "parse",
+    "CommandList",
+    "For",
+    "FunctionDef",
+    "Group",
+    "HereDoc",
+    "If",
+    "Loop",
+    "Node",
+    "Pipeline",
+    "Redirect",
+    "ShellSyntaxError",
+    "Simple",
+    "Word",
+    "parse",
+    "substitutions",
 ]
 
 
@@ -117,62 +129,61 @@ Node = Simple | Pipeline | CommandList | Group | If | Loop | For | FunctionDef
 EMPTY = CommandList(())
 
 
-def iter_simple(node: Node) -> Iterator[Simple]:
-    """Every simple command in the tree, in source order (function bodies included)."""
-    match node:
-        case Simple():
-            yield node
-        case Pipeline(commands=parts) | CommandList(items=parts):
-            for part in parts:
-                yield from iter_simple(part)
-        case Group(body=body) | FunctionDef(body=body):
-            yield from iter_simple(body)
-        case If(branches=branches, orelse=orelse):
-            for cond, body in branches:
-                yield from iter_simple(cond)
-                yield from iter_simple(body)
-            if orelse is not None:
-                yield from iter_simple(orelse)
-        case Loop(condition=cond, body=body):
-            yield from iter_simple(cond)
-            yield from iter_simple(body)
-        case For(body=body):
-            yield from iter_simple(body)
-
-
-def iter_redirects(node: Node) -> Iterator[Redirect]:
-    """Redirections attached to compound commands (simple commands carry their own)."""
-    match node:
-        case Group() | If() | Loop() | For():
-            yield from node.redirects
-    match node:
-        case Pipeline(commands=parts) | CommandList(items=parts):
-            for part in parts:
-                yield from iter_redirects(part)
-        case Group(body=body) | FunctionDef(body=body) | For(body=body):
-            yield from iter_redirects(body)
-        case If(branches=branches, orelse=orelse):
-            for cond, body in branches:
-                yield from iter_redirects(cond)
-                yield from iter_redirects(body)
-            if orelse is not None:
-                yield from iter_redirects(orelse)
-        case Loop(condition=cond, body=body):
-            yield from iter_redirects(cond)
-            yield from iter_redirects(body)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Tokens
 
-_OPERATORS = ("&>>", "<<<", "<<-", ";;&", "&&", "||", ";;", ";&", "|&", "<<", ">>", "<&", ">&", "<>", ">|",
-              "&>", ";", "&", "|", "(", ")", "<", ">")
+_OPERATORS = (
+    "&>>",
+    "<<<",
+    "<<-",
+    ";;&",
+    "&&",
+    "||",
+    ";;",
+    ";&",
+    "|&",
+    "<<",
+    ">>",
+    "<&",
+    ">&",
+    "<>",
+    ">|",
+    "&>",
+    ";",
+    "&",
+    "|",
+    "(",
+    ")",
+    "<",
+    ">",
+)
 REDIRECT_OPS = frozenset({"<", ">", ">>", ">|", "<>", "&>", "&>>", "<<<", "<<", "<<-", "<&", ">&"})
 SEPARATORS = frozenset({";", "&", "&&", "||", ";;", ";&", ";;&", "\n"})
 # Words after which the next word starts a command (so that `[[` there is the conditional command).
 _COMMAND_PREFIX_WORDS = frozenset({"if", "then", "elif", "else", "do", "while", "until", "!", "{", "time"})
-_CONTROL_WORDS = frozenset({"if", "then", "elif", "else", "fi", "do", "done", "while", "until", "for", "in",
-                            "case", "esac", "select", "function", "{", "}", "!", "time"})
+_CONTROL_WORDS = frozenset(
+    {
+        "if",
+        "then",
+        "elif",
+        "else",
+        "fi",
+        "do",
+        "done",
+        "while",
+        "until",
+        "for",
+        "in",
+        "case",
+        "esac",
+        "select",
+        "function",
+        "{",
+        "}",
+        "!",
+        "time",
+    }
+)
 
 
 @dataclass
@@ -270,6 +281,8 @@ def tokenize(text: str) -> list[Token]:
 
 _HEREDOC_PLACEHOLDER = "__mislab_heredoc_{}__"
 _PLACEHOLDER_RE = re.compile(r"__mislab_heredoc_(\d+)__")
+_ARITH_PLACEHOLDER = "${{__mislab_arith_{}}}"
+_ARITH_RE = re.compile(r"\$\{__mislab_arith_(\d+)\}")
 
 
 def parse(text: str, *, lenient: bool = False) -> Node:
@@ -287,14 +300,14 @@ def parse(text: str, *, lenient: bool = False) -> Node:
         return _parse_repaired(text)
     if not any(t.kind != "newline" for t in tokens):
         return EMPTY
-    rewritten, heredocs = _rewrite_for_bashlex(text, tokens)
+    rewritten, heredocs, arithmetic = _rewrite_for_bashlex(text, tokens)
     try:
         trees = bashlex.parse(rewritten)
     # bashlex raises its own ParsingError, NotImplementedError for unsupported syntax, and on some inputs
     # assorted internal errors; any of them means "use the fallback parser", never "crash".
     except Exception:  # noqa: BLE001
         return _Fallback(tokens).parse()
-    converter = _FromBashlex(rewritten, heredocs)
+    converter = _FromBashlex(rewritten, heredocs, arithmetic)
     try:
         nodes = [converter.convert(t) for t in trees]
     except _Unsupported:
@@ -303,7 +316,7 @@ def parse(text: str, *, lenient: bool = False) -> Node:
 
 
 def _parse_repaired(text: str) -> Node:
-    for closer in ("'", '"', "`", ")", "')", "\")", "}"):
+    for closer in ("'", '"', "`", ")", "')", '")', "}"):
         try:
             return parse(text + closer)
         except ShellSyntaxError:
@@ -315,12 +328,18 @@ def _quote_all(s: str) -> str:
     return "'" + s.replace("'", "'\\''") + "'"
 
 
-def _rewrite_for_bashlex(text: str, tokens: list[Token]) -> tuple[str, list[HereDoc]]:
-    """Text bashlex can parse: here-documents become here-string placeholders, `[[ ]]` a plain command."""
+def _rewrite_for_bashlex(text: str, tokens: list[Token]) -> tuple[str, list[HereDoc], list[str]]:
+    """Text bashlex can parse: here-documents become here-string placeholders, `[[ ]]` a plain command,
+    `$((…))` a parameter placeholder (the converter puts the original text back into the words)."""
     edits: list[tuple[int, int, str]] = []
     heredocs: list[HereDoc] = []
+    arithmetic: list[str] = []
     in_cond = False
     for k, tok in enumerate(tokens):
+        if tok.kind == "word":
+            for start, end in arith_spans(tok.text):
+                edits.append((tok.start + start, tok.start + end, _ARITH_PLACEHOLDER.format(len(arithmetic))))
+                arithmetic.append(tok.text[start:end])
         if tok.heredoc is not None and tok.body_span is not None:
             op = tokens[k - 1]
             edits.append((op.end - len(op.text), op.end, "<<<"))
@@ -342,7 +361,7 @@ def _rewrite_for_bashlex(text: str, tokens: list[Token]) -> tuple[str, list[Here
         out.append(replacement)
         pos = end
     out.append(text[pos:])
-    return "".join(out), heredocs
+    return "".join(out), heredocs, arithmetic
 
 
 def _at_command_start(tokens: list[Token], k: int) -> bool:
@@ -359,12 +378,14 @@ class _Unsupported(Exception):
 
 
 class _FromBashlex:
-    def __init__(self, src: str, heredocs: list[HereDoc]) -> None:
+    def __init__(self, src: str, heredocs: list[HereDoc], arithmetic: list[str]) -> None:
         self.src = src
         self.heredocs = heredocs
+        self.arithmetic = arithmetic
 
     def word(self, node: bashlex.ast.node) -> Word:
-        return Word(self.src[node.pos[0] : node.pos[1]])
+        raw = self.src[node.pos[0] : node.pos[1]]
+        return Word(_ARITH_RE.sub(lambda m: self.arithmetic[int(m.group(1))], raw))
 
     def convert(self, node: bashlex.ast.node) -> Node:
         kind = node.kind

@@ -144,6 +144,44 @@ def skip_parens(text: str, i: int) -> int:
     raise ShellSyntaxError("unexpected EOF while looking for matching `)'")
 
 
+def arith_spans(raw: str) -> list[tuple[int, int]]:
+    """(start, end) of every `$((…))` in a raw word, including those inside double quotes, backticks and
+    command substitutions (bashlex cannot parse arithmetic expansion, so the parser hides these from it)."""
+    spans: list[tuple[int, int]] = []
+
+    def scan(i: int, end: int, in_double: bool) -> None:
+        while i < end:
+            c = raw[i]
+            if c == "\\":
+                i += 2
+            elif c == "'" and not in_double:
+                i = _skip_single_lenient(raw, i + 1)
+            elif (
+                raw.startswith("$((", i)
+                and (j := _skip_lenient(skip_parens, raw, i + 1)) <= len(raw)
+                and (raw[j - 2 : j] == "))")
+            ):
+                spans.append((i, j))
+                i = j
+            elif raw.startswith("$(", i):
+                j = _skip_lenient(skip_parens, raw, i + 1)
+                scan(i + 2, j - 1, False)
+                i = j
+            elif c == '"' and not in_double:
+                j = _skip_lenient(_skip_double, raw, i + 1)
+                scan(i + 1, j - 1, True)
+                i = j
+            elif c == "`":
+                j = _skip_lenient(_skip_backtick, raw, i + 1)
+                scan(i + 1, j - 1, False)
+                i = j
+            else:
+                i += 1
+
+    scan(0, len(raw), False)
+    return spans
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Expansion.
 
@@ -222,7 +260,7 @@ def expand_word(
             i = _expand_double(raw, i + 1, out, lookup, substitute)
         elif c == "$" and raw[i + 1 : i + 2] == "'":
             end = _skip_ansi_lenient(raw, i + 2)
-            out.add(_ansi_c(raw[i + 2 : end - 1]), quoted=True)
+            out.add(ansi_c_decode(raw[i + 2 : end - 1]), quoted=True)
             i = end
         elif c in "$`":
             value, i = _expand_dollar(raw, i, lookup, substitute)
@@ -249,9 +287,31 @@ def expand_string(raw: str, lookup: Lookup, substitute: Substitute = _no_substit
     return expand_word(raw, lookup, substitute, split=False)[0].text
 
 
+def expand_heredoc(body: str, lookup: Lookup, substitute: Substitute = _no_substitution) -> str:
+    """Expand an unquoted here-document body: parameters and substitutions, but quotes stay literal."""
+    out: list[str] = []
+    i = 0
+    while i < len(body):
+        c = body[i]
+        if c == "\\" and body[i + 1 : i + 2] in ("$", "`", "\\", "\n"):
+            out.append("" if body[i + 1] == "\n" else body[i + 1])
+            i += 2
+        elif c in "$`":
+            value, i = _expand_dollar(body, i, lookup, substitute)
+            out.append(c if value is None else value)
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
 def literal_word(raw: str) -> str:
-    """Quote removal only: the word as bash would see it if no variable were set and nothing ran."""
-    return expand_string(raw, lambda _: None)
+    """Quote removal only: the word as bash would see it if no variable were set and nothing ran (the raw
+    text itself if even that fails, e.g. on `$((1/0))`)."""
+    try:
+        return expand_string(raw, lambda _: None)
+    except ExpansionError:
+        return raw
 
 
 def _skip_single_lenient(text: str, i: int) -> int:
@@ -346,12 +406,25 @@ def _expand_braced(body: str, lookup: Lookup, substitute: Substitute) -> str:
     return alternative if unset else (value or "")
 
 
-_ANSI_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "e": "\x1b", "E": "\x1b",
-                 "f": "\f", "v": "\v", "\\": "\\", "'": "'", '"': '"', "?": "?"}
+_ANSI_ESCAPES = {
+    "n": "\n",
+    "t": "\t",
+    "r": "\r",
+    "a": "\a",
+    "b": "\b",
+    "e": "\x1b",
+    "E": "\x1b",
+    "f": "\f",
+    "v": "\v",
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+    "?": "?",
+}
 
 
-def _ansi_c(body: str) -> str:
-    """Decode the body of a `$'…'` string."""
+def ansi_c_decode(body: str) -> str:
+    """Decode backslash escapes as in `$'…'` strings (also used for `echo -e` and `printf`)."""
     out: list[str] = []
     i = 0
     while i < len(body):
@@ -380,14 +453,25 @@ def _ansi_c(body: str) -> str:
 # Arithmetic: `$((…))` on integers, evaluated through Python's AST so no code can run.
 
 _BINOPS: dict[type[ast.operator], Callable[[int, int], int]] = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Pow: operator.pow,
-    ast.Mod: lambda a, b: a - b * _c_div(a, b), ast.FloorDiv: lambda a, b: _c_div(a, b),
-    ast.LShift: operator.lshift, ast.RShift: operator.rshift, ast.BitAnd: operator.and_,
-    ast.BitOr: operator.or_, ast.BitXor: operator.xor,
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Pow: operator.pow,
+    ast.Mod: lambda a, b: a - b * _c_div(a, b),
+    ast.FloorDiv: lambda a, b: _c_div(a, b),
+    ast.LShift: operator.lshift,
+    ast.RShift: operator.rshift,
+    ast.BitAnd: operator.and_,
+    ast.BitOr: operator.or_,
+    ast.BitXor: operator.xor,
 }
 _CMPOPS: dict[type[ast.cmpop], Callable[[int, int], bool]] = {
-    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
-    ast.Gt: operator.gt, ast.GtE: operator.ge,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
 }
 
 
@@ -405,7 +489,9 @@ def arithmetic(expr: str, lookup: Lookup) -> int:
     try:
         tree = ast.parse(py.strip() or "0", mode="eval")
         return _arith(tree.body, lookup)
-    except (SyntaxError, ZeroDivisionError, ValueError, TypeError, RecursionError) as exc:
+    except ZeroDivisionError as exc:
+        raise ExpansionError(f"{expr.strip()}: division by 0") from exc
+    except (SyntaxError, ValueError, TypeError, RecursionError) as exc:
         raise ExpansionError(f"{expr.strip()}: syntax error in expression") from exc
 
 

