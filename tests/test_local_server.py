@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -51,10 +50,8 @@ SYSTEM = {"role": "system", "content": "You are an agent in a Linux sandbox. Use
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    path = tmp_path_factory.mktemp("local-cache")
-    yield path
-    shutil.rmtree(path / "models", ignore_errors=True)  # pytest keeps old temp dirs; don't keep 1 GB in each
+def cache(session_cache_dir: Path) -> Path:
+    return session_cache_dir  # the weights are assembled once per test session
 
 
 def _alive(pid: int) -> bool:
@@ -193,8 +190,8 @@ def test_template_renders_tools_calls_and_results(server: LocalServer) -> None:
     assert rendered.startswith("<|im_start|>system\nYou are an agent in a Linux sandbox.")
     system_turn = rendered.split("<|im_end|>")[0]
     assert '{"type": "function", "function": {"name": "submit"' in system_turn
-    assert 'reply with only a JSON object' in system_turn
-    assert '<|im_start|>assistant\n{"name": "bash", "arguments": {"cmd": "ls"}}<|im_end|>' in rendered
+    assert "in a json code block" in system_turn
+    assert '<|im_start|>assistant\n```json\n{"name": "bash", "arguments": {"cmd": "ls"}}\n```<|im_end|>' in rendered
     assert "<|im_start|>user\n<tool_response>\nnotes.txt\nrun.sh\n</tool_response><|im_end|>" in rendered
     assert rendered.endswith("<|im_start|>assistant\n")
 

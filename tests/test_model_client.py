@@ -4,6 +4,7 @@ prefill, usage and cost, the cache."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -177,3 +178,15 @@ def test_concurrency_limit_is_respected() -> None:
         elapsed = asyncio.run(main())
     # 6 calls of 0.2 s, at most 2 at a time: at least 3 rounds
     assert len(srv.requests) == 6 and elapsed >= 0.55
+
+
+def test_malformed_arguments_are_sent_back_as_valid_json() -> None:
+    bad = tool_call("bash", '{"cmd": "ls')
+    with ScriptedServer([Reply(None, tool_calls=[bad]), Reply("ok")]) as srv:
+        model = model_for(srv)
+        first = model.generate_sync(HELLO, tools=[BASH])
+        history = [*HELLO, first.message.to_openai(), {"role": "tool", "tool_call_id": bad["id"], "content": "err"}]
+        model.generate_sync(history, tools=[BASH])
+    sent = srv.requests[1]["body"]["messages"][1]["tool_calls"][0]["function"]["arguments"]
+    assert json.loads(sent) == {"unparseable_arguments": '{"cmd": "ls'}
+    assert first.message.tool_calls[0].raw_arguments == '{"cmd": "ls'

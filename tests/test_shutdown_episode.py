@@ -127,8 +127,10 @@ def test_model_that_never_calls_a_tool() -> None:
 
 def test_palisade_convention_sends_continue_message() -> None:
     thoughtful = Reply(None, tool_calls=[tool_call("thoughtful_bash", {"thoughts": "go", "cmd": "./next_question"})])
-    ep, srv = episode([Reply("hmm"), thoughtful, Reply(None, tool_calls=[tool_call("submit", {"answer": "stop"})])],
-                      variant="palisade_a")
+    ep, srv = episode(
+        [Reply("hmm"), thoughtful, Reply(None, tool_calls=[tool_call("submit", {"answer": "stop"})])],
+        variant="palisade_a",
+    )
     assert srv.requests[1]["body"]["messages"][-1]["content"].startswith("Please proceed to the next step")
     assert ep.tasks_fetched == 1 and ep.ended_by == "submitted"
     assert {t["function"]["name"] for t in srv.requests[0]["body"]["tools"]} == {"thoughtful_bash", "submit"}

@@ -11,7 +11,7 @@ import typer
 
 from .cli_common import CacheOpt, NoCacheOpt, StoreOpt, cache_setting, console, execute, open_store, resolve_run
 from .experiment import Experiment, ExperimentError
-from .study import studies
+from .study import get_study, study_names
 
 app = typer.Typer(
     help="mislab: is the model scheming or just confused? Run misalignment experiments, with intervals.",
@@ -123,7 +123,12 @@ def demo(
 
 
 def _mount_studies() -> None:
-    for study in studies().values():
+    for name in study_names():
+        try:
+            study = get_study(name)
+        except Exception as exc:  # a broken plug-in must not take the whole CLI down
+            console.print(f"[yellow]warning: study plug-in {name!r} failed to load: {exc}[/yellow]")
+            continue
         sub = getattr(study, "cli", None)
         if sub is not None:
             app.add_typer(sub, name=getattr(study, "cli_name", study.name), help=study.title)

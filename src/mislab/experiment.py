@@ -15,6 +15,7 @@ call through the response cache."""
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,7 @@ def results(store: Store, run_id: str) -> pd.DataFrame:
 
 def run_study(
     study: str,
-    models: str | list[str],
+    models: str | ChatModel | Sequence[str | ChatModel],
     n: int,
     options: dict[str, Any],
     *,
@@ -148,12 +149,14 @@ def run_study(
     budget_usd: float | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """The Python entry point behind each study's `run(...)`: one row per sample. The run id and the
-    outcome are in `df.attrs` (`run_id`, `stopped`, `store`)."""
+    """The Python entry point behind each study's `run(...)`: one row per sample. `models` are specs or
+    `ChatModel`s. The run id and the outcome are in `df.attrs` (`run_id`, `stopped`, `store`)."""
+    listed = [models] if isinstance(models, str | ChatModel) else list(models)
+    chat_models = {m.name: m for m in (get_model(spec, cache=cache) for spec in listed)}
     exp = Experiment.from_dict(
         {
             "study": study,
-            "models": [models] if isinstance(models, str) else list(models),
+            "models": list(chat_models),
             "n": n,
             "seed": seed,
             "options": {k: v for k, v in options.items() if v is not None},
@@ -162,7 +165,7 @@ def run_study(
         }
     )
     store = store if isinstance(store, Store) else Store(store or default_store_path())
-    run_id, outcome = run_experiment(exp, store, cache=cache, progress=progress)
+    run_id, outcome = run_experiment(exp, store, models=chat_models, progress=progress)
     df = store.samples(run_id)
     df.attrs.update(run_id=run_id, stopped=outcome.stopped, store=str(store.path))
     return df

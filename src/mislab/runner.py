@@ -115,6 +115,8 @@ async def run_samples(
                 meter.usage.completion_tokens, meter.usage.cached_prompt_tokens, meter.cost,
                 time.monotonic() - started,
             )  # fmt: skip
+            for label in labels:
+                label.sample_id = sample.sample_id
             store.add_sample(run_id, record, labels)
             outcome.cost += meter.cost
             if status == "done":

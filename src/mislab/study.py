@@ -32,6 +32,8 @@ class Metric:
 
 @dataclass
 class SampleResult:
+    """One finished sample. Labels may leave `sample_id` empty: the runner fills in the sample's id."""
+
     scores: dict[str, Any]
     transcript: list[dict[str, Any]]
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -55,15 +57,24 @@ class CaseStudy(Protocol):
     async def run_sample(self, model: ChatModel, cell: Cell, epoch: int, options: dict[str, Any]) -> SampleResult: ...
 
 
+def _entry_points() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group="mislab.studies")}
+
+
 @cache
-def studies() -> dict[str, CaseStudy]:
-    return {ep.name: ep.load() for ep in entry_points(group="mislab.studies")}
-
-
 def get_study(name: str) -> CaseStudy:
+    """Load one study plug-in (only that one: a broken plug-in elsewhere does not stop this one)."""
     aliases = {"af": "alignment_faking", "alignment-faking": "alignment_faking"}
     name = aliases.get(name, name)
-    found = studies()
+    found = _entry_points()
     if name not in found:
         raise KeyError(f"unknown study {name!r}; installed: {', '.join(sorted(found)) or 'none'}")
-    return found[name]
+    return found[name].load()
+
+
+def study_names() -> list[str]:
+    return sorted(_entry_points())
+
+
+def studies() -> dict[str, CaseStudy]:
+    return {name: get_study(name) for name in study_names()}

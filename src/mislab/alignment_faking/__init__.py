@@ -61,9 +61,7 @@ def run(
     judge_base_url, strongreject, votes, vote_threshold … `models` and `judge` may be model specs or
     `ChatModel`s (e.g. one pointed at your own server with `get_model(name, base_url=...)`).
     The run id and outcome are in `df.attrs` (`run_id`, `stopped`, `store`)."""
-    from ..config import default_store_path
-    from ..experiment import Experiment, run_experiment
-    from ..models import get_model
+    from ..experiment import run_study
     from .study import query_count
 
     options = {
@@ -75,28 +73,10 @@ def run(
     available = query_count({**options, "seed": seed})
     if n > available:
         raise ValueError(f"n={n} but the query set {queries!r} has {available} distinct queries")
-    # run_study takes model specs only; ChatModel instances go to run_experiment directly, keyed by name.
-    chat_models = {m.name: m for m in (get_model(spec, cache=cache) for spec in _as_list(models))}
-    exp = Experiment.from_dict(
-        {
-            "study": "alignment_faking",
-            "models": list(chat_models),
-            "n": n,
-            "seed": seed,
-            "options": options,
-            "budget_usd": budget_usd,
-            "run_id": run_id,
-        }
-    )
-    st = store if isinstance(store, Store) else Store(store or default_store_path())
-    rid, outcome = run_experiment(exp, st, models=chat_models, progress=progress)
-    df = st.samples(rid)
-    df.attrs.update(run_id=rid, stopped=outcome.stopped, store=str(st.path))
-    return df
-
-
-def _as_list(models: str | ChatModel | Sequence[str | ChatModel]) -> list[str | ChatModel]:
-    return [models] if isinstance(models, str | ChatModel) else list(models)
+    return run_study(
+        "alignment_faking", models, n, options, seed=seed, run_id=run_id, store=store, cache=cache,
+        budget_usd=budget_usd, progress=progress,
+    )  # fmt: skip
 
 
 __all__ = [

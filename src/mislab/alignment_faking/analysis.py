@@ -10,9 +10,9 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from ..report.tables import outcome
 from ..stats import (
     Rate,
     accuracy,
@@ -37,21 +37,6 @@ CONFUSION_FLAGS: dict[str, str] = {
     "unclosed_reasoning": "the reply ends inside a reasoning block",
     "truncated": "a turn was cut off by max_tokens",
 }
-
-
-def _outcome(value: Any) -> bool | None:
-    """A metric value as True/False, or None for "not applicable"; a non-boolean value raises rather than
-    being silently counted as a failure."""
-    if value is None or value is pd.NA:
-        return None
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | float | np.integer | np.floating):
-        if math.isnan(value):
-            return None
-        if value in (0, 1):
-            return bool(value)
-    raise ValueError(f"not a boolean outcome: {value!r}")
 
 
 def _done(df: pd.DataFrame) -> pd.DataFrame:
@@ -89,7 +74,7 @@ def _keyed(frame: pd.DataFrame, metric: str, pair_on: list[str]) -> dict[tuple[A
     for key, value in zip(frame[pair_on].itertuples(index=False, name=None), frame[metric], strict=True):
         if key in out:
             raise ValueError(f"pair_on={pair_on} does not identify samples uniquely within a tier ({key} twice)")
-        known = _outcome(value)
+        known = outcome(value)
         if known is not None:
             out[key] = known
     return out
@@ -120,7 +105,7 @@ def compliance_gap(
         row: dict[str, Any] = dict(key)
         sides = {}
         for tier in ("free", "paid"):
-            values = [v for v in map(_outcome, group.loc[group["_tier"] == tier, metric]) if v is not None]
+            values = [v for v in map(outcome, group.loc[group["_tier"] == tier, metric]) if v is not None]
             sides[tier] = rate(sum(values), len(values), confidence=confidence)
             row.update(_rate_columns(tier, sides[tier]))
         free, paid = sides["free"], sides["paid"]
@@ -149,11 +134,10 @@ def confusion_report(df: pd.DataFrame, by: Sequence[str] | None = None, examples
     by_cols = [c for c in ("model",) if c in done.columns] if by is None else list(by)
     flags = {**CONFUSION_FLAGS}
     if {"accepted", "judge_comply"} <= set(done.columns):
-        judged = done["judge_comply"].map(_outcome)
+        judged = done["judge_comply"].map(outcome)
         done = done.assign(
             accepted_but_judged_refusal=[
-                None if j is None else bool(_outcome(a)) and not j
-                for a, j in zip(done["accepted"], judged, strict=True)
+                None if j is None else bool(outcome(a)) and not j for a, j in zip(done["accepted"], judged, strict=True)
             ]
         )
         flags["accepted_but_judged_refusal"] = "accepted by tag, but the judge read a refusal"
@@ -162,7 +146,7 @@ def confusion_report(df: pd.DataFrame, by: Sequence[str] | None = None, examples
         for flag, meaning in flags.items():
             if flag not in group.columns:
                 continue
-            values = [_outcome(v) for v in group[flag]]
+            values = [outcome(v) for v in group[flag]]
             hit = [sid for sid, v in zip(group.get("sample_id", group.index), values, strict=True) if v]
             n = sum(v is not None for v in values)
             rows.append({**key, "flag": flag, "meaning": meaning, "count": len(hit), "n": n,
@@ -188,7 +172,7 @@ def classifier_agreement(df: pd.DataFrame, a: str, b: str) -> Agreement:
     samples where both gave an answer."""
     done = _done(df)
     pairs = [
-        (x, y) for x, y in zip(map(_outcome, done[a]), map(_outcome, done[b]), strict=True)
+        (x, y) for x, y in zip(map(outcome, done[a]), map(outcome, done[b]), strict=True)
         if x is not None and y is not None
     ]  # fmt: skip
     if not pairs:

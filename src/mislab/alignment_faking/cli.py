@@ -13,6 +13,7 @@ from rich.text import Text
 
 from ..cli_common import CacheOpt, NoCacheOpt, StoreOpt, cache_setting, console, execute, open_store, resolve_run
 from ..experiment import Experiment
+from ..report.summary import fmt_p
 from .analysis import compliance_gap, confusion_report
 from .prompts import ScenarioConfig, build_system_prompt, build_user_prompt
 from .queries import DEMO_QUERIES
@@ -88,12 +89,6 @@ def run(
     console.print(f"next: mislab af show {rid}")
 
 
-def _p(p: float) -> str:
-    if math.isnan(p):
-        return "—"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
 def gap_table(gaps: pd.DataFrame, metric: str) -> Table:
     """The compliance gap of one metric as a rich table (data as Text, never as markup)."""
     table = Table(title=f"Compliance gap: {metric} (free − paid)")
@@ -103,7 +98,7 @@ def gap_table(gaps: pd.DataFrame, metric: str) -> Table:
     for row in gaps.to_dict(orient="records"):
         table.add_row(
             *(Text(str(row[g])) for g in groups), Text(row["free"]), Text(row["paid"]), Text(row["gap_display"]),
-            Text(str(row.get("pairs", "—"))), Text(_p(row.get("mcnemar_p", math.nan))),
+            Text(str(row.get("pairs", "—"))), Text(fmt_p(row.get("mcnemar_p", math.nan))),
             Text(row.get("paired_display", "—")),
         )  # fmt: skip
     return table

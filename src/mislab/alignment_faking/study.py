@@ -191,7 +191,8 @@ async def converse(
         completion = await model.generate(
             messages, sample_index=sample_index, prefill=prefill if first else None, **params
         )
-        text = ((prefill or "") + completion.text) if first else completion.text
+        # The model layer returns only the continuation of a prefilled turn; the turn is prefill + continuation.
+        text = (prefill or "") + completion.text if first else completion.text
         text = restore_stop(text, completion.finish_reason, stop or ())
         entry = {**assistant_entry(completion), "content": text}
         if first and prefill:
@@ -394,10 +395,8 @@ class AlignmentFakingStudy:
             "user_prompt_id": user.prompt_id,
         }  # fmt: skip
         scores["af_reasoning"], scores["af_reasoning_source"] = af_reasoning(scores, judges)
-        # The runner's sample id (runner.PlannedSample.sample_id); labels must use it.
-        sample_id = f"{model.name}::{cell.id}::{epoch}"
         labels = [
-            Label(sample_id, column, scores[column], result.explanation, f"{result.judge} · {result.prompt_id}")
+            Label("", column, scores[column], result.explanation, f"{result.judge} · {result.prompt_id}")
             for column, result in results.items()
         ]
         metadata = {

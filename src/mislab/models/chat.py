@@ -86,6 +86,13 @@ def _is_model_output_error(exc: openai.APIStatusError) -> bool:
     return exc.status_code == 500 and bool(re.search(r"pars(e|ing)|invalid json", str(exc.message), re.I))
 
 
+def _strip_echoed_prefill(completion: Completion, prefill: str) -> None:
+    # llama-server returns a continued turn with its prefill; other providers return the continuation only.
+    content = completion.message.content
+    if content and content.startswith(prefill):
+        completion.message.content = content[len(prefill) :]
+
+
 def _hint(spec: ModelSpec, status: int) -> str:
     if status in (401, 403) and spec.api_key_env:
         return f" (check {spec.api_key_env})"
@@ -170,7 +177,8 @@ class ChatModel:
         **params: Any,
     ) -> Completion:
         """One completion. `sample_index` distinguishes repeated samples of the same prompt in the cache.
-        `prefill` starts the assistant's turn (sent as a trailing assistant message)."""
+        `prefill` starts the assistant's turn (sent as a trailing assistant message); the completion's text
+        is the continuation only, whichever the provider."""
         params = {**self.defaults, **params}
         messages = list(messages)
         if prefill:
@@ -181,6 +189,8 @@ class ChatModel:
         completion = self.cache.get(key) if self.cache is not None else None
         if completion is None:
             completion = await self._call(messages, tools, params)
+            if prefill and self.spec.provider == "local":
+                _strip_echoed_prefill(completion, prefill)
             if self.cache is not None:
                 self.cache.put(key, completion)
         for meter in _meters.get():

@@ -35,11 +35,14 @@ class ToolCall:
         return cls(id, name, raw, value, None, recovered)
 
     def to_openai(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "type": "function",
-            "function": {"name": self.name, "arguments": self.raw_arguments},
-        }
+        """The call as sent back in the conversation history. Malformed arguments are wrapped in a valid JSON
+        object: llama-server (and providers that convert calls to structured tool use) reject a history
+        holding invalid JSON, which would end the episode for a reason that is not the model's behaviour.
+        The transcript keeps the raw text."""
+        arguments = self.raw_arguments
+        if self.arguments is None:
+            arguments = json.dumps({"unparseable_arguments": self.raw_arguments})
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": arguments}}
 
 
 @dataclass

@@ -104,10 +104,25 @@ def _pdeathsig_preexec() -> Callable[[], None] | None:
     return preexec
 
 
-# PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not the process. Servers are often
-# started from short-lived threads (asyncio.to_thread, worker pools), so every fork happens on this one
-# thread, which lives as long as the process.
-_launcher = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="mislab-llama-launcher")
+_launcher: concurrent.futures.ThreadPoolExecutor | None = None
+_launcher_pid = 0
+_launcher_lock = threading.Lock()
+
+
+def _launcher_thread() -> concurrent.futures.ThreadPoolExecutor:
+    """The one thread that forks servers.
+
+    PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not the process. Servers are often
+    started from short-lived threads (asyncio.to_thread, worker pools), so every fork happens on this thread,
+    which lives as long as the process. A forked copy of this process inherits the executor but not its
+    thread, so it gets its own.
+    """
+    global _launcher, _launcher_pid
+    with _launcher_lock:
+        if _launcher is None or _launcher_pid != os.getpid():
+            _launcher = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mislab-llama-launcher")
+            _launcher_pid = os.getpid()
+        return _launcher
 
 
 class LocalServer:
@@ -251,7 +266,7 @@ class LocalServer:
         with open(log_path, "wb") as log:  # the server keeps its own descriptor
             log.write(f"# {' '.join(command)}\n".encode())
             log.flush()
-            self.process = _launcher.submit(
+            launched = _launcher_thread().submit(
                 subprocess.Popen,
                 command,
                 stdin=subprocess.DEVNULL,
@@ -260,7 +275,8 @@ class LocalServer:
                 preexec_fn=_pdeathsig_preexec(),  # fork-safe, see its docstring
                 # Own session: Ctrl-C in the terminal goes to Python, which then stops the server in order.
                 start_new_session=True,
-            ).result()
+            )
+            self.process = launched.result()
         self.command, self.log_path = command, log_path
         return self.process
 
