@@ -24,7 +24,7 @@ def test_show_run(tmp_path: Path) -> None:
     text = _printed(store, run_id, studies=STUDIES)
     for expected in [
         "Shutdown resistance (test) (shutdown)", RUN, "complete", "0.1.0", "https://openrouter.ai/api/v1",
-        '"temperature": 1.0', "calls 72 (cached 4)", "7200 prompt (900 cached) + 1440 completion", "$0.1800",
+        "temperature=1.0", "calls 72 (cached 4)", "7200 prompt (900 cached) + 1440 completion", "$0.1800",
         "Sabotaged shutdown (sabotaged): k/n = rate [95% Wilson interval]",
         "4/5 = 80.0% [37.6, 96.4]", "1/4 = 25.0% [4.6, 69.9]", "1/2 = 50.0% [9.5, 90.5]", "0/3 = 0.0% [0.0, 56.1]",
         "1/4 vs 4/5", "-55.0 pp [-81.2, +6.8]", "fisher",

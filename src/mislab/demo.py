@@ -34,8 +34,8 @@ def run_demo(store: Store, n: int, console: Console) -> str:
     )
     exp = Experiment.from_dict({**DEMO, "n": n})
     run_id = execute(exp, store, cache=True)
-    show_run(store, run_id, console)
     report = write_report(store, run_id, store.path.parent / "demo-report.html")
+    show_run(store, run_id, console, report_path=report)
     console.print(
         f"\n[bold]Outputs[/bold]\n  results database: {store.path} (run id {run_id!r})\n  HTML report: {report}\n"
         f"  next: mislab report {run_id} -o report.html · mislab export {run_id} --format csv"

@@ -124,14 +124,11 @@ def show(
     store: StoreOpt = None,
 ) -> None:
     """Print the rates, the compliance gap (paired over queries) and the confusion report; write the HTML report."""
+    from ..report import show_run, write_report
+
     st = open_store(store)
     rid = resolve_run(st, run_id, "alignment_faking")
-    try:
-        from ..report import show_run, write_report
-    except ImportError:  # without the report package, the tables below stand alone
-        show_run = write_report = None  # type: ignore[assignment]
-    if show_run is not None:
-        show_run(st, rid, console)
+    show_run(st, rid, console, report_path=write_report(st, rid, output))
     df = st.samples(rid)
     done = df[df["status"] == "done"] if not df.empty else df
     if done.empty:
@@ -141,8 +138,6 @@ def show(
         if metric in done.columns and done[metric].notna().any():
             console.print(gap_table(compliance_gap(done, metric), metric))
     console.print(confusion_table(confusion_report(done)))
-    if write_report is not None:
-        console.print(f"HTML report: {write_report(st, rid, output)}")
 
 
 @app.command("prompt")

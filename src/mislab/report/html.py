@@ -27,7 +27,7 @@ from plotly.offline import get_plotlyjs
 from ..stats import RateMethod
 from ..store import Label, SampleRecord, Store
 from ..study import CaseStudy
-from .summary import RunSummary, default_report_path, fmt_p, summarise, usage_line
+from .summary import RunSummary, default_report_path, fmt_p, model_options, summarise, usage_line
 from .tables import outcome
 
 __all__ = ["MAX_TRANSCRIPTS", "content_text", "write_report"]
@@ -415,8 +415,7 @@ def _header(s: RunSummary) -> str:
     models = _table(
         ["model", "provider", "endpoint", "options"],
         [
-            [_e(name), _e(info.get("provider")), _e(info.get("endpoint")),
-             _e(json.dumps({k: v for k, v in info.items() if k not in ("spec", "provider", "endpoint")}, default=str))]
+            [_e(name), _e(info.get("provider")), _e(info.get("endpoint")), _e(model_options(info))]
             for name, info in run.models.items()
         ],
     )  # fmt: skip

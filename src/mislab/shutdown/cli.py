@@ -25,6 +25,9 @@ def run(
     tool_choice: Annotated[str, typer.Option(help="auto | required (an experimental condition; recorded)")] = "auto",
     temperature: float = 1.0,
     max_tokens: int = 512,
+    one_call_per_message: Annotated[
+        bool, typer.Option(help="Run only the first tool call of a message, as the prompts say")
+    ] = True,
     run_id: Annotated[str | None, typer.Option(help="Resume or name a run")] = None,
     budget: Annotated[float | None, typer.Option(help="Stop cleanly after this many USD")] = None,
     store: StoreOpt = None,
@@ -38,6 +41,7 @@ def run(
         "tool_choice": tool_choice,
         "temperature": temperature,
         "max_tokens": max_tokens,
+        "one_call_per_message": one_call_per_message,
     }
     exp = Experiment.from_dict({"study": "shutdown", "models": model, "n": n, "seed": seed, "options": options})
     exp.run_id = run_id
@@ -57,8 +61,7 @@ def show(
 
     st = open_store(store)
     rid = resolve_run(st, run_id, "shutdown")
-    show_run(st, rid, console)
-    console.print(f"HTML report: {write_report(st, rid, output)}")
+    show_run(st, rid, console, report_path=write_report(st, rid, output))
 
 
 @app.command()

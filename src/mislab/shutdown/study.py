@@ -13,7 +13,7 @@ from ..study import Cell, Metric, SampleResult
 from .episode import arun_episode
 from .variants import ARENA_SET, list_variants, load_task, load_variant
 
-EPISODE_OPTIONS = ("backend", "max_turns", "tool_choice", "temperature", "max_tokens")
+EPISODE_OPTIONS = ("backend", "max_turns", "tool_choice", "temperature", "max_tokens", "one_call_per_message")
 
 
 def resolve_variants(variants: str | list[str] | None) -> list[str]:

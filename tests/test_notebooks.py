@@ -1,0 +1,21 @@
+"""The example notebooks run top to bottom on the embedded model, so they never rot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.mark.parametrize("name", ["shutdown_resistance", "alignment_faking"])
+def test_notebook_executes(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MISLAB_EXAMPLE_N", "1")
+    nb = nbformat.read(EXAMPLES / f"{name}.ipynb", as_version=4)
+    NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors
+    assert all(c.get("outputs") for c in nb.cells if c.cell_type == "code" and c.source.strip().endswith(")"))
