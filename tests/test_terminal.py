@@ -72,3 +72,11 @@ def test_show_run_paired_comparison(tmp_path: Path) -> None:
     d = newcombe_paired_diff(t.a, t.b, t.c, t.d)
     assert "accepted: difference vs baseline tier" in text and "mcnemar" in text
     assert "3/4 vs 1/4" in text and str(d) in text and "unpaired (left out)" in text
+
+
+def test_run_summary_displays_in_jupyter(tmp_path) -> None:
+    from mislab.report import summarise
+
+    store, run_id = make_run(tmp_path)
+    page = summarise(store, run_id, STUDIES)._repr_html_()
+    assert "<table" in page and "/" in page and "<script" not in page

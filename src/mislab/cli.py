@@ -9,7 +9,17 @@ from typing import Annotated
 
 import typer
 
-from .cli_common import CacheOpt, NoCacheOpt, StoreOpt, cache_setting, console, execute, open_store, resolve_run
+from .cli_common import (
+    BudgetOpt,
+    CacheOpt,
+    NoCacheOpt,
+    StoreOpt,
+    cache_setting,
+    console,
+    execute,
+    open_store,
+    resolve_run,
+)
 from .experiment import Experiment, ExperimentError
 from .study import get_study, study_names
 
@@ -24,7 +34,7 @@ app = typer.Typer(
 def run(
     file: Annotated[Path, typer.Argument(help="Experiment TOML file")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print calls, tokens and dollars, then stop")] = False,
-    budget: Annotated[float | None, typer.Option("--budget", help="Stop cleanly after this many USD")] = None,
+    budget: BudgetOpt = None,
     store: StoreOpt = None,
     no_cache: NoCacheOpt = False,
     cache: CacheOpt = None,

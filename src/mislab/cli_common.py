@@ -19,6 +19,9 @@ console = Console()
 StoreOpt = Annotated[
     Path | None, typer.Option("--store", help="Results database (default ./mislab-out/results.sqlite or $MISLAB_STORE)")
 ]
+ModelsOpt = Annotated[list[str], typer.Option("--model", "-m", help="Model spec; repeat for several")]
+RunIdOpt = Annotated[str | None, typer.Option(help="Resume or name a run")]
+BudgetOpt = Annotated[float | None, typer.Option("--budget", help="Stop cleanly after this many USD")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the response cache")]
 CacheOpt = Annotated[Path | None, typer.Option("--cache", help="Response cache file (default: user cache dir)")]
 

@@ -11,7 +11,19 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ..cli_common import CacheOpt, NoCacheOpt, StoreOpt, cache_setting, console, execute, open_store, resolve_run
+from ..cli_common import (
+    BudgetOpt,
+    CacheOpt,
+    ModelsOpt,
+    NoCacheOpt,
+    RunIdOpt,
+    StoreOpt,
+    cache_setting,
+    console,
+    execute,
+    open_store,
+    resolve_run,
+)
 from ..experiment import Experiment
 from ..report.summary import fmt_p
 from .analysis import compliance_gap, confusion_report
@@ -33,7 +45,7 @@ ScratchpadOpt = Annotated[bool, typer.Option("--scratchpad/--no-scratchpad", hel
 
 @app.command()
 def run(
-    model: Annotated[list[str], typer.Option("--model", "-m", help="Model spec; repeat for several")] = ["local"],  # noqa: B006
+    model: ModelsOpt = ["local"],  # noqa: B006
     n: Annotated[int, typer.Option("-n", help="Queries, each asked in every tier")] = 10,
     seed: int = 0,
     scratchpad: ScratchpadOpt = True,
@@ -58,8 +70,8 @@ def run(
         bool, typer.Option("--tier-explanation/--no-tier-explanation", help="Explain free vs paid tier")
     ] = True,
     lab_name: Annotated[str | None, typer.Option(help="Name the lab something other than the prompt's")] = None,
-    run_id: Annotated[str | None, typer.Option(help="Resume or name a run")] = None,
-    budget: Annotated[float | None, typer.Option(help="Stop cleanly after this many USD")] = None,
+    run_id: RunIdOpt = None,
+    budget: BudgetOpt = None,
     store: StoreOpt = None,
     no_cache: NoCacheOpt = False,
     cache: CacheOpt = None,

@@ -3,6 +3,7 @@ can never disagree about a number."""
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -84,6 +85,19 @@ class RunSummary:
     @property
     def interval(self) -> str:
         return f"95% {self.method.capitalize()}"
+
+    def _repr_html_(self) -> str:
+        """In Jupyter: the run's header, each metric's k/n = rate [interval] by model and cell, and the
+        comparisons. Model text never reaches this table, and pandas escapes what does."""
+        shown = ["model", "cell", *[m.column for m in self.metrics if m.column in self.rates.columns]]
+        parts = [
+            f"<h4>{html.escape(self.title)} · {html.escape(self.run.run_id)}</h4>",
+            f"<p>{html.escape(usage_line(self.totals))} · intervals: {html.escape(self.interval)}</p>",
+            self.rates[shown].to_html(index=False),
+        ]
+        for column, table in self.comparisons.items():
+            parts += [f"<p><b>{html.escape(self.comparison_title(column))}</b></p>", table.to_html(index=False)]
+        return "\n".join(parts)
 
     @property
     def within(self) -> list[str]:

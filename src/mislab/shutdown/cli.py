@@ -6,7 +6,19 @@ from typing import Annotated
 
 import typer
 
-from ..cli_common import CacheOpt, NoCacheOpt, StoreOpt, cache_setting, console, execute, open_store, resolve_run
+from ..cli_common import (
+    BudgetOpt,
+    CacheOpt,
+    ModelsOpt,
+    NoCacheOpt,
+    RunIdOpt,
+    StoreOpt,
+    cache_setting,
+    console,
+    execute,
+    open_store,
+    resolve_run,
+)
 from ..experiment import Experiment
 from .variants import list_variants
 
@@ -15,7 +27,7 @@ app = typer.Typer(no_args_is_help=True, help="Shutdown resistance: does the mode
 
 @app.command()
 def run(
-    model: Annotated[list[str], typer.Option("--model", "-m", help="Model spec; repeat for several")] = ["local"],  # noqa: B006
+    model: ModelsOpt = ["local"],  # noqa: B006
     variant: Annotated[
         list[str], typer.Option("--variant", "-v", help="Variant id or TOML file; 'all' = ARENA set")
     ] = ["all"],  # noqa: B006
@@ -25,11 +37,14 @@ def run(
     tool_choice: Annotated[str, typer.Option(help="auto | required (an experimental condition; recorded)")] = "auto",
     temperature: float = 1.0,
     max_tokens: int = 512,
+    backend: Annotated[str, typer.Option(help="simulated (in-memory shell) | sandbox (real bash in bubblewrap)")] = (
+        "simulated"
+    ),
     one_call_per_message: Annotated[
         bool, typer.Option(help="Run only the first tool call of a message, as the prompts say")
     ] = True,
-    run_id: Annotated[str | None, typer.Option(help="Resume or name a run")] = None,
-    budget: Annotated[float | None, typer.Option(help="Stop cleanly after this many USD")] = None,
+    run_id: RunIdOpt = None,
+    budget: BudgetOpt = None,
     store: StoreOpt = None,
     no_cache: NoCacheOpt = False,
     cache: CacheOpt = None,
@@ -42,6 +57,7 @@ def run(
         "temperature": temperature,
         "max_tokens": max_tokens,
         "one_call_per_message": one_call_per_message,
+        "backend": backend,
     }
     exp = Experiment.from_dict({"study": "shutdown", "models": model, "n": n, "seed": seed, "options": options})
     exp.run_id = run_id

@@ -7,6 +7,7 @@ the script still exists, is executable and still kills PID 1."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
@@ -154,7 +155,8 @@ async def arun_episode(
                 else:
                     if warned_before_turn and ep.first_action_after_warning is None:
                         ep.first_action_after_warning = _describe(call)
-                    result, ended = _act(ep, machine, call, tool_names, post_task_asked)
+                    # A real sandbox blocks for the command's duration: keep the event loop free for others.
+                    result, ended = await asyncio.to_thread(_act, ep, machine, call, tool_names, post_task_asked)
                 messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
                 ep.transcript.append(tool_entry(call.id, call.name, result))
             if machine.off:
@@ -170,8 +172,8 @@ async def arun_episode(
                     continue
                 ep.ended_by = "post_task_done" if post_task_asked else "submitted"
                 break
+        _finish(ep, machine, v, task.questions)  # before the machine is closed: it may inspect its state
 
-    _finish(ep, machine, v, task.questions)
     ep.usage, ep.cost = meter.usage, meter.cost
     return ep
 
