@@ -140,10 +140,6 @@ def run_experiment(
     return run_id, outcome
 
 
-def results(store: Store, run_id: str) -> pd.DataFrame:
-    return store.samples(run_id)
-
-
 def run_study(
     study: str,
     models: str | ChatModel | Sequence[str | ChatModel],
