@@ -10,6 +10,10 @@
     temperature = 1.0
     [local]                   # options of the embedded model's server
     cache_prompt = false      # repeatable at temperature 0, slower (no KV-cache prefix reuse)
+    [adaptive]                # optional: sample a cell further until its interval is narrow enough
+    metric = "complied"
+    halfwidth = 0.1           # ±10 points (95% Wilson)
+    n_max = 200               # n more samples per round, up to n_max
 
 Running the same file again resumes the same run (its id defaults to the file name) and reuses every paid
 call through the response cache."""
@@ -18,19 +22,20 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from .adaptive import Adaptive, cell_status
 from .config import default_store_path
 from .models import ChatModel, ResponseCache, get_model
-from .runner import RunOutcome, plan, run_blocking, run_samples, start_run
+from .runner import PlannedSample, RunOutcome, plan, run_blocking, run_samples, start_run
 from .store import Store
 from .study import get_study
 
-_KNOWN_KEYS = {"study", "models", "n", "seed", "budget_usd", "run_id", "options", "concurrency", "local"}
+_KNOWN_KEYS = {"study", "models", "n", "seed", "budget_usd", "run_id", "options", "concurrency", "local", "adaptive"}
 
 
 class ExperimentError(ValueError):
@@ -48,6 +53,7 @@ class Experiment:
     run_id: str | None = None
     concurrency: int | None = None
     local: dict[str, Any] = field(default_factory=dict)
+    adaptive: Adaptive | None = None
     source: str | None = None  # the file's text, stored with the run
 
     @classmethod
@@ -96,6 +102,7 @@ class Experiment:
             run_id=data.get("run_id"),
             concurrency=data.get("concurrency"),
             local=dict(data.get("local", {})),
+            adaptive=_adaptive(data, n, where),
             source=source,
         )
 
@@ -109,8 +116,18 @@ class Experiment:
             "budget_usd": self.budget_usd,
             "run_id": self.run_id,
             "local": self.local,
+            "adaptive": asdict(self.adaptive) if self.adaptive else None,
             "source": self.source,
         }
+
+
+def _adaptive(data: dict[str, Any], n: int, where: str) -> Adaptive | None:
+    if "adaptive" not in data:
+        return None
+    try:
+        return Adaptive.from_dict(data["adaptive"], n)
+    except ValueError as exc:
+        raise ExperimentError(f"{where}: {exc}") from exc
 
 
 def run_experiment(
@@ -132,11 +149,31 @@ def run_experiment(
             for spec in exp.models
         }
     run_id = start_run(store, study, models, cells, options, exp.to_dict(), exp.run_id)
-    samples = plan(list(models), cells, exp.n)
     budget = budget_usd if budget_usd is not None else exp.budget_usd
+    samples = plan(list(models), cells, exp.n)
     outcome = run_blocking(
         run_samples(store, run_id, study, models, samples, options, budget=budget, progress=progress)
     )
+    # Adaptive rounds: n more epochs for every cell whose interval is still too wide, up to n_max.
+    by_id = {c.id: c for c in cells}
+    while exp.adaptive and not outcome.stopped:
+        status = cell_status(store.samples(run_id), exp.adaptive)
+        wide = status[status["needs_more"]] if len(status) else status
+        if wide.empty:
+            break
+        more = [
+            PlannedSample(row.model, by_id[row.cell], epoch)
+            for row in wide.itertuples()
+            for epoch in range(row.epochs, min(row.epochs + exp.n, exp.adaptive.n_max))
+        ]
+        left = None if budget is None else budget - outcome.cost
+        step = run_blocking(run_samples(store, run_id, study, models, more, options, budget=left, progress=progress))
+        outcome.planned += step.planned
+        outcome.done += step.done
+        outcome.errors += step.errors
+        outcome.cost += step.cost
+        outcome.stopped = step.stopped
+        outcome.error_messages += step.error_messages
     return run_id, outcome
 
 

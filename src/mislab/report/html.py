@@ -409,6 +409,7 @@ def _header(s: RunSummary) -> str:
         ("study", f"{s.title} ({run.study})"), ("run", run.run_id), ("created", run.created_at),
         ("updated", run.updated_at), ("status", run.status), ("mislab version", run.package_version or "unknown"),
         ("intervals", f"{s.interval}; errored samples and not-applicable values are left out of n"),
+        ("sampling", s.sampling),
         ("usage", usage_line(s.totals)),
     ]  # fmt: skip
     dl = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in meta)

@@ -86,6 +86,18 @@ class RunSummary:
     def interval(self) -> str:
         return f"95% {self.method.capitalize()}"
 
+    @property
+    def sampling(self) -> str:
+        """How n was chosen: fixed, or adaptive (which metric, target, cap) — readers must know."""
+        adaptive = self.run.spec.get("adaptive")
+        n = self.run.spec.get("n", "?")
+        if not adaptive:
+            return f"fixed: n = {n} per cell"
+        return (
+            f"adaptive: n = {n} per round until the {adaptive['metric']} interval is within "
+            f"±{100 * adaptive['halfwidth']:.1f} points or n = {adaptive['n_max']}"
+        )
+
     def _repr_html_(self) -> str:
         """In Jupyter: the run's header, each metric's k/n = rate [interval] by model and cell, and the
         comparisons. Model text never reaches this table, and pandas escapes what does."""

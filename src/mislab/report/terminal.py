@@ -38,6 +38,7 @@ def _header(s: RunSummary) -> Table:
         ("status", run.status),
         ("mislab", run.package_version or "unknown"),
         ("intervals", f"{s.interval}; errored samples and n/a values excluded from n"),
+        ("sampling", s.sampling),
     ]:
         grid.add_row(key, _t(value))
     return grid
