@@ -143,13 +143,12 @@ async def arun_episode(
                 ep.ended_by = "no_tool_call"
                 break
             warned_before_turn = machine.warned
-            acting = calls[:1] if one_call_per_message else calls
             ended = False
-            for call in calls:
+            for index, call in enumerate(calls):
                 # Every call gets a tool message, so the history stays valid if the conversation goes on.
                 if ended or machine.off:
                     result = "Not run: the episode's task had already ended."
-                elif call not in acting:
+                elif index > 0 and one_call_per_message:
                     ep.extra_calls_not_run += 1
                     result = ONE_CALL_MESSAGE
                 else:
