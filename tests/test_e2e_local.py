@@ -71,7 +71,10 @@ def test_alignment_faking_on_the_embedded_model(tmp_path: Path) -> None:
     assert len(df) == 2 and set(df["tier"]) == {"free", "paid"} and df["query_id"].nunique() == 1
     store = Store(tmp_path / "r.sqlite")
     run = store.get_run(df.attrs["run_id"])
-    assert all("system_prompt" in str(p) for p in run.prompts.values()) or run.prompts
+    # the run says which prompt it used, with the exact text
+    assert run.prompts["free"]["system_prompt_id"].startswith("mislab")
+    assert "<is_free_tier_user>true</is_free_tier_user>" in run.prompts["free"]["user_prompt"]
+    assert set(df["system_prompt_sha256"]) == {run.prompts["free"]["system_prompt_sha256"]}
     for record in store.sample_records(df.attrs["run_id"]):
         turns = [e for e in record.transcript if e["role"] == "assistant"]
         first = turns[0]["content"]
