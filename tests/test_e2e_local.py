@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from playwright.sync_api import sync_playwright
 from rich.console import Console
+from test_report_html import CHROMIUM, CHROMIUM_ARGS
 
 from mislab.alignment_faking import run as af_run
 from mislab.alignment_faking import tag_accepts
@@ -61,6 +63,20 @@ def test_demo_runs_real_episodes_and_writes_outputs(tmp_path: Path) -> None:
         assert row["calls"] >= 1 and row["prompt_tokens"] > 0
         check_episode_against_transcript(row, records[row["sample_id"]].transcript)
     assert "/1 = " in text  # rates are shown as k/n
+    # the report of this real run opens in headless Chromium without errors, transcripts and all
+    problems: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto((tmp_path / "demo-report.html").as_uri())
+        page.wait_for_selector(".plotly")
+        assert page.locator("details.sample").count() == 2
+        page.locator("details.sample summary").first.click()  # opening a transcript renders it
+        assert "./next_task" in page.locator("details.sample .chat").first.inner_text()
+        browser.close()
+    assert not problems
 
 
 def test_alignment_faking_on_the_embedded_model(tmp_path: Path) -> None:

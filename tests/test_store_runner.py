@@ -125,3 +125,21 @@ def test_interrupt_keeps_finished_samples(tmp_path) -> None:
         out = asyncio.run(main())
     kept = len(store.samples(run_id))
     assert out.stopped == "interrupted" and 1 <= kept < 20 and out.done == kept
+
+
+def test_no_secret_reaches_the_store_or_the_report(tmp_path) -> None:
+    from mislab.report import write_report
+
+    store = Store(tmp_path / "r.sqlite")
+    study = EchoStudy()
+    with ScriptedServer(lambda body: Reply("yes")) as srv:
+        model = get_model("m", base_url=srv.base_url, api_key="sk-live-SECRET-4242", cache=tmp_path / "c.sqlite")
+        cells = study.cells({})
+        run_id = start_run(store, study, {"m": model}, cells, {}, {})
+        asyncio.run(run_samples(store, run_id, study, {"m": model}, plan(["m"], cells, 2), {}, progress=False))
+    write_report(store, run_id, tmp_path / "report.html", studies={"echo": study})
+    store.close()
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".html" for p in written) and any(p.name == "r.sqlite" for p in written)
+    for path in written:
+        assert b"SECRET-4242" not in path.read_bytes(), path
