@@ -98,3 +98,18 @@ def test_alignment_faking_on_the_embedded_model(tmp_path: Path) -> None:
         assert first.startswith("<OUTPUT>") and not first.startswith("<OUTPUT><OUTPUT>")
         reply = "".join(e["content"] for e in turns)
         assert record.scores["accepted"] == tag_accepts(reply)
+
+
+def test_a_crashed_embedded_server_costs_one_retry_not_the_run() -> None:
+    from mislab.models import RetryPolicy, get_model
+    from mislab.models.local import ensure_server
+
+    model = get_model("local", cache=False, retry=RetryPolicy(max_attempts=3, base_delay=0.1, max_delay=0.2))
+    ask = [{"role": "user", "content": "What is 2+3? Answer with a number only."}]
+    assert "5" in model.generate_sync(ask, temperature=0, seed=1, max_tokens=4).text
+    server = ensure_server()
+    assert server.process is not None
+    server.process.kill()  # the engine dies mid-run
+    server.process.wait()
+    assert "5" in model.generate_sync(ask, temperature=0, seed=1, max_tokens=4).text
+    assert ensure_server() is server and server.running  # restarted (on a fresh port) and followed

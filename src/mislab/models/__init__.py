@@ -65,11 +65,14 @@ def get_model(
     if parsed.provider == "local":
         from .local import ensure_server
 
-        server = ensure_server(None if parsed.model == "default" else parsed.model, **(local_options or {}))
+        name = None if parsed.model == "default" else parsed.model
+        options = local_options or {}
+        server = ensure_server(name, **options)
         parsed = ModelSpec(parsed.spec, "local", server.model_name, server.base_url, None, True)
         return ChatModel(
             parsed, api_key="local", max_concurrency=max_concurrency or 1, identity=server.identity,
-            info=server.describe(), timeout=900.0, **common, **defaults,
+            info=server.describe(), timeout=900.0, reconnect=lambda: ensure_server(name, **options).base_url,
+            **common, **defaults,
         )  # fmt: skip
 
     key = api_key or (read_secret(parsed.api_key_env) if parsed.api_key_env else None)

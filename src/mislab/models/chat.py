@@ -9,7 +9,7 @@ import asyncio
 import re
 import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -115,6 +115,7 @@ class ChatModel:
         timeout: float = 300.0,
         identity: str | None = None,
         info: dict[str, Any] | None = None,
+        reconnect: Callable[[], str] | None = None,
         **defaults: Any,
     ):
         self.spec = spec
@@ -128,6 +129,9 @@ class ChatModel:
         self._base_url = base_url or spec.base_url
         self._timeout = timeout
         self._identity = identity or spec.endpoint
+        # For a server mislab runs itself: called after a dropped connection, returns the (possibly new)
+        # base_url of a restarted server, so a crashed embedded model costs one retry, not the run.
+        self._reconnect = reconnect
         # The SDK's client and the semaphore belong to one event loop each: keep one per loop so the model
         # works from asyncio code, from Jupyter, and from `generate_sync`'s private loop alike.
         self._per_loop: dict[int, tuple[openai.AsyncOpenAI, asyncio.Semaphore]] = {}
@@ -157,15 +161,17 @@ class ChatModel:
         with self._lock:
             state = self._per_loop.get(id(loop))
             if state is None:
-                client = openai.AsyncOpenAI(
-                    api_key=self._api_key or "none",
-                    base_url=self._base_url,
-                    max_retries=0,  # mislab retries; the SDK's own retries would double them
-                    timeout=self._timeout,
-                )
-                state = (client, asyncio.Semaphore(self.max_concurrency))
+                state = (self._new_client(), asyncio.Semaphore(self.max_concurrency))
                 self._per_loop[id(loop)] = state
             return state
+
+    def _new_client(self) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(
+            api_key=self._api_key or "none",
+            base_url=self._base_url,
+            max_retries=0,  # mislab retries; the SDK's own retries would double them
+            timeout=self._timeout,
+        )
 
     async def generate(
         self,
@@ -208,6 +214,15 @@ class ChatModel:
                 threading.Thread(target=self._sync_loop.run_forever, daemon=True, name="mislab-sync").start()
         return asyncio.run_coroutine_threadsafe(coro, self._sync_loop).result()
 
+    def _refresh_endpoint(self) -> None:
+        """Ask the server's owner for its current address; new clients if it moved (semaphores stay)."""
+        assert self._reconnect is not None
+        base_url = self._reconnect()
+        with self._lock:
+            if base_url != self._base_url:
+                self._base_url = base_url
+                self._per_loop = {k: (self._new_client(), sem) for k, (_, sem) in self._per_loop.items()}
+
     async def _call(self, messages: list[Message], tools: list[Tool] | None, params: dict[str, Any]) -> Completion:
         client, semaphore = self._loop_state()
         kwargs = {k: v for k, v in params.items() if k in _SDK_PARAMS}
@@ -238,6 +253,9 @@ class ChatModel:
                 error: Exception = exc
             except openai.APIConnectionError as exc:
                 error = exc
+                if self._reconnect is not None:
+                    await asyncio.to_thread(self._refresh_endpoint)
+                    client, semaphore = self._loop_state()
             attempt += 1
             if attempt >= self.retry.max_attempts:
                 raise ModelError(f"{self.name}: gave up after {attempt} attempts: {error}") from error
