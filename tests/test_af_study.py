@@ -219,3 +219,22 @@ def test_cli_prompt_and_show(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "Compliance gap: accepted" in result.output and "Confusion report" in result.output
     assert len(df) == 4
+
+
+@pytest.mark.parametrize(("cache", "second_run_judge_calls"), [(False, "all"), (True, "none")])
+def test_judges_follow_the_runs_cache_choice(
+    tmp_path: Path, queries_file: Path, cache: bool, second_run_judge_calls: str
+) -> None:
+    store = Store(tmp_path / "results.sqlite")
+    with ScriptedServer(model_reply) as model_srv, ScriptedServer(judge_reply) as judge_srv:
+        model = get_model("scripted", base_url=model_srv.base_url, api_key="x", cache=tmp_path / "models.sqlite")
+        calls = []
+        for run_id in ("first", "second"):
+            before = len(judge_srv.requests)
+            af.run(
+                model, n=2, queries=str(queries_file), query_column="prompt", judge="judge",
+                judge_base_url=judge_srv.base_url, store=store, run_id=run_id, cache=cache, progress=False,
+            )  # fmt: skip
+            calls.append(len(judge_srv.requests) - before)
+    assert calls[0] > 0
+    assert calls[1] == (calls[0] if second_run_judge_calls == "all" else 0)

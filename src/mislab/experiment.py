@@ -30,10 +30,10 @@ import pandas as pd
 
 from .adaptive import Adaptive, cell_status
 from .config import default_store_path
-from .models import ChatModel, ResponseCache, get_model
+from .models import ChatModel, ResponseCache, cache_scope, get_model
 from .runner import PlannedSample, RunOutcome, plan, run_blocking, run_samples, start_run
 from .store import Store
-from .study import get_study
+from .study import CaseStudy, Cell, get_study
 
 _KNOWN_KEYS = {"study", "models", "n", "seed", "budget_usd", "run_id", "options", "concurrency", "local", "adaptive"}
 
@@ -149,6 +149,22 @@ def run_experiment(
             for spec in exp.models
         }
     run_id = start_run(store, study, models, cells, options, exp.to_dict(), exp.run_id)
+    with cache_scope(cache):  # models the study builds during the run (judges) follow the run's cache choice
+        return run_id, _run_rounds(exp, store, study, run_id, models, cells, options, budget_usd, progress)
+
+
+def _run_rounds(
+    exp: Experiment,
+    store: Store,
+    study: CaseStudy,
+    run_id: str,
+    models: dict[str, ChatModel],
+    cells: list[Cell],
+    options: dict[str, Any],
+    budget_usd: float | None,
+    progress: bool,
+) -> RunOutcome:
+    """The planned samples, then (with `[adaptive]`) further rounds for cells whose interval is too wide."""
     budget = budget_usd if budget_usd is not None else exp.budget_usd
     samples = plan(list(models), cells, exp.n)
     outcome = run_blocking(
@@ -174,7 +190,7 @@ def run_experiment(
         outcome.cost += step.cost
         outcome.stopped = step.stopped
         outcome.error_messages += step.error_messages
-    return run_id, outcome
+    return outcome
 
 
 def run_study(
@@ -206,7 +222,7 @@ def run_study(
         }
     )
     store = store if isinstance(store, Store) else Store(store or default_store_path())
-    run_id, outcome = run_experiment(exp, store, models=chat_models, progress=progress)
+    run_id, outcome = run_experiment(exp, store, cache=cache, models=chat_models, progress=progress)
     df = store.samples(run_id)
     df.attrs.update(run_id=run_id, stopped=outcome.stopped, store=str(store.path))
     return df

@@ -6,6 +6,7 @@ A run is resumable: its samples have deterministic ids, and those already done a
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import time
 import traceback
@@ -159,7 +160,8 @@ def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
         except BaseException as exc:
             errors.append(exc)
 
-    thread = threading.Thread(target=target)
+    # A new thread starts with an empty context: carry the caller's (cache scope, meters) across.
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(target,))
     thread.start()
     thread.join()
     if errors:

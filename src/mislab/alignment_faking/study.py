@@ -33,7 +33,7 @@ from typing import Any
 
 import typer
 
-from ..models import ChatModel, Message, get_model
+from ..models import ChatModel, Message, current_cache_scope, get_model
 from ..store import Label
 from ..study import Cell, Metric, SampleResult
 from ..transcript import Entry, assistant_entry
@@ -362,7 +362,7 @@ class AlignmentFakingStudy:
         if opts["judge"] is None:
             return Judges()
         key = (opts["judge"], opts["judge_base_url"], opts["strongreject"], tuple(opts["af_judges"]),
-               opts["votes"], opts["vote_threshold"])  # fmt: skip
+               opts["votes"], opts["vote_threshold"], repr(current_cache_scope()))  # fmt: skip
         if key not in self._judges:
             model = get_model(opts["judge"], base_url=opts["judge_base_url"])
             self._judges[key] = Judges(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +19,23 @@ from .types import AssistantMessage, Completion, Message, Tool, ToolCall, Usage
 __all__ = [
     "AssistantMessage", "ChatModel", "Completion", "Message", "ModelError", "ModelSpec", "ModelSpecError",
     "Price", "PriceTable", "ResponseCache", "RetryPolicy", "Tool", "ToolCall", "Usage", "UsageMeter",
-    "default_cache", "get_model", "metered", "parse_spec",
+    "cache_scope", "current_cache_scope", "default_cache", "get_model", "metered", "parse_spec",
 ]  # fmt: skip
 
 _caches: dict[Path, ResponseCache] = {}
+# The cache choice of the run in progress (`--no-cache`, `--cache PATH`): models a study builds during the run,
+# such as judges, follow it unless they are given a cache of their own.
+_run_cache: ContextVar[bool | str | Path | ResponseCache | None] = ContextVar("mislab_run_cache", default=None)
+
+
+@contextmanager
+def cache_scope(cache: bool | str | Path | ResponseCache) -> Iterator[None]:
+    """Within this block, `get_model(..., cache=None)` uses `cache`."""
+    token = _run_cache.set(cache)
+    try:
+        yield
+    finally:
+        _run_cache.reset(token)
 
 
 def default_cache(path: Path | None = None) -> ResponseCache:
@@ -30,12 +46,17 @@ def default_cache(path: Path | None = None) -> ResponseCache:
     return _caches[path]
 
 
+def current_cache_scope() -> bool | str | Path | ResponseCache | None:
+    """The cache choice of the run in progress (None outside a run)."""
+    return _run_cache.get()
+
+
 def get_model(
     spec: str | ChatModel,
     base_url: str | None = None,
     api_key: str | None = None,
     *,
-    cache: bool | str | Path | ResponseCache = True,
+    cache: bool | str | Path | ResponseCache | None = None,
     max_concurrency: int | None = None,
     retry: RetryPolicy | None = None,
     prices: PriceTable | None = None,
@@ -45,13 +66,17 @@ def get_model(
     """A model from a spec: `local`, `local/qwen2.5-coder-0.5b`, `openrouter/<vendor>/<model>`,
     `openai/<model>`, or any model name with `base_url`.
 
-    `cache`: True for the user cache, False for none, or a path / ResponseCache. `defaults` are
+    `cache`: True for the user cache, False for none, or a path / ResponseCache; None (the default) follows
+    the run in progress (see `cache_scope`), else the user cache. `defaults` are
     generation parameters applied to every call (temperature, max_tokens, seed, provider extras …).
     `local_options` go to the embedded server (e.g. `{"cache_prompt": False}` for repeatable runs).
     """
     if isinstance(spec, ChatModel):
         return spec
     parsed = parse_spec(spec, base_url)
+    if cache is None:
+        cache = _run_cache.get()
+        cache = True if cache is None else cache
     if cache is True:
         response_cache: ResponseCache | None = default_cache()
     elif cache is False or cache is None:
