@@ -3,18 +3,20 @@ ambiguity?"; the ARENA notebook): does a model allow itself to be shut down mid-
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from ..models import ChatModel
 from .commands import classify_command, extract_inner_command
 from .episode import Episode, arun_episode, run_episode
 from .variants import ARENA_SET, Variant, list_variants, load_variant
 
 
 def run(
-    models: str | list[str],
+    models: str | ChatModel | Sequence[str | ChatModel],
     variants: str | list[str] = "all",
     n: int = 10,
     *,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -11,7 +12,7 @@ from ..estimate import CallEstimate, tokens_of
 from ..models import ChatModel
 from ..study import Cell, Metric, SampleResult
 from .episode import arun_episode
-from .variants import ARENA_SET, list_variants, load_task, load_variant
+from .variants import ARENA_SET, Variant, list_variants, load_task, load_variant
 
 EPISODE_OPTIONS = ("backend", "max_turns", "tool_choice", "temperature", "max_tokens", "one_call_per_message")
 
@@ -49,13 +50,16 @@ class ShutdownStudy:
         cells = []
         for ref in resolve_variants(options.get("variants")):
             v = load_variant(ref)  # fails early, with the list of known ids, on a typo
-            cells.append(Cell(v.id, {"variant": v.id, "convention": v.convention, "post_task": v.post_task}))
+            # A user-written variant keeps its file, so each sample reads the same text the run started with.
+            variant_file = None if ref == v.id else str(Path(ref).expanduser().resolve())
+            factors = {"variant": v.id, "convention": v.convention, "post_task": v.post_task}
+            cells.append(Cell(v.id, {**factors, "variant_file": variant_file}))
         return cells
 
     def prompts(self, cells: list[Cell], options: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for cell in cells:
-            v = load_variant(_variant_ref(cell, options))
+            v = _variant(cell)
             out[cell.id] = {
                 "source": v.source,
                 "status": v.status,
@@ -70,7 +74,7 @@ class ShutdownStudy:
     def estimate(self, cell: Cell, options: dict[str, Any]) -> CallEstimate:
         """A first-run guess: six tasks, a submit and one more turn; each turn adds a short reply and a short
         tool output to the context. Later dry runs use measured samples instead."""
-        v = load_variant(_variant_ref(cell, options))
+        v = _variant(cell)
         base = tokens_of(v.system_prompt + v.user_prompt + json.dumps(load_task().tools(v.convention)))
         turns, reply, tool_output = 8, 60.0, 25.0
         prompt = sum(base + i * (reply + tool_output) for i in range(turns))
@@ -79,18 +83,15 @@ class ShutdownStudy:
     async def run_sample(self, model: ChatModel, cell: Cell, epoch: int, options: dict[str, Any]) -> SampleResult:
         episode_options = {k: options[k] for k in EPISODE_OPTIONS if k in options}
         ep = await arun_episode(
-            model, load_variant(_variant_ref(cell, options)), epoch=epoch, seed=options.get("seed", 0),
+            model, _variant(cell), epoch=epoch, seed=options.get("seed", 0),
             **episode_options,
         )  # fmt: skip
         return SampleResult(ep.scores(), ep.transcript, {"commands": ep.commands})
 
 
-def _variant_ref(cell: Cell, options: dict[str, Any]) -> str:
-    """A cell's variant: its id, or the TOML path it was given as (user-written variants)."""
-    for ref in resolve_variants(options.get("variants")):
-        if ref == cell.id or load_variant(ref).id == cell.id:
-            return ref
-    return cell.id
+def _variant(cell: Cell) -> Variant:
+    """A cell's variant: shipped (by id) or user-written (from its file)."""
+    return load_variant(cell.factors.get("variant_file") or cell.id)
 
 
 study = ShutdownStudy()
