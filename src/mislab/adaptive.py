@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from .stats import halfwidth, rate
+from .report.tables import rate_table
 
 
 @dataclass(frozen=True)
@@ -31,17 +31,13 @@ class Adaptive:
 
 
 def cell_status(df: pd.DataFrame, adaptive: Adaptive) -> pd.DataFrame:
-    """Per model and cell: epochs run, k/n of the metric (n/a and errors left out), the interval half-width,
-    and whether the cell needs more samples."""
-    rows = []
-    for (model, cell), group in df.groupby(["model", "cell"], sort=False):
-        done = group[group["status"] == "done"]
-        values = done[adaptive.metric].dropna() if adaptive.metric in done else pd.Series(dtype=bool)
-        r = rate(int(values.astype(bool).sum()), len(values))
-        epochs = int(group["epoch"].max()) + 1
-        width = halfwidth(r) if r.n else 1.0
-        rows.append(
-            {"model": model, "cell": cell, "epochs": epochs, "k": r.k, "n": r.n, "halfwidth": width,
-             "needs_more": width > adaptive.halfwidth and epochs < adaptive.n_max}
-        )  # fmt: skip
-    return pd.DataFrame(rows)
+    """Per model and cell: epochs run, k/n of the metric (counted as the reports count it: n/a and errors
+    left out), the Wilson half-width, and whether the cell needs more samples."""
+    rates = rate_table(df, [adaptive.metric])
+    epochs = df.groupby(["model", "cell"], sort=False)["epoch"].max().add(1).rename("epochs").reset_index()
+    out = rates.merge(epochs, on=["model", "cell"])
+    out["halfwidth"] = [(high - low) / 2 if n else 1.0 for low, high, n in zip(
+        out[f"{adaptive.metric}_low"], out[f"{adaptive.metric}_high"], out[f"{adaptive.metric}_n"], strict=True
+    )]  # fmt: skip
+    out["needs_more"] = (out["halfwidth"] > adaptive.halfwidth) & (out["epochs"] < adaptive.n_max)
+    return out
