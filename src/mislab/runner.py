@@ -102,7 +102,8 @@ async def run_samples(
                     )  # fmt: skip
                 except ModelError as exc:
                     # Retrying could not help (bad key, unknown model, retries exhausted): stop the run,
-                    # keeping what is finished; a rerun resumes here.
+                    # keeping what is finished; a rerun resumes here, its calls so far served from the cache.
+                    outcome.cost += meter.cost  # what this sample paid still counts against the budget
                     outcome.stopped = f"model error: {exc}"
                     stop.set()
                     return
