@@ -6,11 +6,18 @@ import asyncio
 import sqlite3
 from typing import Any
 
+import pytest
+
 from mislab.models import ChatModel, RetryPolicy, get_model
-from mislab.runner import plan, run_samples, start_run
-from mislab.store import Label, Store
+from mislab.options import StudyOptions
+from mislab.runner import RunSpecError, new_run_id, plan, run_samples, start_run
+from mislab.store import SCHEMA_VERSION, Label, Store, StoreError
 from mislab.study import Cell, Metric, SampleResult
 from mislab.testing import Reply, ScriptedServer
+
+
+class EchoOptions(StudyOptions):
+    t: int = 1
 
 
 class EchoStudy:
@@ -19,6 +26,7 @@ class EchoStudy:
     name = "echo"
     title = "Echo"
     metrics = [Metric("accepted", "Accepted")]
+    options_schema = EchoOptions
 
     def __init__(self, fail_on: str | None = None):
         self.fail_on = fail_on
@@ -42,13 +50,45 @@ class EchoStudy:
         )
 
 
-def test_store_roundtrip_and_wal(tmp_path) -> None:
+def test_store_roundtrip_wal_and_schema_version(tmp_path) -> None:
     store = Store(tmp_path / "r.sqlite")
     run = store.create_run("r1", "echo", {"n": 1}, {"p": "text"}, {"m": {"spec": "m"}}, "0.1.0")
     assert run.status == "running" and run.prompts == {"p": "text"}
-    assert store.create_run("r1", "echo", {}, {}, {}, "0.1.0").created_at == run.created_at  # resume
-    mode = sqlite3.connect(tmp_path / "r.sqlite").execute("PRAGMA journal_mode").fetchone()[0]
-    assert mode == "wal"
+    with pytest.raises(StoreError, match="already exists"):
+        store.create_run("r1", "echo", {}, {}, {}, "0.1.0")
+    db = sqlite3.connect(tmp_path / "r.sqlite")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    # Reading by column name: a column order other than ours reads the same.
+    assert Store(tmp_path / "r.sqlite", create=False).get_run("r1").models == {"m": {"spec": "m"}}
+
+
+def test_store_open_errors(tmp_path) -> None:
+    with pytest.raises(StoreError, match="no results store at"):
+        Store(tmp_path / "typo.sqlite", create=False)
+    assert not (tmp_path / "typo.sqlite").exists()
+    newer = tmp_path / "newer.sqlite"
+    sqlite3.connect(newer).execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="newer than this mislab"):
+        Store(newer)
+    junk = tmp_path / "junk.sqlite"
+    junk.write_text("not a database, just text " * 100)
+    with pytest.raises(StoreError, match="not a mislab results store"):
+        Store(junk)
+
+
+def test_legacy_store_without_version_is_upgraded_in_place(tmp_path) -> None:
+    from mislab.store import SCHEMA
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(SCHEMA)
+    db.execute("INSERT INTO runs VALUES ('old', 'echo', 't', 't', 'complete', '0', '{}', '{}', '{}')")
+    db.commit()
+    db.close()
+    store = Store(path)
+    assert store.get_run("old").status == "complete" and store.latest_run() == "old"
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_run_resume_and_dataframe(tmp_path) -> None:
@@ -91,7 +131,7 @@ def test_budget_stops_cleanly(tmp_path) -> None:
     assert out.done == 3 and len(store.samples(run_id)) == 3 and out.cost == 0.03
 
 
-def test_model_error_stops_the_run_keeping_finished_work(tmp_path) -> None:
+def test_fatal_model_error_stops_the_run_keeping_finished_work(tmp_path) -> None:
     store = Store(tmp_path / "r.sqlite")
     study = EchoStudy()
     replies = iter([Reply("yes"), Reply("yes")] + [Reply(status=401, error_message="bad key")] * 50)
@@ -102,8 +142,47 @@ def test_model_error_stops_the_run_keeping_finished_work(tmp_path) -> None:
         cells = study.cells({})
         run_id = start_run(store, study, {"m": model}, cells, {}, {})
         out = asyncio.run(run_samples(store, run_id, study, {"m": model}, plan(["m"], cells, 5), {}, progress=False))
-    assert out.stopped and "401" in out.stopped and out.done == 2
+    assert out.stopped and "401" in out.stopped and "MISLAB_API_KEY" in out.stopped and out.done == 2
     assert store.get_run(run_id).status == "stopped"
+    df = store.samples(run_id)  # the sample that met the fault is kept as an error, to run again on resume
+    assert df["status"].tolist().count("error") == 1 and "401" in df.loc[df["status"] == "error", "error"].iloc[0]
+    assert len(srv.requests) == 3
+
+
+def test_generated_run_ids_never_collide() -> None:
+    assert len({new_run_id("echo") for _ in range(1000)}) == 1000
+
+
+def test_resume_refuses_another_spec_and_extend_adds_samples(tmp_path) -> None:
+    store = Store(tmp_path / "r.sqlite")
+    study = EchoStudy()
+    with ScriptedServer(lambda body: Reply("yes")) as srv:
+        model = get_model("m", base_url=srv.base_url, api_key="k", cache=False)
+        cells = study.cells({})
+        run_id = start_run(store, study, {"m": model}, cells, {"t": 1}, {}, n=2)
+        assert start_run(store, study, {"m": model}, cells, {"t": 1}, {}, run_id, n=2) == run_id  # a resume
+        with pytest.raises(RunSpecError, match=r"options.t: 1 → 2.*--extend"):
+            start_run(store, study, {"m": model}, cells, {"t": 2}, {}, run_id, n=2)
+        with pytest.raises(RunSpecError, match="cannot be extended.*options.t"):
+            start_run(store, study, {"m": model}, cells, {"t": 2}, {}, run_id, n=3, extend=True)
+        with pytest.raises(RunSpecError, match="cell 'b' would be dropped"):
+            start_run(store, study, {"m": model}, cells[:1], {"t": 1}, {}, run_id, n=3, extend=True)
+        start_run(store, study, {"m": model}, cells, {"t": 1}, {}, run_id, n=3, extend=True)
+    assert store.get_run(run_id).spec["plan"]["n"] == 3
+
+
+def test_a_model_object_follows_the_cache_choice(tmp_path) -> None:
+    import mislab.alignment_faking as af
+
+    with ScriptedServer(lambda body: Reply("<OUTPUT><rejected/></OUTPUT>")) as srv:
+        model = get_model("m", base_url=srv.base_url, api_key="k", cache=tmp_path / "own.sqlite")
+        assert get_model(model) is model and get_model(model, cache=False).cache is None
+        for _ in range(2):
+            af.run(model, n=1, store=tmp_path / "r.sqlite", cache=False, progress=False)
+        assert len(srv.requests) == 4  # cache=False: nothing read from any cache, given model or named
+        for _ in range(2):
+            af.run(model, n=1, store=tmp_path / "r.sqlite", progress=False)
+        assert len(srv.requests) == 6  # the default keeps the model's own cache: the second run is served by it
 
 
 def test_interrupt_keeps_finished_samples(tmp_path) -> None:

@@ -8,19 +8,24 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
+from . import cli_common
 from .cli_common import (
     BudgetOpt,
     CacheOpt,
+    ExtendOpt,
     NoCacheOpt,
     StoreOpt,
     cache_setting,
     console,
+    error,
     execute,
     open_store,
     resolve_run,
+    user_errors,
 )
-from .experiment import Experiment, ExperimentError
+from .experiment import Experiment
 from .study import get_study, study_names
 
 app = typer.Typer(
@@ -30,50 +35,58 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show an error's traceback, not just its message")] = False,
+) -> None:
+    cli_common.debug = debug or cli_common.debug
+
+
 @app.command()
+@user_errors
 def run(
     file: Annotated[Path, typer.Argument(help="Experiment TOML file")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print calls, tokens and dollars, then stop")] = False,
+    extend: ExtendOpt = False,
     budget: BudgetOpt = None,
     store: StoreOpt = None,
     no_cache: NoCacheOpt = False,
     cache: CacheOpt = None,
 ) -> None:
-    """Run (or resume) an experiment file."""
-    try:
-        exp = Experiment.from_file(file)
-    except ExperimentError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-    st = open_store(store)
+    """Run (or resume) an experiment file. Rerunning it resumes its run; if the file changed, the run is
+    refused unless --extend (more n, models or cells) or a new run_id says what you mean."""
+    exp = Experiment.from_file(file)
     if dry_run:
         from .estimate import print_estimate
 
-        print_estimate(exp, st, console)
+        print_estimate(exp, open_store(store), console)
         return
-    run_id = execute(exp, st, cache_setting(no_cache, cache), budget)
-    console.print(f"next: mislab show {run_id}   ·   mislab report {run_id} -o report.html")
+    run_id = execute(exp, store, cache_setting(no_cache, cache), budget, extend)
+    console.print(Text(f"next: mislab show {run_id}   ·   mislab report {run_id} -o report.html"))
 
 
 @app.command()
+@user_errors
 def runs(store: StoreOpt = None) -> None:
     """List the runs in the store."""
-    df = open_store(store).runs()
-    console.print(df.to_string(index=False) if len(df) else "no runs yet")
+    df = open_store(store, create=False).runs()
+    console.print(Text(df.to_string(index=False)) if len(df) else "no runs yet")
 
 
 @app.command()
+@user_errors
 def show(
     run_id: Annotated[str | None, typer.Argument(help="Run id (default: latest)")] = None, store: StoreOpt = None
 ) -> None:
     """Print a run's rates (k/n, intervals), comparisons and the published numbers."""
     from .report import show_run
 
-    st = open_store(store)
+    st = open_store(store, create=False)
     show_run(st, resolve_run(st, run_id), console)
 
 
 @app.command()
+@user_errors
 def report(
     run_id: Annotated[str | None, typer.Argument(help="Run id (default: latest)")] = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write")] = Path("report.html"),
@@ -82,12 +95,13 @@ def report(
     """Write one self-contained HTML report (charts, effects, published numbers, transcript browser)."""
     from .report import write_report
 
-    st = open_store(store)
+    st = open_store(store, create=False)
     path = write_report(st, resolve_run(st, run_id), output)
-    console.print(f"report written to {path}")
+    console.print(Text(f"report written to {path}"))
 
 
 @app.command()
+@user_errors
 def export(
     run_id: Annotated[str | None, typer.Argument(help="Run id (default: latest)")] = None,
     format: Annotated[str, typer.Option("--format", help="inspect | csv | parquet | jsonl")] = "csv",
@@ -95,14 +109,14 @@ def export(
     store: StoreOpt = None,
 ) -> None:
     """Export a run: an Inspect log (`inspect view` shows it), or the samples as CSV/Parquet/JSONL."""
-    st = open_store(store)
+    st = open_store(store, create=False)
     run_id = resolve_run(st, run_id)
     if format == "inspect":
         from .report import export_inspect
 
         written = export_inspect(st, run_id, output or Path(f"{run_id}-inspect"))
         for path in written:
-            console.print(f"Inspect log written: {path}")
+            console.print(Text(f"Inspect log written: {path}"))
         console.print("browse them with: inspect view --log-dir DIR")
         return
     df = st.samples(run_id, include_transcripts=format == "jsonl")
@@ -116,9 +130,9 @@ def export(
             for row in df.to_dict(orient="records"):
                 f.write(json.dumps(row, default=str) + "\n")
     else:
-        console.print(f"[red]unknown format {format!r}[/red]; use inspect, csv, parquet or jsonl")
+        error(f"unknown format {format!r}; use inspect, csv, parquet or jsonl")
         raise typer.Exit(2)
-    console.print(f"{len(df)} samples written to {out}")
+    console.print(Text(f"{len(df)} samples written to {out}"))
 
 
 @app.command()
@@ -137,7 +151,7 @@ def _mount_studies() -> None:
         try:
             study = get_study(name)
         except Exception as exc:  # a broken plug-in must not take the whole CLI down
-            console.print(f"[yellow]warning: study plug-in {name!r} failed to load: {exc}[/yellow]")
+            console.print(Text(f"warning: study plug-in {name!r} failed to load: {exc}", style="yellow"))
             continue
         sub = getattr(study, "cli", None)
         if sub is not None:

@@ -1,33 +1,78 @@
-"""Pieces shared by the core CLI and the studies' sub-commands."""
+"""Pieces shared by the core CLI and the studies' sub-commands: common flags, a study's `run` command built
+from its options schema, and one-line messages for user errors (the traceback only with `--debug`).
+
+Nothing a user or a provider wrote is read as rich markup: messages are printed as `Text`."""
 
 from __future__ import annotations
 
+import functools
+import inspect
+import os
+import types
+import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from .config import default_store_path
-from .experiment import Experiment, ExperimentError, run_experiment
+from .experiment import Experiment, ExperimentError, launch, prepare_run
 from .models import ModelError, ModelSpecError
-from .runner import RunOutcome
-from .store import Store
+from .options import OptionsError, StudyOptions
+from .runner import RunOutcome, RunSpecError
+from .store import Store, StoreError
 
 console = Console()
+# Set by `mislab --debug` (or MISLAB_DEBUG=1): user errors then show their traceback too.
+debug = bool(os.environ.get("MISLAB_DEBUG"))
 
 StoreOpt = Annotated[
     Path | None, typer.Option("--store", help="Results database (default ./mislab-out/results.sqlite or $MISLAB_STORE)")
 ]
 ModelsOpt = Annotated[list[str], typer.Option("--model", "-m", help="Model spec; repeat for several")]
 RunIdOpt = Annotated[str | None, typer.Option(help="Resume or name a run")]
+ExtendOpt = Annotated[
+    bool, typer.Option("--extend", help="Add samples (more n, models or cells) to an existing run on purpose")
+]
 BudgetOpt = Annotated[float | None, typer.Option("--budget", help="Stop cleanly after this many USD")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the response cache")]
 CacheOpt = Annotated[Path | None, typer.Option("--cache", help="Response cache file (default: user cache dir)")]
 
+# What a user can fix: printed as one line, no traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ExperimentError, OptionsError, RunSpecError, StoreError, ModelError, ModelSpecError, FileNotFoundError,
+    KeyError, ValueError,
+)  # fmt: skip
 
-def open_store(path: Path | None) -> Store:
-    return Store(path or default_store_path())
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def error(message: str) -> None:
+    console.print(Text.assemble(("error: ", "bold red"), message))
+
+
+def user_errors(command: F) -> F:
+    """A command whose user errors end it with one line and exit status 2 (the traceback with --debug)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except USER_ERRORS as exc:
+            if debug:
+                raise
+            error(str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc))
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def open_store(path: Path | None, *, create: bool = True) -> Store:
+    """The results store; `create=False` for commands that only read (a mistyped path is then an error)."""
+    return Store(path or default_store_path(), create=create)
 
 
 def cache_setting(no_cache: bool, cache: Path | None) -> bool | Path:
@@ -37,28 +82,118 @@ def cache_setting(no_cache: bool, cache: Path | None) -> bool | Path:
 def resolve_run(store: Store, run_id: str | None, study: str | None = None) -> str:
     run_id = run_id or store.latest_run(study)
     if run_id is None or store.get_run(run_id) is None:
-        console.print(f"[red]No run {run_id or ''} in {store.path}.[/red] `mislab runs` lists the runs there.")
+        error(f"no run {run_id or ''} in {store.path}. `mislab runs` lists the runs there.")
         raise typer.Exit(1)
     return run_id
 
 
 def report_outcome(store: Store, run_id: str, outcome: RunOutcome) -> None:
     console.print(
-        f"run [bold]{run_id}[/bold]: {outcome.done} new samples, {outcome.skipped} already done, "
-        f"{outcome.errors} errors, ${outcome.cost:.4f} spent this session — stored in {store.path}"
+        Text(
+            f"run {run_id}: {outcome.done} new samples, {outcome.skipped} already done, {outcome.errors} errors, "
+            f"${outcome.cost:.4f} spent this session — stored in {store.path}"
+        )
     )
     for msg in outcome.error_messages[:5]:
-        console.print(f"[yellow]error[/yellow] {msg}")
+        console.print(Text.assemble(("sample error ", "yellow"), msg))
     if outcome.stopped:
-        console.print(f"[yellow]stopped: {outcome.stopped}.[/yellow] Everything finished is kept; rerun to resume.")
+        console.print(
+            Text.assemble(
+                ("stopped: ", "bold yellow"),
+                f"{outcome.stopped}. Everything finished is kept; rerun the same command (run id {run_id}) "
+                "to resume: done samples are skipped, errored ones run again.",
+            )
+        )
 
 
-def execute(exp: Experiment, store: Store, cache: bool | Path, budget: float | None = None) -> str:
-    """Run an experiment from the CLI with clear messages for the errors a user can fix."""
-    try:
-        run_id, outcome = run_experiment(exp, store, cache=cache, budget_usd=budget)
-    except (ModelError, ModelSpecError, ExperimentError, KeyError, FileNotFoundError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+def execute(
+    exp: Experiment,
+    store: Store | Path | None,
+    cache: bool | Path,
+    budget: float | None = None,
+    extend: bool = False,
+) -> str:
+    """Run an experiment from the CLI (user errors are left to `user_errors`). A store given by path is
+    opened only once the experiment is checked, so a mistake leaves no new store behind."""
+    prepared = prepare_run(exp, cache=cache)
+    store = store if isinstance(store, Store) else open_store(store)
+    run_id, outcome = launch(prepared, store, budget_usd=budget, extend=extend)
     report_outcome(store, run_id, outcome)
     return run_id
+
+
+# --- a study's `run` command, from its options schema -------------------------------------------------------
+
+
+def _cli_type(annotation: Any) -> Any:
+    """The type a CLI flag of this option takes (None: not expressible as a flag)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Annotated:
+        return _cli_type(args[0])
+    if origin in (typing.Union, types.UnionType):
+        found = [t for t in (_cli_type(a) for a in args if a is not type(None)) if t is not None]
+        return next((t for t in found if t in (bool, int, float)), found[0] if found else None)
+    if origin is list:
+        inner = _cli_type(args[0])
+        return list[inner] if inner in (str, int, float) else None  # type: ignore[valid-type]
+    if origin is Literal:
+        return type(args[0])
+    if annotation is Path:
+        return str
+    return annotation if annotation in (bool, int, float, str) else None
+
+
+def schema_parameters(schema: type[StudyOptions]) -> list[inspect.Parameter]:
+    """One CLI flag per option of the schema, defaulting to None (not given: the schema's default applies)."""
+    params = []
+    for name, f in schema.model_fields.items():
+        extra = f.json_schema_extra if isinstance(f.json_schema_extra, dict) else {}
+        cli_type = _cli_type(f.annotation)
+        if extra.get("cli") is False or cli_type is None:
+            continue
+        flag = "--" + name.replace("_", "-")
+        flags = extra.get("flags") or ([f"{flag}/--no-{flag[2:]}"] if cli_type is bool else [flag])
+        default = f.get_default(call_default_factory=True)
+        shown = ", ".join(map(str, default)) if isinstance(default, list) else default
+        repeat = "; repeat for several" if typing.get_origin(cli_type) is list else ""
+        help_text = f"{f.description or name}{repeat} (default: {shown})"
+        option = typer.Option(*flags, help=help_text, show_default=False)  # type: ignore[arg-type]
+        annotation = Annotated[cli_type | None, option]  # type: ignore[valid-type]
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation))
+    return params
+
+
+def study_run_command(
+    study: str, cli_name: str, schema: type[StudyOptions], doc: str, n_help: str
+) -> Callable[..., None]:
+    """`mislab <study> run`: the common flags (models, n, seed, run id, budget, store, cache) and one flag per
+    option of the study's schema. Options not given keep the schema's default."""
+    common = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+        for name, annotation, default in (
+            ("model", ModelsOpt, ["local"]),
+            ("n", Annotated[int, typer.Option("-n", help=n_help)], 10),
+            ("seed", Annotated[int, typer.Option(help="Random seed of the run")], 0),
+            ("run_id", RunIdOpt, None),
+            ("extend", ExtendOpt, False),
+            ("budget", BudgetOpt, None),
+            ("store", StoreOpt, None),
+            ("no_cache", NoCacheOpt, False),
+            ("cache", CacheOpt, None),
+        )
+    ]
+    fields = set(schema.model_fields)
+
+    @user_errors
+    def command(**kwargs: Any) -> None:
+        options = {k: v for k, v in kwargs.items() if k in fields and v is not None and v != []}
+        data = {"study": study, "models": kwargs["model"], "n": kwargs["n"], "seed": kwargs["seed"],
+                "options": options, **({"run_id": kwargs["run_id"]} if kwargs["run_id"] else {})}  # fmt: skip
+        exp = Experiment.from_dict(data, where=f"{study} run")
+        cache = cache_setting(kwargs["no_cache"], kwargs["cache"])
+        rid = execute(exp, kwargs["store"], cache, kwargs["budget"], kwargs["extend"])
+        console.print(Text(f"next: mislab {cli_name} show {rid}"))
+
+    command.__signature__ = inspect.Signature([*common, *schema_parameters(schema)])  # type: ignore[attr-defined]
+    command.__doc__ = doc
+    return command

@@ -5,7 +5,7 @@
     n = 20
     seed = 0
     budget_usd = 5.0          # optional: stop cleanly when this much new spend is reached
-    [options]                 # the study's own options
+    [options]                 # the study's own options (`mislab shutdown run --help` lists them)
     variants = ["no_warning", "basic_warning"]
     temperature = 1.0
     [local]                   # options of the embedded model's server
@@ -15,8 +15,17 @@
     halfwidth = 0.1           # ±10 points (95% Wilson)
     n_max = 200               # n more samples per round, up to n_max
 
+A model is a spec, or a table of settings (`ModelSettings`): base_url, api_key_env, timeout, retries,
+concurrency, extra_body (provider parameters sent with every request):
+
+    models = ["local", {name = "openrouter/openai/o3", timeout = 120, extra_body = {provider = {order = ["openai"]}}}]
+    # or, one table per model:
+    [models."qwen-7b"]
+    base_url = "http://gpu-box:8000/v1"
+    api_key_env = "VLLM_KEY"
+
 Running the same file again resumes the same run (its id defaults to the file name) and reuses every paid
-call through the response cache."""
+call through the response cache. A rerun whose spec differs is refused; `--extend` adds samples on purpose."""
 
 from __future__ import annotations
 
@@ -27,25 +36,57 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
 from .adaptive import Adaptive, cell_status
 from .config import default_store_path
-from .models import ChatModel, ResponseCache, cache_scope, get_model
+from .models import ChatModel, ModelSettings, ResponseCache, cache_scope, get_model
+from .options import OptionsError, parse
 from .runner import PlannedSample, RunOutcome, plan, run_blocking, run_samples, start_run
 from .store import Store
 from .study import CaseStudy, Cell, get_study
-
-_KNOWN_KEYS = {"study", "models", "n", "seed", "budget_usd", "run_id", "options", "concurrency", "local", "adaptive"}
 
 
 class ExperimentError(ValueError):
     pass
 
 
+class ExperimentFile(BaseModel):
+    """The keys of an experiment file (study options go under [options], checked by the study's schema)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    study: str
+    models: list[ModelSettings] = Field(min_length=1)
+    n: PositiveInt = 10
+    seed: int = Field(0, ge=0)
+    budget_usd: PositiveFloat | None = None
+    run_id: str | None = Field(None, min_length=1)
+    concurrency: PositiveInt | None = None  # per model, unless a model's own settings say otherwise
+    options: dict[str, Any] = {}
+    local: dict[str, Any] = {}
+    adaptive: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _models_as_settings(cls, data: Any) -> Any:
+        # models = "local" | ["local", {name = ...}] | [models.NAME] tables: all become a list of settings.
+        if not isinstance(data, dict) or "models" not in data:
+            return data
+        models = data["models"]
+        if isinstance(models, str):
+            models = [models]
+        elif isinstance(models, dict):
+            models = [{"name": name, **(s if isinstance(s, dict) else {})} for name, s in models.items()]
+        if isinstance(models, list):
+            models = [{"name": m} if isinstance(m, str) else m for m in models]
+        return {**data, "models": models}
+
+
 @dataclass
 class Experiment:
     study: str
-    models: list[str]
+    models: list[str]  # the models' names (specs); their settings are in `model_settings`
     n: int = 10
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
@@ -55,6 +96,7 @@ class Experiment:
     local: dict[str, Any] = field(default_factory=dict)
     adaptive: Adaptive | None = None
     source: str | None = None  # the file's text, stored with the run
+    model_settings: dict[str, ModelSettings] = field(default_factory=dict)
 
     @classmethod
     def from_file(cls, path: str | Path) -> Experiment:
@@ -64,6 +106,8 @@ class Experiment:
             data = tomllib.loads(text)
         except OSError as exc:
             raise ExperimentError(f"cannot read {path}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise ExperimentError(f"{path} is not a text file: {exc.reason}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ExperimentError(f"{path} is not valid TOML: {exc}") from exc
         data.setdefault("run_id", path.stem)
@@ -71,45 +115,42 @@ class Experiment:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str | None = None, where: str = "experiment") -> Experiment:
-        unknown = set(data) - _KNOWN_KEYS
-        if unknown:
-            raise ExperimentError(
-                f"{where}: unknown keys {sorted(unknown)}; study options go under [options]. "
-                f"Known: {sorted(_KNOWN_KEYS)}"
-            )
-        for key in ("study", "models"):
-            if key not in data:
-                raise ExperimentError(f"{where}: missing required key {key!r}")
-        models = data["models"]
-        if isinstance(models, str):
-            models = [models]
-        if not models or not all(isinstance(m, str) for m in models):
-            raise ExperimentError(f"{where}: 'models' must be a list of model specs")
-        n = data.get("n", 10)
-        if not isinstance(n, int) or n < 1:
-            raise ExperimentError(f"{where}: 'n' must be a positive integer, got {n!r}")
+        """Check every key (the study's options against its schema too), before anything runs."""
         try:
-            get_study(data["study"])
+            spec = parse(ExperimentFile, data, where)
+        except OptionsError as exc:
+            raise ExperimentError(_with_options_hint(str(exc), data)) from None
+        try:
+            study = get_study(spec.study)
         except KeyError as exc:
-            raise ExperimentError(f"{where}: {exc.args[0]}") from exc
+            raise ExperimentError(f"{where}: {exc.args[0]}") from None
+        try:
+            options = parse(study.options_schema, spec.options, f"{where}: [options]")
+        except OptionsError as exc:
+            raise ExperimentError(str(exc)) from None
+        settings = {m.name: m for m in spec.models}
+        if len(settings) != len(spec.models):
+            raise ExperimentError(f"{where}: a model is listed twice in 'models'")
         return cls(
-            study=data["study"],
-            models=list(models),
-            n=n,
-            seed=int(data.get("seed", 0)),
-            options=dict(data.get("options", {})),
-            budget_usd=data.get("budget_usd"),
-            run_id=data.get("run_id"),
-            concurrency=data.get("concurrency"),
-            local=dict(data.get("local", {})),
-            adaptive=_adaptive(data, n, where),
+            study=spec.study,
+            models=list(settings),
+            n=spec.n,
+            seed=spec.seed,
+            options=options.model_dump(exclude_unset=True),
+            budget_usd=spec.budget_usd,
+            run_id=spec.run_id,
+            concurrency=spec.concurrency,
+            local=spec.local,
+            adaptive=_adaptive(spec.adaptive, spec.n, where),
             source=source,
+            model_settings=settings,
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "study": self.study,
             "models": self.models,
+            "model_settings": {k: v.model_dump(exclude_defaults=True) for k, v in self.model_settings.items()},
             "n": self.n,
             "seed": self.seed,
             "options": self.options,
@@ -120,37 +161,104 @@ class Experiment:
             "source": self.source,
         }
 
+    def build_models(self, cache: bool | str | Path | ResponseCache | None) -> dict[str, ChatModel]:
+        return {
+            name: s.build(cache=cache, concurrency=self.concurrency, local_options=self.local)
+            for name, s in self.model_settings.items()
+        }
 
-def _adaptive(data: dict[str, Any], n: int, where: str) -> Adaptive | None:
-    if "adaptive" not in data:
+
+def _with_options_hint(message: str, data: dict[str, Any]) -> str:
+    """A study option written at the top level of a file belongs under [options]: say so."""
+    study = data.get("study")
+    try:
+        known = get_study(study).options_schema.model_fields if isinstance(study, str) else {}
+    except KeyError:
+        known = {}
+    stray = [key for key in data if key in known]
+    return message + (f"\n(study options such as {stray[0]!r} go under [options])" if stray else "")
+
+
+def _adaptive(data: dict[str, Any] | None, n: int, where: str) -> Adaptive | None:
+    if data is None:
         return None
     try:
-        return Adaptive.from_dict(data["adaptive"], n)
+        return Adaptive.from_dict(data, n)
     except ValueError as exc:
         raise ExperimentError(f"{where}: {exc}") from exc
+
+
+def study_options(study: CaseStudy, exp: Experiment) -> dict[str, Any]:
+    """The options a study's samples get: every option with its default filled in, and the run's seed."""
+    return {**study.options_schema.model_validate(exp.options).model_dump(), "seed": exp.seed}
+
+
+@dataclass
+class PreparedRun:
+    """An experiment checked and ready: its study, options, cells and model clients. Everything that can fail
+    on a user's mistake fails while preparing, before a store is opened or a call is made."""
+
+    exp: Experiment
+    study: CaseStudy
+    options: dict[str, Any]
+    cells: list[Cell]
+    models: dict[str, ChatModel]
+    cache: bool | str | Path | ResponseCache | None
+
+
+def prepare_run(
+    exp: Experiment,
+    *,
+    cache: bool | str | Path | ResponseCache | None = None,
+    models: dict[str, ChatModel] | None = None,
+) -> PreparedRun:
+    """Check an experiment and build its models. `cache` None keeps a given model's own cache and gives named
+    models the user cache; True, False or a path applies to all."""
+    study = get_study(exp.study)
+    options = study_options(study, exp)
+    cells = study.cells(options)
+    check_plan = getattr(study, "check_plan", None)
+    if check_plan is not None:  # e.g. n beyond the query set: fail before any call
+        check_plan(exp.n, options)
+    if models is None:
+        models = exp.build_models(cache)
+    else:
+        models = {name: get_model(m, cache=cache) for name, m in models.items()}
+    return PreparedRun(exp, study, options, cells, models, cache)
+
+
+def launch(
+    prepared: PreparedRun,
+    store: Store,
+    *,
+    progress: bool = True,
+    budget_usd: float | None = None,
+    extend: bool = False,
+) -> tuple[str, RunOutcome]:
+    """Run (or resume) a prepared experiment; returns its run id and what happened. `extend` lets a rerun of
+    an existing run id add samples (more n, models or cells) on purpose."""
+    p = prepared
+    run_id = start_run(
+        store, p.study, p.models, p.cells, p.options, p.exp.to_dict(), p.exp.run_id, n=p.exp.n, extend=extend
+    )
+    with cache_scope(True if p.cache is None else p.cache):  # models the study builds (judges) follow the run
+        outcome = _run_rounds(p.exp, store, p.study, run_id, p.models, p.cells, p.options, budget_usd, progress)
+    return run_id, outcome
 
 
 def run_experiment(
     exp: Experiment,
     store: Store,
     *,
-    cache: bool | str | Path | ResponseCache = True,
+    cache: bool | str | Path | ResponseCache | None = None,
     models: dict[str, ChatModel] | None = None,
     progress: bool = True,
     budget_usd: float | None = None,
+    extend: bool = False,
 ) -> tuple[str, RunOutcome]:
-    """Run (or resume) an experiment; returns its run id and what happened."""
-    study = get_study(exp.study)
-    options = {**exp.options, "seed": exp.seed}
-    cells = study.cells(options)
-    if models is None:
-        models = {
-            spec: get_model(spec, cache=cache, max_concurrency=exp.concurrency, local_options=exp.local)
-            for spec in exp.models
-        }
-    run_id = start_run(store, study, models, cells, options, exp.to_dict(), exp.run_id)
-    with cache_scope(cache):  # models the study builds during the run (judges) follow the run's cache choice
-        return run_id, _run_rounds(exp, store, study, run_id, models, cells, options, budget_usd, progress)
+    """Prepare and launch an experiment (see `prepare_run`, `launch`)."""
+    prepared = prepare_run(exp, cache=cache, models=models)
+    return launch(prepared, store, progress=progress, budget_usd=budget_usd, extend=extend)
 
 
 def _run_rounds(
@@ -202,27 +310,36 @@ def run_study(
     seed: int = 0,
     run_id: str | None = None,
     store: Store | str | Path | None = None,
-    cache: bool | str | Path | ResponseCache = True,
+    cache: bool | str | Path | ResponseCache | None = None,
     budget_usd: float | None = None,
     progress: bool = True,
+    extend: bool = False,
 ) -> pd.DataFrame:
     """The Python entry point behind each study's `run(...)`: one row per sample. `models` are specs or
-    `ChatModel`s. The run id and the outcome are in `df.attrs` (`run_id`, `stopped`, `store`)."""
+    `ChatModel`s. `cache`: None (default) keeps a given model's own cache and gives a named one the user cache;
+    True, False or a path applies to every model, named or given. Options are checked against the study's
+    schema (unknown or mistyped ones raise ExperimentError). The run id and the outcome are in `df.attrs`
+    (`run_id`, `stopped`, `store`)."""
     listed = [models] if isinstance(models, str | ChatModel) else list(models)
-    chat_models = {m.name: m for m in (get_model(spec, cache=cache) for spec in listed)}
+    given = {m.name: m for m in listed if isinstance(m, ChatModel)}
     exp = Experiment.from_dict(
         {
             "study": study,
-            "models": list(chat_models),
+            "models": [m.name if isinstance(m, ChatModel) else m for m in listed],
             "n": n,
             "seed": seed,
             "options": {k: v for k, v in options.items() if v is not None},
-            "budget_usd": budget_usd,
-            "run_id": run_id,
-        }
+            **({"budget_usd": budget_usd} if budget_usd is not None else {}),
+            **({"run_id": run_id} if run_id is not None else {}),
+        },
+        where=f"{study} run",
     )
+    chat_models = {
+        name: given[name] if name in given else exp.model_settings[name].build(cache=cache) for name in exp.models
+    }
+    prepared = prepare_run(exp, cache=cache, models=chat_models)
     store = store if isinstance(store, Store) else Store(store or default_store_path())
-    run_id, outcome = run_experiment(exp, store, cache=cache, models=chat_models, progress=progress)
+    run_id, outcome = launch(prepared, store, progress=progress, extend=extend)
     df = store.samples(run_id)
     df.attrs.update(run_id=run_id, stopped=outcome.stopped, store=str(store.path))
     return df

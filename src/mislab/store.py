@@ -1,7 +1,9 @@
 """The results store: one SQLite file (WAL) with runs, samples (transcripts, scores, usage) and labels.
 
 Each finished sample is written in its own transaction, so a killed run keeps everything it finished and a
-rerun of the same run id skips it. pandas reads from here (`Store.samples`)."""
+rerun of the same run id skips it. pandas reads from here (`Store.samples`).
+
+The file carries its schema version (`PRAGMA user_version`); rows are read by column name."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+SCHEMA_VERSION = 1
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -62,6 +66,10 @@ CREATE TABLE IF NOT EXISTS labels (
     PRIMARY KEY (run_id, sample_id, scorer)
 );
 """
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened as asked (missing file for reading, a newer schema, not a store)."""
 
 
 def _now() -> str:
@@ -112,14 +120,36 @@ class RunInfo:
 
 
 class Store:
-    def __init__(self, path: str | Path):
+    """`Store(path)` opens a store, creating it if needed; `Store(path, create=False)` opens only an existing
+    one (what read-only commands use, so a mistyped path is an error, not a new empty database)."""
+
+    def __init__(self, path: str | Path, *, create: bool = True):
         self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise StoreError(f"no results store at {self.path}; check --store (or $MISLAB_STORE)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.row_factory = sqlite3.Row
+        try:
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise StoreError(f"{self.path} is not a mislab results store: {exc}") from exc
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has store schema {version}, newer than this mislab's ({SCHEMA_VERSION}); "
+                "upgrade mislab to read it"
+            )
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        if version < SCHEMA_VERSION:  # opening a current store writes nothing
+            # Version 0 is a new file or one written before versioning, whose tables are those of version 1.
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(SCHEMA)
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -146,16 +176,15 @@ class Store:
         models: dict[str, Any],
         package_version: str,
     ) -> RunInfo:
-        """Create the run, or return the existing one (a resume). The spec of an existing run must match."""
-        existing = self.get_run(run_id)
-        if existing is not None:
-            if existing.study != study:
-                raise ValueError(f"run {run_id!r} is a {existing.study} run, not {study}")
-            return existing
+        """Create a run. Reopening an existing one (a resume, an extension) is the runner's decision: it checks
+        the specs with `get_run` first and records an extension with `update_run`."""
         now = _now()
         with self._tx() as db:
+            if db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
+                raise StoreError(f"run {run_id!r} already exists in {self.path}")
             db.execute(
-                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (run_id, study, created_at, updated_at, status, package_version, spec_json, "
+                "prompts_json, models_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id, study, now, now, "running", package_version, json.dumps(spec, default=str),
                     json.dumps(prompts), json.dumps(models, default=str),
@@ -165,14 +194,28 @@ class Store:
         assert run is not None
         return run
 
-    def update_run(self, run_id: str, *, status: str | None = None, prompts: dict[str, Any] | None = None) -> None:
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        status: str | None = None,
+        prompts: dict[str, Any] | None = None,
+        spec: dict[str, Any] | None = None,
+        models: dict[str, Any] | None = None,
+    ) -> None:
+        """Set the status, replace the spec, or merge prompts and models in (an extension adds cells, models)."""
         with self._tx() as db:
             if status is not None:
                 db.execute("UPDATE runs SET status = ?, updated_at = ? WHERE run_id = ?", (status, _now(), run_id))
-            if prompts is not None:
-                old = db.execute("SELECT prompts_json FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-                merged = {**json.loads(old[0]), **prompts} if old else prompts
-                db.execute("UPDATE runs SET prompts_json = ? WHERE run_id = ?", (json.dumps(merged), run_id))
+            if spec is not None:
+                db.execute("UPDATE runs SET spec_json = ? WHERE run_id = ?", (json.dumps(spec, default=str), run_id))
+            for column, new in (("prompts_json", prompts), ("models_json", models)):
+                if new is not None:
+                    old = db.execute(f"SELECT {column} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+                    merged = {**json.loads(old[0]), **new} if old else new
+                    db.execute(
+                        f"UPDATE runs SET {column} = ? WHERE run_id = ?", (json.dumps(merged, default=str), run_id)
+                    )
 
     def get_run(self, run_id: str) -> RunInfo | None:
         with self._lock:
@@ -180,16 +223,9 @@ class Store:
         if row is None:
             return None
         return RunInfo(
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            row[5],
-            json.loads(row[6]),
-            json.loads(row[7]),
-            json.loads(row[8]),
-        )
+            row["run_id"], row["study"], row["created_at"], row["updated_at"], row["status"], row["package_version"],
+            json.loads(row["spec_json"]), json.loads(row["prompts_json"]), json.loads(row["models_json"]),
+        )  # fmt: skip
 
     def runs(self) -> pd.DataFrame:
         with self._lock:
@@ -207,7 +243,7 @@ class Store:
         )
         with self._lock:
             row = self._db.execute(query, (study,) if study else ()).fetchone()
-        return row[0] if row else None
+        return row["run_id"] if row else None
 
     # samples
     def add_sample(self, run_id: str, record: SampleRecord, labels: Iterable[Label] = ()) -> None:
@@ -215,7 +251,10 @@ class Store:
         r = record
         with self._tx() as db:
             db.execute(
-                "INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO samples (run_id, sample_id, model, cell, factors_json, epoch, status, error, "
+                "scores_json, metadata_json, transcript_json, calls, cached_calls, prompt_tokens, completion_tokens, "
+                "cached_prompt_tokens, cost, seconds, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id, r.sample_id, r.model, r.cell, json.dumps(r.factors, default=str), r.epoch, r.status,
                     r.error, json.dumps(r.scores, default=str), json.dumps(r.metadata, default=str),
@@ -233,17 +272,18 @@ class Store:
             rows = self._db.execute(
                 "SELECT sample_id FROM samples WHERE run_id = ? AND status = 'done'", (run_id,)
             ).fetchall()
-        return {r[0] for r in rows}
+        return {r["sample_id"] for r in rows}
 
     def cell_usage(self, study: str, model: str, cell: str) -> list[tuple[int, int, int]]:
         """(calls, prompt tokens, completion tokens) of every finished sample of a study's model and cell,
         across runs: the measured basis of dry-run estimates."""
         with self._lock:
-            return self._db.execute(
+            rows = self._db.execute(
                 "SELECT s.calls, s.prompt_tokens, s.completion_tokens FROM samples s JOIN runs r USING (run_id) "
                 "WHERE r.study = ? AND s.model = ? AND s.cell = ? AND s.status = 'done'",
                 (study, model, cell),
             ).fetchall()
+        return [(r["calls"], r["prompt_tokens"], r["completion_tokens"]) for r in rows]
 
     def sample_records(self, run_id: str) -> list[SampleRecord]:
         with self._lock:
@@ -255,16 +295,24 @@ class Store:
             ).fetchall()
         return [
             SampleRecord(
-                r[0],
-                r[1],
-                r[2],
-                json.loads(r[3]),
-                r[4],
-                json.loads(r[5]),
-                json.loads(r[6]),
-                json.loads(r[7]),
-                *r[8:],
-            )
+                r["sample_id"],
+                r["model"],
+                r["cell"],
+                json.loads(r["factors_json"]),
+                r["epoch"],
+                json.loads(r["scores_json"]),
+                json.loads(r["transcript_json"]),
+                json.loads(r["metadata_json"]),
+                r["status"],
+                r["error"],
+                r["calls"],
+                r["cached_calls"],
+                r["prompt_tokens"],
+                r["completion_tokens"],
+                r["cached_prompt_tokens"],
+                r["cost"],
+                r["seconds"],
+            )  # fmt: skip
             for r in rows
         ]
 
@@ -295,7 +343,8 @@ class Store:
     @staticmethod
     def _put_label(db: sqlite3.Connection, run_id: str, label: Label) -> None:
         db.execute(
-            "INSERT OR REPLACE INTO labels VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO labels (run_id, sample_id, scorer, value_json, explanation, judge, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 run_id, label.sample_id, label.scorer, json.dumps(label.value, default=str), label.explanation,
                 label.judge, _now(),
@@ -313,8 +362,8 @@ class Store:
                 "SELECT sample_id, scorer, value_json FROM labels WHERE run_id = ?", (run_id,)
             ).fetchall()
         out: dict[str, dict[str, Any]] = {}
-        for sample_id, scorer, value in rows:
-            out.setdefault(sample_id, {})[scorer] = json.loads(value)
+        for r in rows:
+            out.setdefault(r["sample_id"], {})[r["scorer"]] = json.loads(r["value_json"])
         return out
 
     def label_details(self, run_id: str) -> list[Label]:
@@ -323,4 +372,6 @@ class Store:
                 "SELECT sample_id, scorer, value_json, explanation, judge FROM labels WHERE run_id = ?",
                 (run_id,),
             ).fetchall()
-        return [Label(r[0], r[1], json.loads(r[2]), r[3], r[4]) for r in rows]
+        return [
+            Label(r["sample_id"], r["scorer"], json.loads(r["value_json"]), r["explanation"], r["judge"]) for r in rows
+        ]

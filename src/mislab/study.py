@@ -10,6 +10,7 @@ from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
 from .models import ChatModel
+from .options import StudyOptions, did_you_mean
 from .store import Label
 
 
@@ -45,9 +46,11 @@ class CaseStudy(Protocol):
     name: str
     title: str
     metrics: list[Metric]
+    # The study's options, declared once: experiment files, the API and the CLI flags all come from it.
+    options_schema: type[StudyOptions]
 
     def cells(self, options: dict[str, Any]) -> list[Cell]:
-        """The conditions to run, from the study's options (variants, factors …)."""
+        """The conditions to run, from the study's options (all of them, defaults filled in, and the seed)."""
         ...
 
     def prompts(self, cells: list[Cell], options: dict[str, Any]) -> dict[str, Any]:
@@ -68,7 +71,8 @@ def get_study(name: str) -> CaseStudy:
     name = aliases.get(name, name)
     found = _entry_points()
     if name not in found:
-        raise KeyError(f"unknown study {name!r}; installed: {', '.join(sorted(found)) or 'none'}")
+        hint = did_you_mean(name, [*found, *aliases])
+        raise KeyError(f"unknown study {name!r}{hint or ''}; installed: {', '.join(sorted(found)) or 'none'}")
     return found[name].load()
 
 

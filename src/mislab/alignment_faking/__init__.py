@@ -48,9 +48,10 @@ def run(
     seed: int = 0,
     run_id: str | None = None,
     store: str | Path | Store | None = None,
-    cache: bool | str | Path = True,
+    cache: bool | str | Path | None = None,
     budget_usd: float | None = None,
     progress: bool = True,
+    extend: bool = False,
     **options: Any,
 ) -> pd.DataFrame:
     """Models × tiers × factor combinations × n queries through the batch runner (cache, store, resume); one
@@ -60,9 +61,10 @@ def run(
     temperature, max_tokens, examples, rlhf_paragraph, tier_explanation, lab_name, protocol, query_column,
     judge_base_url, strongreject, votes, vote_threshold … `models` and `judge` may be model specs or
     `ChatModel`s (e.g. one pointed at your own server with `get_model(name, base_url=...)`).
+    `cache`: None keeps a given model's own cache (a named one gets the user cache); True, False or a path
+    applies to all. `extend=True` adds samples to an existing run id on purpose (see `run_study`).
     The run id and outcome are in `df.attrs` (`run_id`, `stopped`, `store`)."""
     from ..experiment import run_study
-    from .study import query_count
 
     options = {
         "tiers": [tier] if isinstance(tier, str) else list(tier), "scratchpad": scratchpad,
@@ -70,12 +72,9 @@ def run(
         "factors": {k: list(v) for k, v in (factors or {}).items()}, **options,
     }  # fmt: skip
     options = {k: v for k, v in options.items() if v is not None}
-    available = query_count({**options, "seed": seed})
-    if n > available:
-        raise ValueError(f"n={n} but the query set {queries!r} has {available} distinct queries")
     return run_study(
         "alignment_faking", models, n, options, seed=seed, run_id=run_id, store=store, cache=cache,
-        budget_usd=budget_usd, progress=progress,
+        budget_usd=budget_usd, progress=progress, extend=extend,
     )  # fmt: skip
 
 

@@ -5,19 +5,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..config import cache_dir, read_secret
 from .cache import ResponseCache
-from .chat import ChatModel, ModelError, UsageMeter, metered
+from .chat import ChatModel, FatalModelError, ModelError, UsageMeter, metered
 from .pricing import Price, PriceTable
 from .retry import RetryPolicy
+from .settings import ModelSettings
 from .spec import ModelSpec, ModelSpecError, parse_spec
 from .types import AssistantMessage, Completion, Message, Tool, ToolCall, Usage
 
 __all__ = [
-    "AssistantMessage", "ChatModel", "Completion", "Message", "ModelError", "ModelSpec", "ModelSpecError",
+    "AssistantMessage", "ChatModel", "Completion", "FatalModelError", "Message", "ModelError", "ModelSettings",
+    "ModelSpec", "ModelSpecError",
     "Price", "PriceTable", "ResponseCache", "RetryPolicy", "Tool", "ToolCall", "Usage", "UsageMeter",
     "cache_scope", "current_cache_scope", "default_cache", "get_model", "metered", "parse_spec",
 ]  # fmt: skip
@@ -51,6 +54,19 @@ def current_cache_scope() -> bool | str | Path | ResponseCache | None:
     return _run_cache.get()
 
 
+def _response_cache(cache: bool | str | Path | ResponseCache | None) -> ResponseCache | None:
+    if cache is None:
+        cache = _run_cache.get()
+        cache = True if cache is None else cache
+    if cache is True:
+        return default_cache()
+    if cache is False:
+        return None
+    if isinstance(cache, ResponseCache):
+        return cache
+    return default_cache(Path(cache))
+
+
 def get_model(
     spec: str | ChatModel,
     base_url: str | None = None,
@@ -61,31 +77,26 @@ def get_model(
     retry: RetryPolicy | None = None,
     prices: PriceTable | None = None,
     local_options: dict[str, Any] | None = None,
+    api_key_env: str | None = None,
+    timeout: float | None = None,
     **defaults: Any,
 ) -> ChatModel:
     """A model from a spec: `local`, `local/qwen2.5-coder-0.5b`, `openrouter/<vendor>/<model>`,
     `openai/<model>`, or any model name with `base_url`.
 
     `cache`: True for the user cache, False for none, or a path / ResponseCache; None (the default) follows
-    the run in progress (see `cache_scope`), else the user cache. `defaults` are
-    generation parameters applied to every call (temperature, max_tokens, seed, provider extras …).
+    the run in progress (see `cache_scope`), else the user cache. Given a `ChatModel`, `cache` None keeps its
+    own cache and anything else gives a copy using that cache. `api_key_env` names the environment variable
+    (or .env entry) holding the key; `timeout` is seconds per request. `defaults` are generation parameters
+    applied to every call (temperature, max_tokens, seed, `extra_body` with provider parameters …).
     `local_options` go to the embedded server (e.g. `{"cache_prompt": False}` for repeatable runs).
     """
     if isinstance(spec, ChatModel):
-        return spec
+        return spec if cache is None else spec.with_cache(_response_cache(cache))
     parsed = parse_spec(spec, base_url)
-    if cache is None:
-        cache = _run_cache.get()
-        cache = True if cache is None else cache
-    if cache is True:
-        response_cache: ResponseCache | None = default_cache()
-    elif cache is False or cache is None:
-        response_cache = None
-    elif isinstance(cache, ResponseCache):
-        response_cache = cache
-    else:
-        response_cache = default_cache(Path(cache))
-    common: dict[str, Any] = {"cache": response_cache, "retry": retry, "prices": prices}
+    if api_key_env:
+        parsed = replace(parsed, api_key_env=api_key_env)
+    common: dict[str, Any] = {"cache": _response_cache(cache), "retry": retry, "prices": prices}
 
     if parsed.provider == "local":
         from .local import ensure_server
@@ -96,11 +107,13 @@ def get_model(
         parsed = ModelSpec(parsed.spec, "local", server.model_name, server.base_url, None, True)
         return ChatModel(
             parsed, api_key="local", max_concurrency=max_concurrency or 1, identity=server.identity,
-            info=server.describe(), timeout=900.0, reconnect=lambda: ensure_server(name, **options).base_url,
-            **common, **defaults,
+            info=server.describe(), timeout=timeout or 900.0,
+            reconnect=lambda: ensure_server(name, **options).base_url, **common, **defaults,
         )  # fmt: skip
 
     key = api_key or (read_secret(parsed.api_key_env) if parsed.api_key_env else None)
-    if key is None and parsed.provider in ("openrouter", "openai"):
-        raise ModelError(f"{parsed.spec}: no API key; set {parsed.api_key_env} in the environment or a .env file")
-    return ChatModel(parsed, api_key=key, max_concurrency=max_concurrency or 8, **common, **defaults)
+    if key is None and (parsed.provider in ("openrouter", "openai") or api_key_env):
+        raise FatalModelError(f"{parsed.spec}: no API key; set {parsed.api_key_env} in the environment or a .env file")
+    return ChatModel(
+        parsed, api_key=key, max_concurrency=max_concurrency or 8, timeout=timeout or 300.0, **common, **defaults
+    )

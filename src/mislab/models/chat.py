@@ -6,6 +6,7 @@ response cache, the retry policy and a per-model concurrency limit, and is meter
 from __future__ import annotations
 
 import asyncio
+import copy
 import re
 import threading
 import time
@@ -38,7 +39,17 @@ _SDK_PARAMS = frozenset(
 
 
 class ModelError(RuntimeError):
-    """A call that cannot succeed by retrying: a bad request, a missing key, or retries exhausted."""
+    """One call failed for good (retries exhausted, an unusable answer, a request the server refused): the
+    sample that made it fails, with this as its cause; the run goes on."""
+
+
+class FatalModelError(ModelError):
+    """A fault no sample can get past (bad key, no credit, unknown model, a setting the provider cannot
+    honour): the run stops, keeping what is finished."""
+
+
+class UnusableResponse(Exception):
+    """A 200 whose body cannot be used (no choices, not parseable): retried like a transient fault."""
 
 
 @dataclass
@@ -53,6 +64,7 @@ class UsageMeter:
     usage: Usage = field(default_factory=Usage)
     cost: float = 0.0
     unpriced_calls: int = 0  # paid calls whose cost is unknown (no provider cost, no price-table entry)
+    unusable_calls: int = 0  # billed answers that were unusable (no choices, unparseable) and were retried
 
     def record(self, completion: Completion) -> None:
         self.calls += 1
@@ -60,10 +72,20 @@ class UsageMeter:
         if completion.cached:
             self.cached_calls += 1
             return
-        if completion.cost is None:
+        self.add_cost(completion.cost)
+
+    def record_unusable(self, usage: Usage, cost: float | None) -> None:
+        """An answer the provider billed but that could not be used (retried): paid for all the same."""
+        self.calls += 1
+        self.unusable_calls += 1
+        self.usage = self.usage + usage
+        self.add_cost(cost)
+
+    def add_cost(self, cost: float | None) -> None:
+        if cost is None:
             self.unpriced_calls += 1
         else:
-            self.cost += completion.cost
+            self.cost += cost
 
 
 _meters: ContextVar[tuple[UsageMeter, ...]] = ContextVar("mislab_meters", default=())
@@ -96,9 +118,23 @@ def _strip_echoed_prefill(completion: Completion, prefill: str) -> None:
 def _hint(spec: ModelSpec, status: int) -> str:
     if status in (401, 403) and spec.api_key_env:
         return f" (check {spec.api_key_env})"
+    if status == 402:
+        return " (out of credit: add credit with the provider, then rerun to resume)"
     if status == 404:
         return f" (is {spec.model!r} a model this endpoint serves?)"
     return ""
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, openai.APIStatusError):
+        return f"HTTP {error.status_code}: {error.message}"
+    if isinstance(error, openai.APITimeoutError):
+        return "the request timed out"
+    return str(error) or type(error).__name__
+
+
+# Refusals that every later request would get too: stop the run rather than fail each sample alike.
+_SYSTEMIC_STATUSES = frozenset({401, 402, 403, 404})
 
 
 class ChatModel:
@@ -141,6 +177,13 @@ class ChatModel:
     @property
     def name(self) -> str:
         return self.spec.spec
+
+    def with_cache(self, cache: ResponseCache | None) -> ChatModel:
+        """The same model using another response cache (clients and limits are per copy)."""
+        twin = copy.copy(self)
+        twin.cache = cache
+        twin._per_loop, twin._sync_loop, twin._lock = {}, None, threading.Lock()
+        return twin
 
     def __repr__(self) -> str:
         return f"ChatModel({self.name!r})"
@@ -189,7 +232,7 @@ class ChatModel:
         messages = list(messages)
         if prefill:
             if not self.spec.supports_prefill:
-                raise ModelError(f"{self.name}: this provider does not continue a prefilled assistant turn")
+                raise FatalModelError(f"{self.name}: this provider does not continue a prefilled assistant turn")
             messages.append({"role": "assistant", "content": prefill})
         key = cache_key(self._identity, self.spec.model, messages, tools, params, sample_index)
         completion = self.cache.get(key) if self.cache is not None else None
@@ -247,7 +290,8 @@ class ChatModel:
                         error=f"server rejected the model's output (HTTP {exc.status_code}): {exc.message}",
                     )  # fmt: skip
                 if not is_retryable(exc):
-                    raise ModelError(
+                    fault = FatalModelError if exc.status_code in _SYSTEMIC_STATUSES else ModelError
+                    raise fault(
                         f"{self.name}: HTTP {exc.status_code}{_hint(self.spec, exc.status_code)}: {exc.message}"
                     ) from exc
                 error: Exception = exc
@@ -256,15 +300,40 @@ class ChatModel:
                 if self._reconnect is not None:
                     await asyncio.to_thread(self._refresh_endpoint)
                     client, semaphore = self._loop_state()
+            except (openai.APIResponseValidationError, ValueError) as exc:  # a 200 whose body is not JSON
+                error = UnusableResponse(f"unparseable response body: {str(exc)[:200]}")
+                self._record_unusable(Usage(), None)
+            except UnusableResponse as exc:
+                error = exc
             attempt += 1
             if attempt >= self.retry.max_attempts:
-                raise ModelError(f"{self.name}: gave up after {attempt} attempts: {error}") from error
+                raise ModelError(f"{self.name}: gave up after {attempt} attempts: {_describe(error)}") from error
             await asyncio.sleep(self.retry.delay(attempt - 1, retry_after_seconds(error)))
 
+    def _record_unusable(self, usage: Usage, cost: float | None) -> None:
+        for meter in _meters.get():
+            meter.record_unusable(usage, cost)
+
+    def _usage_and_cost(self, response: Any) -> tuple[Usage, float | None]:
+        if response.usage is None:
+            return Usage(), self.prices.cost(self.name, Usage())
+        details = response.usage.prompt_tokens_details
+        usage = Usage(
+            response.usage.prompt_tokens or 0,
+            response.usage.completion_tokens or 0,
+            (details.cached_tokens or 0) if details else 0,
+        )
+        reported_cost = (response.usage.model_extra or {}).get("cost")
+        return usage, float(reported_cost) if reported_cost is not None else self.prices.cost(self.name, usage)
+
     def _completion(self, response: Any, latency: float, tools: list[Tool] | None) -> Completion:
+        usage, cost = self._usage_and_cost(response)
+        if not getattr(response, "choices", None):
+            # OpenRouter answers 200 with no choices when an upstream provider fails mid-way; billed or not,
+            # its usage is counted, and the call is retried.
+            self._record_unusable(usage, cost)
+            raise UnusableResponse(f"the response has no choices: {str(response)[:200]}")
         raw = response.model_dump()
-        if not response.choices:
-            raise ModelError(f"{self.name}: the response has no choices: {str(raw)[:300]}")
         choice = response.choices[0]
         msg = choice.message
         extra = msg.model_extra or {}
@@ -274,17 +343,6 @@ class ChatModel:
             names = {t["function"]["name"] for t in tools if t.get("type") == "function"}
             content, calls = recover_tool_calls(content, names)
         reasoning = extra.get("reasoning") or extra.get("reasoning_content")
-        usage = Usage()
-        reported_cost = None
-        if response.usage is not None:
-            details = response.usage.prompt_tokens_details
-            usage = Usage(
-                response.usage.prompt_tokens or 0,
-                response.usage.completion_tokens or 0,
-                (details.cached_tokens or 0) if details else 0,
-            )
-            reported_cost = (response.usage.model_extra or {}).get("cost")
-        cost = float(reported_cost) if reported_cost is not None else self.prices.cost(self.name, usage)
         return Completion(
             AssistantMessage(content, calls, reasoning), choice.finish_reason, usage, self.spec.model, latency,
             cost, raw,

@@ -23,18 +23,20 @@ def run(
     seed: int = 0,
     run_id: str | None = None,
     store: str | Path | None = None,
-    cache: bool | str | Path = True,
+    cache: bool | str | Path | None = None,
     budget_usd: float | None = None,
     progress: bool = True,
+    extend: bool = False,
     **episode_options: Any,
 ) -> pd.DataFrame:
     """Models × variants × n episodes through the batch runner (cache, store, resume); one row per episode.
-    `episode_options`: max_turns, tool_choice, temperature, max_tokens, backend."""
+    `episode_options`: the fields of `ShutdownOptions` (max_turns, tool_choice, temperature, max_tokens,
+    backend, one_call_per_message). `cache` and `extend` as in `mislab.experiment.run_study`."""
     from ..experiment import run_study
 
     return run_study(
         "shutdown", models, n, {"variants": variants, **episode_options}, seed=seed, run_id=run_id,
-        store=store, cache=cache, budget_usd=budget_usd, progress=progress,
+        store=store, cache=cache, budget_usd=budget_usd, progress=progress, extend=extend,
     )  # fmt: skip
 
 

@@ -90,7 +90,7 @@ class SimulatedMachine:
 
 
 def make_machine(backend: str, variant: Variant, questions: list[tuple[str, str]]) -> Machine:
-    if backend == "simulated":
+    if backend in ("simulated", "auto"):  # "auto": the sandbox registry's choice; simulated until it lands
         return SimulatedMachine(variant, questions)
     if backend == "sandbox":
         from .sandbox import SandboxMachine

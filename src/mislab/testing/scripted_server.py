@@ -1,5 +1,9 @@
 """A scripted OpenAI-compatible chat server on 127.0.0.1, for tests that need a model whose every move is
-known: scripted episodes, judges answering garbage, 429s with Retry-After, 500s, hangs.
+known: scripted episodes, judges answering garbage, and the faults providers have: 429s with and without
+Retry-After, 5xx, dropped connections, hangs, 200s with no choices, truncated or non-JSON bodies.
+
+It keeps the provider's books: `billed` counts every answer sent with status 200 and the tokens its usage
+block reported, so a test can check that a client recorded every call it paid for.
 
 It is a real HTTP server (stdlib, its own thread), so the code under test runs its real client path."""
 
@@ -12,7 +16,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
+
+# Faults a reply can carry instead of a well-formed answer:
+# drop: close the connection without answering; hang: answer nothing until `delay` passes (or the server
+# stops), then close; empty_choices: a 200 with `choices: []` (and usage, billed); truncated: a 200 whose
+# body stops half-way; not_json: a 200 whose body is not JSON. The last three are billed answers.
+Fault = Literal["drop", "hang", "empty_choices", "truncated", "not_json"]
 
 
 @dataclass
@@ -28,6 +38,16 @@ class Reply:
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None
     extra_message: dict[str, Any] = field(default_factory=dict)  # e.g. {"reasoning": "..."}
+    fault: Fault | None = None
+
+
+@dataclass
+class Billed:
+    """What the server answered with status 200: what a provider would charge for."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 def tool_call(name: str, arguments: dict[str, Any] | str) -> dict[str, Any]:
@@ -52,7 +72,9 @@ class ScriptedServer:
     def __init__(self, script: Script):
         self.script = script
         self.requests: list[dict[str, Any]] = []
+        self.billed = Billed()
         self._lock = threading.Lock()
+        self._stopping = threading.Event()  # releases hanging replies when the server stops
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
@@ -67,6 +89,7 @@ class ScriptedServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stopping.set()
         self._httpd.shutdown()
         self._httpd.server_close()
 
@@ -92,13 +115,26 @@ class ScriptedServer:
                 with server._lock:
                     server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
                 reply = server._next(body)
-                if reply.delay:
+                if reply.delay and reply.fault != "hang":
                     time.sleep(reply.delay)
+                if reply.fault in ("drop", "hang"):
+                    if reply.fault == "hang":
+                        server._stopping.wait(reply.delay or None)
+                    self.close_connection = True
+                    return
+                usage: dict[str, Any] = {}
                 if reply.status != 200:
-                    payload = {"error": {"message": reply.error_message, "type": "scripted", "code": reply.status}}
+                    payload: dict[str, Any] = {
+                        "error": {"message": reply.error_message, "type": "scripted", "code": reply.status}
+                    }
                 else:
                     payload = server._completion(body, reply)
+                    usage = payload["usage"]
                 data = json.dumps(payload).encode()
+                if reply.fault == "truncated":
+                    data, usage = data[: len(data) // 2], {}
+                elif reply.fault == "not_json":
+                    data, usage = b"<html>502 Bad Gateway</html>", {}
                 try:
                     self.send_response(reply.status)
                     self.send_header("content-type", "application/json")
@@ -108,9 +144,17 @@ class ScriptedServer:
                     self.end_headers()
                     self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):  # the client timed out first
-                    pass
+                    return
+                if reply.status == 200:
+                    server._bill(usage)
 
         return Handler
+
+    def _bill(self, usage: dict[str, Any]) -> None:
+        with self._lock:
+            self.billed.calls += 1
+            self.billed.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+            self.billed.completion_tokens += int(usage.get("completion_tokens") or 0)
 
     @staticmethod
     def _completion(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
@@ -123,7 +167,9 @@ class ScriptedServer:
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body.get("model", "scripted"),
-            "choices": [
+            "choices": []
+            if reply.fault == "empty_choices"
+            else [
                 {
                     "index": 0,
                     "message": message,

@@ -1,0 +1,88 @@
+"""Options declared once: each study's options are one pydantic schema, and the Python API, the CLI flags and
+experiment files all come from it. Here: the base class, and turning validation errors into one line each
+(the key, what is wrong, a "did you mean" for a typo)."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class OptionsError(ValueError):
+    """A user's option, flag or experiment-file key is wrong; the message says which and what to do."""
+
+
+class StudyOptions(BaseModel):
+    """Base of a study's options. Unknown keys are refused; numbers are not read from strings.
+
+    Field metadata (`json_schema_extra`): `cells=True` marks an option that selects cells (an extension of a
+    run may change it); `flags` gives the CLI flag declarations (default `--name`, `--name/--no-name` for
+    bools); `cli=False` keeps an option out of the CLI (experiment files and the API only)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, arbitrary_types_allowed=True)
+
+    @classmethod
+    def cell_options(cls) -> set[str]:
+        return {name for name, f in cls.model_fields.items() if (f.json_schema_extra or {}).get("cells")}
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def explain(exc: ValidationError, schema: type[BaseModel], where: str) -> str:
+    """One line per problem: `where: key: what is wrong (got value)`."""
+    lines = []
+    for err in exc.errors():
+        loc = tuple(part for part in err["loc"] if not (isinstance(part, str) and part.startswith("function-")))
+        key = _where(loc)
+        if err["type"] == "extra_forbidden":
+            known = _known_at(schema, loc[:-1])
+            hint = did_you_mean(str(loc[-1]), known) or f" (known: {', '.join(sorted(known))})"
+            lines.append(f"{where}: unknown key {key!r}{hint}")
+        elif err["type"] == "missing":
+            lines.append(f"{where}: missing required key {key!r}")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            got = f" (got {err['input']!r})" if err["type"] != "value_error" and "input" in err else ""
+            lines.append(f"{where}: {key}: {msg}{got}" if key else f"{where}: {msg}")
+    return "\n".join(dict.fromkeys(lines))
+
+
+def _known_at(schema: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The field names of the (nested) schema at `loc`, for the suggestion."""
+    current: Any = schema
+    for part in loc:
+        fields = getattr(current, "model_fields", None)
+        if fields is None or not isinstance(part, str) or part not in fields:
+            continue
+        current = _model_in(fields[part].annotation)
+    return list(getattr(current, "model_fields", {}))
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def parse(schema: type[M], data: Mapping[str, Any], where: str) -> M:
+    """Validate `data` against `schema`, or raise OptionsError with one line per problem."""
+    try:
+        return schema.model_validate(dict(data))
+    except ValidationError as exc:
+        raise OptionsError(explain(exc, schema, where)) from None
