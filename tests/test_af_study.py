@@ -160,7 +160,8 @@ def test_prefill_on_a_model_that_cannot_continue_stops_the_run(tmp_path: Path) -
     # OpenAI's API answers a trailing assistant message afresh; the prefill is refused before any call.
     model = get_model("openai/gpt-4o-mini", api_key="x", cache=False)
     df = af.run(model, n=1, prefill="<OUTPUT>", store=tmp_path / "r.sqlite", progress=False)
-    assert df.empty and "prefill" in df.attrs["stopped"]
+    assert "prefill" in df.attrs["stopped"]  # the run stops at the first sample, recorded as its error
+    assert df["status"].tolist() == ["error"] and "prefill" in df["error"].iloc[0] and df["calls"].sum() == 0
 
 
 def test_n_beyond_the_query_set_fails_early(tmp_path: Path) -> None:
@@ -180,7 +181,7 @@ def test_cells_factors_and_options() -> None:
     assert prompts[cells[2].id]["system_prompt_id"] == "mislab-af-v1/no-scratchpad[-examples]"
     assert "judges" not in prompts
     assert [c.id for c in study.cells({"tiers": "free"})] == ["free"]
-    with pytest.raises(ValueError, match="unknown alignment_faking options"):
+    with pytest.raises(ValueError, match="unknown key 'scratchpd'; did you mean 'scratchpad'"):
         study.cells({"scratchpd": False})
     with pytest.raises(ValueError, match="not a prompt or generation option"):
         study.cells({"factors": {"judge": ["a"]}})

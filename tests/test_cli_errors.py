@@ -117,7 +117,7 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
 
 
 def test_help_shows_options_and_their_defaults() -> None:
-    result = runner.invoke(app, ["shutdown", "run", "--help"], terminal_width=200)
+    result = runner.invoke(app, ["shutdown", "run", "--help"], env={"COLUMNS": "200"})
     text = " ".join(result.output.split())
     for flag, default in (("--max-turns", "30"), ("--backend", "auto"), ("--tool-choice", "auto")):
         assert flag in text and f"(default: {default})" in text
@@ -133,7 +133,7 @@ def test_provider_and_user_text_is_not_markup(tmp_path: Path, monkeypatch: pytes
             'study = "af"\nn = 1\nrun_id = "r[red]1"\n'
             f'models = [{{name = "m", base_url = "{srv.base_url}", api_key_env = "SCRIPTED_KEY", retries = 1}}]\n'
         )
-        result = runner.invoke(app, ["run", str(file), "--no-cache"], terminal_width=300)
+        result = runner.invoke(app, ["run", str(file), "--no-cache"], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
     assert "[/INST] in [bold]prompt" in result.output and "run r[red]1:" in result.output
     assert "0 new samples" in result.output and "2 errors" in result.output
@@ -148,14 +148,14 @@ def test_resume_with_another_spec_is_refused_and_extend_adds_samples(tmp_path: P
         assert runner.invoke(app, ["run", str(file), "--no-cache"]).exit_code == 0
         assert len(srv.requests) == 4
         file.write_text(f'study = "af"\nn = 3\n{model}[options]\ntemperature = 0.5\n')
-        result = runner.invoke(app, ["run", str(file), "--no-cache"], terminal_width=300)
+        result = runner.invoke(app, ["run", str(file), "--no-cache"], env={"COLUMNS": "300"})
         text = " ".join(result.output.split())
         assert result.exit_code == 2 and "n: 2 → 3" in text and "options.temperature: 1.0 → 0.5" in text
         assert "--extend" in text and len(srv.requests) == 4
-        result = runner.invoke(app, ["run", str(file), "--no-cache", "--extend"], terminal_width=300)
+        result = runner.invoke(app, ["run", str(file), "--no-cache", "--extend"], env={"COLUMNS": "300"})
         assert result.exit_code == 2 and "cannot be extended" in result.output and len(srv.requests) == 4
         file.write_text(f'study = "af"\nn = 3\n{model}')
-        result = runner.invoke(app, ["run", str(file), "--no-cache", "--extend"], terminal_width=300)
+        result = runner.invoke(app, ["run", str(file), "--no-cache", "--extend"], env={"COLUMNS": "300"})
         assert result.exit_code == 0, result.output
         assert "2 new samples, 4 already done" in result.output and len(srv.requests) == 6
         assert runner.invoke(app, ["run", str(file), "--no-cache"]).exit_code == 0  # same spec: a plain resume

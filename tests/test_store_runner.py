@@ -149,8 +149,15 @@ def test_fatal_model_error_stops_the_run_keeping_finished_work(tmp_path) -> None
     assert len(srv.requests) == 3
 
 
-def test_generated_run_ids_never_collide() -> None:
-    assert len({new_run_id("echo") for _ in range(1000)}) == 1000
+def test_generated_run_ids_never_collide(tmp_path) -> None:
+    # Two runs in the same second with different options: two runs, neither resuming the other.
+    store = Store(tmp_path / "r.sqlite")
+    study = EchoStudy()
+    with ScriptedServer(lambda body: Reply("yes")) as srv:
+        model = get_model("m", base_url=srv.base_url, api_key="k", cache=False)
+        ids = {start_run(store, study, {"m": model}, study.cells({}), {"t": t}, {}, n=1) for t in range(50)}
+    assert len(ids) == 50 and len(store.runs()) == 50
+    assert new_run_id("echo", store) not in ids
 
 
 def test_resume_refuses_another_spec_and_extend_adds_samples(tmp_path) -> None:

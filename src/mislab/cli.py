@@ -4,6 +4,7 @@ studies themselves; the commands here work on any run."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -39,7 +40,7 @@ app = typer.Typer(
 def main(
     debug: Annotated[bool, typer.Option("--debug", help="Show an error's traceback, not just its message")] = False,
 ) -> None:
-    cli_common.debug = debug or cli_common.debug
+    cli_common.debug = debug or bool(os.environ.get("MISLAB_DEBUG"))
 
 
 @app.command()

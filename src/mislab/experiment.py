@@ -115,19 +115,30 @@ class Experiment:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str | None = None, where: str = "experiment") -> Experiment:
-        """Check every key (the study's options against its schema too), before anything runs."""
+        """Check every key (the study's options against its schema too), before anything runs; all problems
+        are reported at once."""
+        problems: list[str] = []
+        spec: ExperimentFile | None = None
         try:
             spec = parse(ExperimentFile, data, where)
         except OptionsError as exc:
-            raise ExperimentError(_with_options_hint(str(exc), data)) from None
-        try:
-            study = get_study(spec.study)
-        except KeyError as exc:
-            raise ExperimentError(f"{where}: {exc.args[0]}") from None
-        try:
-            options = parse(study.options_schema, spec.options, f"{where}: [options]")
-        except OptionsError as exc:
-            raise ExperimentError(str(exc)) from None
+            problems.append(_with_options_hint(str(exc), data))
+        study_name = data.get("study")
+        study: CaseStudy | None = None
+        if isinstance(study_name, str):
+            try:
+                study = get_study(study_name)
+            except KeyError as exc:
+                problems.append(f"{where}: {exc.args[0]}")
+        raw_options = data.get("options", {})
+        options = None
+        if study is not None and isinstance(raw_options, dict):
+            try:
+                options = parse(study.options_schema, raw_options, f"{where}: [options]")
+            except OptionsError as exc:
+                problems.append(str(exc))
+        if problems or spec is None or options is None:
+            raise ExperimentError("\n".join(problems))
         settings = {m.name: m for m in spec.models}
         if len(settings) != len(spec.models):
             raise ExperimentError(f"{where}: a model is listed twice in 'models'")
@@ -159,12 +170,6 @@ class Experiment:
             "local": self.local,
             "adaptive": asdict(self.adaptive) if self.adaptive else None,
             "source": self.source,
-        }
-
-    def build_models(self, cache: bool | str | Path | ResponseCache | None) -> dict[str, ChatModel]:
-        return {
-            name: s.build(cache=cache, concurrency=self.concurrency, local_options=self.local)
-            for name, s in self.model_settings.items()
         }
 
 
@@ -212,19 +217,23 @@ def prepare_run(
     cache: bool | str | Path | ResponseCache | None = None,
     models: dict[str, ChatModel] | None = None,
 ) -> PreparedRun:
-    """Check an experiment and build its models. `cache` None keeps a given model's own cache and gives named
-    models the user cache; True, False or a path applies to all."""
+    """Check an experiment and build its models (those not given in `models`, from their settings). `cache`
+    None keeps a given model's own cache and gives named models the user cache; True, False or a path applies
+    to all."""
     study = get_study(exp.study)
     options = study_options(study, exp)
     cells = study.cells(options)
     check_plan = getattr(study, "check_plan", None)
     if check_plan is not None:  # e.g. n beyond the query set: fail before any call
         check_plan(exp.n, options)
-    if models is None:
-        models = exp.build_models(cache)
-    else:
-        models = {name: get_model(m, cache=cache) for name, m in models.items()}
-    return PreparedRun(exp, study, options, cells, models, cache)
+    given = models or {}
+    built = {
+        name: get_model(given[name], cache=cache)
+        if name in given
+        else exp.model_settings[name].build(cache=cache, concurrency=exp.concurrency, local_options=exp.local)
+        for name in exp.models
+    }
+    return PreparedRun(exp, study, options, cells, built, cache)
 
 
 def launch(
@@ -334,10 +343,7 @@ def run_study(
         },
         where=f"{study} run",
     )
-    chat_models = {
-        name: given[name] if name in given else exp.model_settings[name].build(cache=cache) for name in exp.models
-    }
-    prepared = prepare_run(exp, cache=cache, models=chat_models)
+    prepared = prepare_run(exp, cache=cache, models=given)
     store = store if isinstance(store, Store) else Store(store or default_store_path())
     run_id, outcome = launch(prepared, store, progress=progress, extend=extend)
     df = store.samples(run_id)

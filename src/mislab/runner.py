@@ -208,10 +208,13 @@ def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
     return result[0]
 
 
-def new_run_id(study: str) -> str:
-    # The second alone is not enough: two runs started within it would share an id, the second silently
-    # resuming the first.
-    return f"{study}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+def new_run_id(study: str, store: Store | None = None) -> str:
+    """A fresh run id: the time (for people) and a random part, redrawn until unused in `store`. The time alone
+    is not enough: two runs started within a second would share an id, the second resuming the first."""
+    while True:
+        run_id = f"{study}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
+        if store is None or store.get_run(run_id) is None:
+            return run_id
 
 
 class RunSpecError(ValueError):
@@ -275,7 +278,7 @@ def start_run(
     Reopening checks the run's plan (models, cells, n, options): a rerun asking for something else is
     refused with the difference, unless `extend` is set and the change only adds samples (n, models, or
     cells through the study's cell-selecting options); the run's spec then records the extension."""
-    run_id = run_id or new_run_id(study.name)
+    run_id = run_id or new_run_id(study.name, store)
     plan = run_plan(study, models, cells, options, spec.get("n", 0) if n is None else n)
     prompts = study.prompts(cells, options)
     described = {name: m.describe() for name, m in models.items()}

@@ -72,7 +72,7 @@ def get_study(name: str) -> CaseStudy:
     found = _entry_points()
     if name not in found:
         hint = did_you_mean(name, [*found, *aliases])
-        raise KeyError(f"unknown study {name!r}{hint or ''}; installed: {', '.join(sorted(found)) or 'none'}")
+        raise KeyError(f"unknown study {name!r}{hint} (installed: {', '.join(sorted(found)) or 'none'})")
     return found[name].load()
 
 
