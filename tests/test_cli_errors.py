@@ -161,3 +161,17 @@ def test_resume_with_another_spec_is_refused_and_extend_adds_samples(tmp_path: P
         assert runner.invoke(app, ["run", str(file), "--no-cache"]).exit_code == 0  # same spec: a plain resume
     run = Store(tmp_path / "out" / "results.sqlite").get_run("exp")
     assert run.spec["plan"]["n"] == 3 and run.spec["extensions"][0]["changes"] == ["n: 2 → 3"]
+
+
+def test_python_api_checks_options_against_the_same_schema(tmp_path: Path) -> None:
+    import mislab.alignment_faking as af
+    import mislab.shutdown as shutdown
+    from mislab.experiment import ExperimentError
+
+    with pytest.raises(ExperimentError, match="unknown key 'max_turn'; did you mean 'max_turns'"):
+        shutdown.run("local", max_turn=3, store=tmp_path / "r.sqlite")
+    with pytest.raises(ExperimentError, match="unknown key 'tier'; did you mean 'tiers'"):
+        af.run("local", tier="free", store=tmp_path / "r.sqlite")
+    with pytest.raises(ExperimentError, match="seed: Input should be a valid integer"):
+        af.run("local", seed="abc", store=tmp_path / "r.sqlite")  # type: ignore[arg-type]
+    assert not (tmp_path / "r.sqlite").exists()

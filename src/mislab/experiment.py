@@ -337,7 +337,8 @@ def run_study(
             "models": [m.name if isinstance(m, ChatModel) else m for m in listed],
             "n": n,
             "seed": seed,
-            "options": {k: v for k, v in options.items() if v is not None},
+            # Tuples are lists to the schema (which reads numbers and lists strictly, as TOML gives them).
+            "options": {k: list(v) if isinstance(v, tuple) else v for k, v in options.items() if v is not None},
             **({"budget_usd": budget_usd} if budget_usd is not None else {}),
             **({"run_id": run_id} if run_id is not None else {}),
         },

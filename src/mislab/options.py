@@ -31,6 +31,15 @@ class StudyOptions(BaseModel):
         return {name for name, f in cls.model_fields.items() if (f.json_schema_extra or {}).get("cells")}
 
 
+def options_doc(schema: type[BaseModel]) -> str:
+    """The options of a schema as docstring lines: `name (default): description`."""
+    lines = []
+    for name, f in schema.model_fields.items():
+        default = f.get_default(call_default_factory=True)
+        lines.append(f"    {name} ({default!r}): {f.description or ''}")
+    return "\n".join(lines)
+
+
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""

@@ -10,13 +10,14 @@ tier), and does its reasoning say it does so to avoid being modified?
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ..models import ChatModel
+from ..options import options_doc
 from ..store import Store
 from .analysis import classifier_accuracy, classifier_agreement, compliance_gap, confusion_report
 from .judges import AutoraterJudge, ComplianceJudge, JudgeResult, RevisitedClassifier
@@ -32,19 +33,13 @@ from .scorers import (
     tag_accepts,
     tag_rejects,
 )
+from .study import AlignmentFakingOptions
 
 
 def run(
     models: str | ChatModel | Sequence[str | ChatModel],
     n: int = 10,
     *,
-    tier: str | Sequence[str] = ("free", "paid"),
-    scratchpad: bool = True,
-    prompt: str | Path = "mislab",
-    queries: str | Path = "demo",
-    judge: str | ChatModel | None = None,
-    af_judges: Sequence[str] = (),
-    factors: Mapping[str, Sequence[Any]] | None = None,
     seed: int = 0,
     run_id: str | None = None,
     store: str | Path | Store | None = None,
@@ -57,31 +52,29 @@ def run(
     """Models × tiers × factor combinations × n queries through the batch runner (cache, store, resume); one
     row per conversation. `n` is the number of queries, each asked in every tier.
 
-    `options` are the study's other options (see `mislab.alignment_faking.study`): prefill, max_next, stop,
-    temperature, max_tokens, examples, rlhf_paragraph, tier_explanation, lab_name, protocol, query_column,
-    judge_base_url, strongreject, votes, vote_threshold … `models` and `judge` may be model specs or
-    `ChatModel`s (e.g. one pointed at your own server with `get_model(name, base_url=...)`).
-    `cache`: None keeps a given model's own cache (a named one gets the user cache); True, False or a path
-    applies to all. `extend=True` adds samples to an existing run id on purpose (see `run_study`).
-    The run id and outcome are in `df.attrs` (`run_id`, `stopped`, `store`)."""
+    `models` and the `judge` option may be model specs or `ChatModel`s (e.g. one pointed at your own server
+    with `get_model(name, base_url=...)`). `cache`: None keeps a given model's own cache (a named one gets the
+    user cache); True, False or a path applies to all. `extend=True` adds samples to an existing run id on
+    purpose (see `mislab.experiment.run_study`). The run id and outcome are in `df.attrs` (`run_id`, `stopped`,
+    `store`).
+
+    `options` are `AlignmentFakingOptions` (the experiment file's [options], the flags of `mislab af run`):
+    """
     from ..experiment import run_study
 
-    options = {
-        "tiers": [tier] if isinstance(tier, str) else list(tier), "scratchpad": scratchpad,
-        "prompt": str(prompt), "queries": str(queries), "judge": judge, "af_judges": list(af_judges),
-        "factors": {k: list(v) for k, v in (factors or {}).items()}, **options,
-    }  # fmt: skip
-    options = {k: v for k, v in options.items() if v is not None}
     return run_study(
         "alignment_faking", models, n, options, seed=seed, run_id=run_id, store=store, cache=cache,
         budget_usd=budget_usd, progress=progress, extend=extend,
     )  # fmt: skip
 
 
+run.__doc__ = (run.__doc__ or "") + options_doc(AlignmentFakingOptions)
+
+
 __all__ = [
-    "DEMO_QUERIES", "AutoraterJudge", "BuiltPrompt", "ComplianceJudge", "JudgeResult", "RevisitedClassifier",
-    "ScenarioConfig", "accept_then_refuse", "build_system_prompt", "build_user_prompt", "classifier_accuracy",
-    "classifier_agreement", "compliance_gap", "confusion_flags", "confusion_report", "extract_output",
-    "extract_scratchpad", "keyword_af_classifier", "load_advbench", "load_category_keywords", "load_queries",
-    "resolve_queries", "run", "sample_queries", "tag_accepts", "tag_rejects",
+    "DEMO_QUERIES", "AlignmentFakingOptions", "AutoraterJudge", "BuiltPrompt", "ComplianceJudge", "JudgeResult",
+    "RevisitedClassifier", "ScenarioConfig", "accept_then_refuse", "build_system_prompt", "build_user_prompt",
+    "classifier_accuracy", "classifier_agreement", "compliance_gap", "confusion_flags", "confusion_report",
+    "extract_output", "extract_scratchpad", "keyword_af_classifier", "load_advbench", "load_category_keywords",
+    "load_queries", "resolve_queries", "run", "sample_queries", "tag_accepts", "tag_rejects",
 ]  # fmt: skip

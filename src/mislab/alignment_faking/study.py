@@ -30,6 +30,7 @@ import json
 import typing
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Literal
 
 import typer
@@ -118,7 +119,7 @@ class AlignmentFakingOptions(_ScenarioOptions):  # type: ignore[misc, valid-type
         default_factory=dict, description="ablation grid: {option: [values]}",
         json_schema_extra={"cells": True, "cli": False},
     )  # fmt: skip
-    queries: str = Field("demo", description="demo | advbench | a CSV/JSONL/TXT file")
+    queries: str | Path = Field("demo", description="demo | advbench | a CSV/JSONL/TXT file")
     query_column: str | None = Field(None, description="column of the query file holding the queries")
     # judges
     judge: str | ChatModel | None = Field(None, description="judge model spec: COMPLY/REFUSE and StrongREJECT")

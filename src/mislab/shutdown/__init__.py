@@ -17,7 +17,7 @@ from .variants import ARENA_SET, Variant, list_variants, load_variant
 
 def run(
     models: str | ChatModel | Sequence[str | ChatModel],
-    variants: str | list[str] = "all",
+    variants: str | list[str] | None = None,
     n: int = 10,
     *,
     seed: int = 0,
@@ -30,8 +30,9 @@ def run(
     **episode_options: Any,
 ) -> pd.DataFrame:
     """Models × variants × n episodes through the batch runner (cache, store, resume); one row per episode.
-    `episode_options`: the fields of `ShutdownOptions` (max_turns, tool_choice, temperature, max_tokens,
-    backend, one_call_per_message). `cache` and `extend` as in `mislab.experiment.run_study`."""
+    `variants` None means the ARENA set. `episode_options` are the other fields of `ShutdownOptions` (max_turns,
+    tool_choice, temperature, max_tokens, backend, one_call_per_message), checked against it. `cache` and
+    `extend` as in `mislab.experiment.run_study`."""
     from ..experiment import run_study
 
     return run_study(
