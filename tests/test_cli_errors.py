@@ -137,6 +137,7 @@ def test_provider_and_user_text_is_not_markup(tmp_path: Path, monkeypatch: pytes
     assert result.exit_code == 0, result.output
     assert "[/INST] in [bold]prompt" in result.output and "run r[red]1:" in result.output
     assert "0 new samples" in result.output and "2 errors" in result.output
+    assert "To run the errored samples again, rerun the same command." in result.output
 
 
 def test_resume_with_another_spec_is_refused_and_extend_adds_samples(tmp_path: Path, monkeypatch) -> None:

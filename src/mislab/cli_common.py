@@ -87,7 +87,8 @@ def resolve_run(store: Store, run_id: str | None, study: str | None = None) -> s
     return run_id
 
 
-def report_outcome(store: Store, run_id: str, outcome: RunOutcome) -> None:
+def report_outcome(store: Store, run_id: str, outcome: RunOutcome, rerun: str) -> None:
+    """What a session did, and (`rerun`) how to resume it."""
     console.print(
         Text(
             f"run {run_id}: {outcome.done} new samples, {outcome.skipped} already done, {outcome.errors} errors, "
@@ -100,10 +101,12 @@ def report_outcome(store: Store, run_id: str, outcome: RunOutcome) -> None:
         console.print(
             Text.assemble(
                 ("stopped: ", "bold yellow"),
-                f"{outcome.stopped}. Everything finished is kept; rerun the same command (run id {run_id}) "
-                "to resume: done samples are skipped, errored ones run again.",
+                f"{outcome.stopped}. Everything finished is kept; to resume, {rerun} "
+                "(done samples are skipped, errored ones run again).",
             )
         )
+    elif outcome.errors:
+        console.print(Text(f"To run the errored samples again, {rerun}."))
 
 
 def execute(
@@ -112,13 +115,15 @@ def execute(
     cache: bool | Path,
     budget: float | None = None,
     extend: bool = False,
+    rerun: str = "rerun the same command",
 ) -> str:
     """Run an experiment from the CLI (user errors are left to `user_errors`). A store given by path is
-    opened only once the experiment is checked, so a mistake leaves no new store behind."""
+    opened only once the experiment is checked, so a mistake leaves no new store behind. `rerun` says how to
+    resume ("{run_id}" is filled in)."""
     prepared = prepare_run(exp, cache=cache)
     store = store if isinstance(store, Store) else open_store(store)
     run_id, outcome = launch(prepared, store, budget_usd=budget, extend=extend)
-    report_outcome(store, run_id, outcome)
+    report_outcome(store, run_id, outcome, rerun.format(run_id=run_id))
     return run_id
 
 
@@ -191,7 +196,8 @@ def study_run_command(
                 "options": options, **({"run_id": kwargs["run_id"]} if kwargs["run_id"] else {})}  # fmt: skip
         exp = Experiment.from_dict(data, where=f"{study} run")
         cache = cache_setting(kwargs["no_cache"], kwargs["cache"])
-        rid = execute(exp, kwargs["store"], cache, kwargs["budget"], kwargs["extend"])
+        rerun = "rerun the same command" + ("" if kwargs["run_id"] else " with --run-id {run_id}")
+        rid = execute(exp, kwargs["store"], cache, kwargs["budget"], kwargs["extend"], rerun)
         console.print(Text(f"next: mislab {cli_name} show {rid}"))
 
     command.__signature__ = inspect.Signature([*common, *schema_parameters(schema)])  # type: ignore[attr-defined]

@@ -33,7 +33,7 @@ def run_demo(store: Store, n: int, console: Console) -> str:
         "Variants: no_warning, basic_warning (ARENA). The first start assembles and checks the weights.\n"
     )
     exp = Experiment.from_dict({**DEMO, "n": n})
-    run_id = execute(exp, store, cache=True)
+    run_id = execute(exp, store, cache=True, extend=True)  # `mislab demo -n 4` after `-n 2` adds episodes
     report = write_report(store, run_id, store.path.parent / "demo-report.html")
     show_run(store, run_id, console, report_path=report)
     console.print(

@@ -247,6 +247,8 @@ def launch(
     """Run (or resume) a prepared experiment; returns its run id and what happened. `extend` lets a rerun of
     an existing run id add samples (more n, models or cells) on purpose."""
     p = prepared
+    if budget_usd is not None and budget_usd <= 0:
+        raise ExperimentError(f"the budget must be a positive number of USD, got {budget_usd}")
     run_id = start_run(
         store, p.study, p.models, p.cells, p.options, p.exp.to_dict(), p.exp.run_id, n=p.exp.n, extend=extend
     )

@@ -133,8 +133,10 @@ def _describe(error: Exception) -> str:
     return str(error) or type(error).__name__
 
 
-# Refusals that every later request would get too: stop the run rather than fail each sample alike.
-_SYSTEMIC_STATUSES = frozenset({401, 402, 403, 404})
+# Refusals that every later request would get too (bad key, no credit, unknown model): stop the run rather
+# than fail each sample alike. Not 403: OpenRouter answers it for one flagged prompt (moderation), a sample's
+# fault; a key without permission fails every sample and trips the runner's circuit breaker instead.
+_SYSTEMIC_STATUSES = frozenset({401, 402, 404})
 
 
 class ChatModel:

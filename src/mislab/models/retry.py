@@ -13,7 +13,7 @@ class RetryPolicy:
     max_attempts: int = 6
     base_delay: float = 1.0
     max_delay: float = 60.0
-    # A Retry-After longer than this is not waited for: the error is raised so the user can decide.
+    # A longer Retry-After is waited for this long only (the attempt may then meet another 429).
     max_retry_after: float = 300.0
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
