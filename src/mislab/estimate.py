@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from .experiment import Experiment
 from .models import PriceTable, Usage
@@ -103,7 +104,7 @@ def print_estimate(exp: Experiment, store: Store, console: Console) -> list[Cell
     for r in rows:
         usd = "unknown price" if r.cost is None else f"${r.cost:.4f}"
         table.add_row(
-            r.model, r.cell, str(r.samples), f"{r.calls:.0f}", f"{r.prompt_tokens:,.0f}",
+            Text(r.model), Text(r.cell), str(r.samples), f"{r.calls:.0f}", f"{r.prompt_tokens:,.0f}",
             f"{r.completion_tokens:,.0f}", usd, r.basis,
         )  # fmt: skip
     console.print(table)
@@ -112,7 +113,7 @@ def print_estimate(exp: Experiment, store: Store, console: Console) -> list[Cell
         known = [r.cost for r in mine if r.cost is not None]
         total = f"${sum(known):.4f}" if len(known) == len(mine) else "unknown (no price for this model)"
         tokens = sum(r.prompt_tokens + r.completion_tokens for r in mine)
-        console.print(f"{model}: {sum(r.calls for r in mine):.0f} calls, ~{tokens:,.0f} tokens, {total}")
+        console.print(Text(f"{model}: {sum(r.calls for r in mine):.0f} calls, ~{tokens:,.0f} tokens, {total}"))
     if any(r.basis == "heuristic" for r in rows):
         console.print(
             "[yellow]Heuristic rows are rough (no earlier samples of that model and cell): treat them as ±50%.[/yellow]"

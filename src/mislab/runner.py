@@ -89,7 +89,7 @@ async def run_samples(
     stop = asyncio.Event()
 
     bar = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         TextColumn("{task.fields[note]}"), console=console, disable=not progress, transient=False,
     )  # fmt: skip
     cell_tasks = {}
