@@ -176,3 +176,27 @@ def test_python_api_checks_options_against_the_same_schema(tmp_path: Path) -> No
     with pytest.raises(ExperimentError, match="seed: Input should be a valid integer"):
         af.run("local", seed="abc", store=tmp_path / "r.sqlite")  # type: ignore[arg-type]
     assert not (tmp_path / "r.sqlite").exists()
+
+
+def test_model_settings_in_an_experiment_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One table per model: its server, key variable, retries and provider parameters all reach the requests.
+    monkeypatch.setenv("MY_VLLM_KEY", "sk-vllm-1")
+    replies = iter([Reply(status=500), Reply(status=500)])
+    with ScriptedServer(lambda body: next(replies, Reply("<OUTPUT><rejected/></OUTPUT>"))) as srv:
+        file = tmp_path / "exp.toml"
+        file.write_text(
+            f'study = "af"\nn = 1\n[models."my/model"]\nbase_url = "{srv.base_url}"\napi_key_env = "MY_VLLM_KEY"\n'
+            'retries = 2\nconcurrency = 1\ntimeout = 5\n[models."my/model".extra_body]\n'
+            'provider = {order = ["openai"]}\nreasoning = {effort = "low"}\n'
+        )
+        result = runner.invoke(app, ["run", str(file), "--no-cache"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert "1 new samples" in result.output and "1 errors" in result.output and "gave up after 2" in result.output
+    body, headers = srv.requests[-1]["body"], srv.requests[-1]["headers"]
+    assert body["model"] == "my/model" and body["provider"] == {"order": ["openai"]}
+    assert (
+        body["reasoning"] == {"effort": "low"}
+        and headers.get("Authorization", headers.get("authorization")) == "Bearer sk-vllm-1"
+    )
+    run = Store(tmp_path / "out" / "results.sqlite").get_run("exp")
+    assert "sk-vllm-1" not in str(run.spec) and run.spec["model_settings"]["my/model"]["retries"] == 2
