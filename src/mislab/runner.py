@@ -171,16 +171,18 @@ async def run_samples(
                 stop_run(f"budget of ${budget:.2f} reached")
 
     tasks = [asyncio.ensure_future(one(s)) for s in todo]
-    with bar:
-        try:
-            await asyncio.gather(*tasks)
-        except asyncio.CancelledError:
-            outcome.stopped = "interrupted"
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-    status = "complete" if outcome.complete else ("stopped" if outcome.stopped else "incomplete")
-    store.update_run(run_id, status=status)
+    try:
+        with bar:
+            try:
+                await asyncio.gather(*tasks)
+            except asyncio.CancelledError:
+                outcome.stopped = "interrupted"
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+    finally:  # whatever ended the session, the run's status says so (never left "running")
+        status = "complete" if outcome.complete else ("stopped" if outcome.stopped else "incomplete")
+        store.update_run(run_id, status=status)
     return outcome
 
 
