@@ -64,13 +64,15 @@ def runs(store: StoreOpt = None) -> None:
 
 @app.command()
 def show(
-    run_id: Annotated[str | None, typer.Argument(help="Run id (default: latest)")] = None, store: StoreOpt = None
+    run_id: Annotated[str | None, typer.Argument(help="Run id (default: latest)")] = None,
+    store: StoreOpt = None,
+    full: Annotated[bool, typer.Option("--full", help="Every rate table and comparison between cells")] = False,
 ) -> None:
-    """Print a run's rates (k/n, intervals), comparisons and the published numbers."""
+    """Print a run on one screen: every metric × cell as k/n with its interval, and what it shows."""
     from .report import show_run
 
     st = open_store(store)
-    show_run(st, resolve_run(st, run_id), console)
+    show_run(st, resolve_run(st, run_id), console, full=full)
 
 
 @app.command()

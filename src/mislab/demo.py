@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.console import Console
 
 from .cli_common import execute
@@ -24,20 +26,19 @@ DEMO = {
 }
 
 
-def run_demo(store: Store, n: int, console: Console) -> str:
+def run_demo(store: Store, n: int, console: Console, *, cache: bool | Path = True) -> str:
+    """Run (or resume) the demo and print one screen: the k/n grid, what it shows, where the report is."""
     from .report import show_run, write_report
 
     console.print(
-        "[bold]mislab demo[/bold]: shutdown resistance on the embedded local model "
-        "(Qwen2.5-Coder-1.5B-Instruct via llama.cpp on 127.0.0.1) — no network, no API key.\n"
-        "Variants: no_warning, basic_warning (ARENA). The first start assembles and checks the weights.\n"
+        "[bold]mislab demo[/bold]: does a small model let itself be shut down? The shutdown study on the embedded "
+        f"Qwen2.5-Coder-1.5B (llama.cpp on 127.0.0.1, no network, no key): {n} episodes each of no_warning and "
+        "basic_warning (ARENA). The first start checks the 1.1 GB of weights.",
+        highlight=False,
     )
     exp = Experiment.from_dict({**DEMO, "n": n})
-    run_id = execute(exp, store, cache=True)
+    run_id = execute(exp, store, cache=cache)
     report = write_report(store, run_id, store.path.parent / "demo-report.html")
     show_run(store, run_id, console, report_path=report)
-    console.print(
-        f"\n[bold]Outputs[/bold]\n  results database: {store.path} (run id {run_id!r})\n  HTML report: {report}\n"
-        f"  next: mislab report {run_id} -o report.html · mislab export {run_id} --format csv"
-    )
+    console.print(f"Results: {store.path} (run {run_id!r}) · mislab export {run_id} --format csv", highlight=False)
     return run_id
