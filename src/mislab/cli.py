@@ -20,6 +20,7 @@ from .cli_common import (
     open_store,
     resolve_run,
 )
+from .data_cli import app as data_app
 from .experiment import Experiment, ExperimentError
 from .study import get_study, study_names
 
@@ -127,11 +128,15 @@ def export(
 def demo(
     n: Annotated[int, typer.Option("-n", help="Episodes per variant")] = 2,
     store: StoreOpt = None,
+    no_cache: NoCacheOpt = False,
 ) -> None:
-    """Run the shutdown study on the embedded local model: no network, no key, a few minutes on 2 cores."""
+    """Run the shutdown study on the embedded local model: no network, no key, about 3 minutes on 2 cores."""
     from .demo import run_demo
 
-    run_demo(open_store(store), n, console)
+    run_demo(open_store(store), n, console, cache=cache_setting(no_cache, None))
+
+
+app.add_typer(data_app, name="data")
 
 
 def _mount_studies() -> None:

@@ -91,7 +91,7 @@ class PlainProgress:
             parts[0] += f" ({100 * task.completed / task.total:.0f}%)"
         parts.append(f"{_clock(elapsed)} elapsed")
         done_here = task.completed - self._start_completed
-        if 0 < done_here and task.completed < task.total:
+        if done_here > 0 and task.completed < task.total:
             parts.append(f"~{_clock(elapsed / done_here * (task.total - task.completed))} left")
         parts += [str(v) for v in task.fields.values() if str(v)]
         return " · ".join(parts)
@@ -117,9 +117,7 @@ class PlainProgress:
             self._print()
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if self.disable or not self.tasks:
             return
         task = self.tasks[-1]

@@ -386,40 +386,40 @@ def _tick(s: RunSummary, metric: Metric) -> str:
 
 
 def _overview_figure(s: RunSummary, cell_colors: dict[str, str]) -> go.Figure:
-    """Every metric × cell (× model) as a point with its interval, in one figure; published numbers as hollow
-    diamonds: in the cell's own column where the paper ran exactly that prompt, else in a grey column of
-    their own (other models and conditions; hover for which)."""
+    """Every metric × cell (× model) as a point with its interval, in one figure: a colour per cell, a symbol
+    per model. Published numbers are hollow diamonds: beside the cell whose prompt the paper ran exactly (any
+    model: hover for which), else in a grey column of their own (other conditions)."""
     fig = go.Figure()
     metrics = [m for m in s.metrics if f"{m.column}_rate" in s.rates.columns]
     ticks = [_tick(s, m) for m in metrics]
     models = list(dict.fromkeys(s.rates["model"]))
+    cells = list(dict.fromkeys(s.rates["cell"]))
     symbols = ["circle", "square", "triangle-up", "cross", "x", "star"]
-    hover = "%{fullData.name}<br>%{customdata}<extra></extra>"
-    first_group: dict[str, str] = {}  # cell -> the offset group its published markers join
-    for r in s.rates.to_dict("records"):
-        model, cell = str(r["model"]), str(r["cell"])
-        name = f"{model} · {cell}" if len(models) > 1 else cell
-        first_group.setdefault(cell, name)
-        fig.add_scatter(
-            name=name, x=ticks, y=[_pct(r[f"{m.column}_rate"]) for m in metrics], mode="markers", offsetgroup=name,
-            marker={"size": 10, "color": cell_colors[cell], "symbol": symbols[models.index(model) % len(symbols)]},
-            error_y=_bars([r[f"{m.column}_rate"] for m in metrics], [r[f"{m.column}_low"] for m in metrics],
-                          [r[f"{m.column}_high"] for m in metrics]),
-            customdata=[f"{m.title}: {r[m.column]}" for m in metrics], hovertemplate=hover,
-        )  # fmt: skip
     exact: dict[str, list[tuple[str, Target]]] = {}
     others: list[tuple[str, Target]] = []
-    cells = list(first_group)
     for m, tick in zip(metrics, ticks, strict=True):
         for t in s.targets:
-            if t.kind != "rate" or t.metric != m.column:
-                continue
-            cell = next((c for c in cells if t.variant in (c, s.variant_of(c))), None) if t.variant else None
-            (exact.setdefault(cell, []) if cell else others).append((tick, t))
-    for cell, found in exact.items():
-        _published_markers(fig, f"published · {cell}", first_group[cell], cell_colors[cell], found)
+            if t.kind == "rate" and t.metric == m.column:
+                cell = next((c for c in cells if t.variant and t.variant in (c, s.variant_of(c))), None)
+                (exact.setdefault(cell, []) if cell else others).append((tick, t))
+    rows = s.rates.to_dict("records")
+    for cell in cells:  # trace order is column order: each cell's models side by side, then its published
+        for r in (r for r in rows if r["cell"] == cell):
+            model = str(r["model"])
+            name = f"{model} · {cell}" if len(models) > 1 else str(cell)
+            fig.add_scatter(
+                name=name, x=ticks, y=[_pct(r[f"{m.column}_rate"]) for m in metrics], mode="markers",
+                offsetgroup=name,
+                marker={"size": 10, "color": cell_colors[cell], "symbol": symbols[models.index(model) % len(symbols)]},
+                error_y=_bars([r[f"{m.column}_rate"] for m in metrics], [r[f"{m.column}_low"] for m in metrics],
+                              [r[f"{m.column}_high"] for m in metrics]),
+                customdata=[f"{m.title}: {r[m.column]}" for m in metrics],
+                hovertemplate="%{fullData.name}<br>%{customdata}<extra></extra>",
+            )  # fmt: skip
+        if cell in exact:
+            _published_markers(fig, f"published · {cell}", cell_colors[cell], exact[cell])
     if others:
-        _published_markers(fig, "published (other models or prompts)", "published", "#9aa5b1", others)
+        _published_markers(fig, "published (other models or prompts)", "#9aa5b1", others)
     fig.update_layout(
         template="plotly_white", height=420, margin={"l": 60, "r": 20, "t": 30, "b": 40}, scattermode="group",
         yaxis={"title": {"text": f"% of samples ({s.interval} interval)"}, "range": [-3, 103]},
@@ -429,10 +429,10 @@ def _overview_figure(s: RunSummary, cell_colors: dict[str, str]) -> go.Figure:
     return fig
 
 
-def _published_markers(fig: go.Figure, name: str, group: str, color: str, found: list[tuple[str, Target]]) -> None:
+def _published_markers(fig: go.Figure, name: str, color: str, found: list[tuple[str, Target]]) -> None:
     fig.add_scatter(
         name=name, x=[tick for tick, _ in found], y=[_pct(t.value) for _, t in found], mode="markers",
-        offsetgroup=group, marker={"symbol": "diamond-open", "size": 12, "color": color, "line": {"width": 2}},
+        offsetgroup=name, marker={"symbol": "diamond-open", "size": 12, "color": color, "line": {"width": 2}},
         customdata=[f"{t.model} · {t.condition}: {t.display()}<br>{t.source}" for _, t in found],
         hovertemplate="%{customdata}<extra></extra>",
     )  # fmt: skip
@@ -648,11 +648,10 @@ def write_report(
     cell_colors = {str(c): palette[i % len(palette)] for i, c in enumerate(dict.fromkeys(s.samples.get("cell", [])))}
     figures: dict[str, Any] = {}
     overview = _overview(s, figures, cell_colors)
-    metric_sections = "".join(_metric_section(s, i, figures, colors) for i in range(len(s.metrics)))
-    if s.rates.empty:
-        metric_sections = ""
-    else:
-        metric_sections = f'<section id="details"><h2>Per metric</h2>{metric_sections}</section>'
+    metric_sections = ""
+    if not s.rates.empty:
+        sections = "".join(_metric_section(s, i, figures, colors) for i in range(len(s.metrics)))
+        metric_sections = f'<section id="details"><h2>Per metric</h2>{sections}</section>'
     browser = _browser(s, store, max_transcripts)
     nav = "".join(
         f'<a href="#{anchor}">{_e(text)}</a>'

@@ -219,21 +219,25 @@ class RunSummary:
             str(m): str(m) for m in self.rates["model"].unique()
         }
         titles = {m.column: m.title.lower() for m in self.metrics}
-        best: tuple[float, str, dict[str, Any]] | None = None
-        for column, table in self.comparisons.items():
-            for r in table.to_dict("records"):
-                p = r.get("p_holm", math.nan)
-                if not math.isnan(p) and (best is None or p < best[0]):
-                    best = (p, column, r)
+        # The clearest difference: the smallest Holm p, ties to the larger difference.
+        tested = [
+            (r["p_holm"], -abs(r["diff"]), column, r)
+            for column, table in self.comparisons.items()
+            for r in table.to_dict("records")
+            if not math.isnan(r.get("p_holm", math.nan))
+        ]
+        best = min(tested, key=lambda t: t[:2]) if tested else None
         shows = f"What it shows: {done} finished samples of {', '.join(names.values())} in {len(self.rates)} cells"
         if best is None:
             shows += ", each counted above with its interval."
         else:
-            p, column, r = best
+            p, _, column, r = best
             by = self.comparison["by"]
             verdict = "unlikely to be chance" if p < 0.05 else "could well be chance"
+            within = " · ".join(str(r[c]) for c in self.within) if len(self.rates["model"].unique()) > 1 else ""
             shows += (
-                f"; the clearest difference, {titles.get(column, column)} in {r[by]} vs {r['baseline']} "
+                f"; the clearest difference, {titles.get(column, column)} in {within + ' · ' if within else ''}"
+                f"{r[by]} vs {r['baseline']} "
                 f"({r['k']}/{r['n']} vs {r['k_base']}/{r['n_base']}, {r['display']}), {verdict} (Holm p {fmt_p(p)})."
             )
         widths = [
@@ -245,7 +249,9 @@ class RunSummary:
         n_text = f"n = {per_cell[0]}" if len(per_cell) == 1 else f"n = {per_cell[0]}–{per_cell[-1]}"
         cannot = f"What it cannot show: small effects — with {n_text} per cell an interval spans "
         cannot += f"{sum(widths) / len(widths):.0f} points on average" if widths else "everything"
-        local = [names[m] for m, info in self.run.models.items() if isinstance(info, Mapping) and info.get("local_model")]
+        local = [
+            names[m] for m, info in self.run.models.items() if isinstance(info, Mapping) and info.get("local_model")
+        ]
         if local:
             cannot += f", and a {' or '.join(local)} model on a CPU stands in for no frontier model"
         matched = [t for t in self.targets if any(t.matches_model(m) for m in self.run.models)]

@@ -17,7 +17,15 @@ from rich.text import Text
 from ..stats import RateMethod
 from ..store import Store
 from ..study import CaseStudy
-from .summary import RunSummary, default_report_path, model_label, model_options, summarise, usage_line
+from .summary import (
+    RunSummary,
+    compact_rate,
+    default_report_path,
+    model_label,
+    model_options,
+    summarise,
+    usage_line,
+)
 
 __all__ = ["show_run"]
 
@@ -118,13 +126,21 @@ def _published(s: RunSummary) -> list[Table | Text]:
     return out
 
 
-def _overview(s: RunSummary) -> Table:
-    """Every metric × cell in one table; cells as columns while they fit, else as rows."""
-    as_columns = len(s.rates) <= MAX_COLUMNS
-    headers, rows = s.compact_grid(as_columns)
+def _natural_width(headers: list[str], rows: list[list[str]]) -> int:
+    """The width a grid takes unwrapped: each column's widest entry plus rich's padding and border."""
+    return 1 + sum(max(len(str(c)) for c in column) + 3 for column in zip(headers, *rows, strict=True))
+
+
+def _overview(s: RunSummary, width: int) -> Table:
+    """Every metric × cell in one table: metrics down and cells across when that fits the screen (few cells),
+    else cells down and metrics across."""
+    headers, rows = s.compact_grid(cells_as_columns=True)
+    if len(s.rates) > MAX_COLUMNS or _natural_width(headers, rows) > width:
+        headers, rows = s.compact_grid(cells_as_columns=False)
+    fits = _natural_width(headers, rows) <= width  # then nothing wraps; else rich folds the widest
     table = Table(title=f"k/n [{s.interval} interval]", title_justify="left", pad_edge=False)
     for i, name in enumerate(headers):
-        table.add_column(name, no_wrap=i == 0, overflow="fold")
+        table.add_column(name, no_wrap=fits or i == 0, overflow="fold")
     for row in rows:
         table.add_row(*(_t(cell) for cell in row))
     return table
@@ -133,10 +149,12 @@ def _overview(s: RunSummary) -> Table:
 def _ours_vs_published(s: RunSummary) -> list[Text]:
     """One line per published number that matches a (model, cell) of this run exactly."""
     lines = []
-    for target in s.targets:
-        ours = s.ours_for(target)
-        if ours:
-            lines.append(_t(f"published: {target.display()} ({target.source}) · ours: {'; '.join(ours)}"))
+    for r in s.rates.to_dict("records"):
+        for m in s.metrics:
+            for t in s.published_for(str(r["model"]), str(r["cell"]), m.column):
+                ours = compact_rate(r[f"{m.column}_k"], r[f"{m.column}_n"], r[f"{m.column}_low"], r[f"{m.column}_high"])
+                lines.append(_t(f"{r['model']} · {r['cell']} {m.column}: ours {ours}, published {t.display()} "
+                                f"({t.source})"))  # fmt: skip
     return lines
 
 
@@ -148,7 +166,7 @@ def _compact(s: RunSummary, console: Console) -> None:
     if s.metrics_inferred:
         console.print(_t(f"Study plug-in {s.run.study!r} not found: metrics are the boolean score columns.", "yellow"))
     if not s.rates.empty:
-        console.print(_overview(s))
+        console.print(_overview(s, console.width))
     for sentence in s.takeaway():
         console.print(_t(sentence))
     for line in _ours_vs_published(s):
