@@ -53,7 +53,7 @@ def test_demo_runs_real_episodes_and_writes_outputs(tmp_path: Path) -> None:
     console = Console(record=True, width=140)
     run_id = run_demo(store, 1, console)
     text = console.export_text()
-    assert "results database" in text and "HTML report" in text
+    assert "Results: " in text and "HTML report" in text and "What it shows" in text
     assert (tmp_path / "demo-report.html").stat().st_size > 50_000
     records = {r.sample_id: r for r in store.sample_records(run_id)}
     df = store.samples(run_id)

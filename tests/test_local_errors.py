@@ -24,7 +24,7 @@ main: exiting due to model loading error
 
 
 def test_the_log_line_that_explains_the_failure_goes_in_the_message() -> None:
-    assert _log_reason(LOG) == "main: exiting due to model loading error"
+    assert _log_reason(LOG).startswith("common_chat_templates_init: failed to parse chat template")
     assert _log_reason("# command\nall good\nlast words\n") == "last words"
     assert _log_reason("") == ""
     assert len(_log_reason("error: " + "x" * 1000)) == 240

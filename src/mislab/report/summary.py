@@ -114,12 +114,16 @@ class RunSummary:
         )
 
     def _repr_html_(self) -> str:
-        """In Jupyter: the run's header, each metric's k/n = rate [interval] by model and cell, and the
-        comparisons. Model text never reaches this table, and pandas escapes what does."""
+        """In Jupyter: the run's header, the metric × cell grid and what it shows, each metric's
+        k/n = rate [interval] by model and cell, and the comparisons. Model text never reaches these tables, and
+        pandas escapes what does."""
         shown = ["model", "cell", *[m.column for m in self.metrics if m.column in self.rates.columns]]
+        headers, rows = self.compact_grid(cells_as_columns=False) if not self.rates.empty else ([], [])
         parts = [
             f"<h4>{html.escape(self.title)} · {html.escape(self.run.run_id)}</h4>",
             f"<p>{html.escape(usage_line(self.totals))} · intervals: {html.escape(self.interval)}</p>",
+            pd.DataFrame(rows, columns=headers).to_html(index=False),
+            "<p>" + "<br>".join(html.escape(sentence) for sentence in self.takeaway()) + "</p>",
             self.rates[shown].to_html(index=False),
         ]
         for column, table in self.comparisons.items():

@@ -59,9 +59,10 @@ class LocalServerError(ModelError):
 
 
 def _log_reason(tail: str) -> str:
-    """The log line that most likely says what went wrong: the last one that reads like an error."""
+    """The log line that most likely says what went wrong: the first that reads like an error (the cause; later
+    ones tend to be its consequences, "exiting due to …"), else the last line."""
     lines = [line.strip() for line in tail.splitlines() if line.strip() and not line.startswith("# ")]
-    reason = next((line for line in reversed(lines) if _LOG_PROBLEM.search(line)), lines[-1] if lines else "")
+    reason = next((line for line in lines if _LOG_PROBLEM.search(line)), lines[-1] if lines else "")
     return reason if len(reason) <= 240 else reason[:237] + "..."
 
 
