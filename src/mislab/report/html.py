@@ -28,7 +28,7 @@ from ..stats import RateMethod
 from ..store import Label, SampleRecord, Store
 from ..study import CaseStudy, Metric
 from .published import Target
-from .summary import RunSummary, default_report_path, fmt_p, model_options, summarise, usage_line
+from .summary import RunSummary, default_report_path, fmt_p, good_hint, model_options, summarise, usage_line
 from .tables import outcome
 
 __all__ = ["MAX_TRANSCRIPTS", "content_text", "write_report"]
@@ -380,8 +380,8 @@ def _rate_figure(s: RunSummary, column: str, colors: dict[str, str]) -> go.Figur
     return fig
 
 
-def _tick(s: RunSummary, metric: Metric) -> str:
-    hint = s.good_hint(metric)
+def _tick(metric: Metric) -> str:
+    hint = good_hint(metric)
     return f"{metric.title}<br>({hint})" if hint else metric.title
 
 
@@ -391,7 +391,7 @@ def _overview_figure(s: RunSummary, cell_colors: dict[str, str]) -> go.Figure:
     model: hover for which), else in a grey column of their own (other conditions)."""
     fig = go.Figure()
     metrics = [m for m in s.metrics if f"{m.column}_rate" in s.rates.columns]
-    ticks = [_tick(s, m) for m in metrics]
+    ticks = [_tick(m) for m in metrics]
     models = list(dict.fromkeys(s.rates["model"]))
     cells = list(dict.fromkeys(s.rates["cell"]))
     symbols = ["circle", "square", "triangle-up", "cross", "x", "star"]

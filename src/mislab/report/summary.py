@@ -18,7 +18,9 @@ from ..study import CaseStudy, Metric, get_study
 from .published import Target, load_targets, matching
 from .tables import comparisons, outcome, rate_table
 
-__all__ = ["RunSummary", "compact_rate", "default_report_path", "fmt_p", "model_label", "summarise", "usage_line"]
+__all__ = [
+    "RunSummary", "compact_rate", "default_report_path", "fmt_p", "good_hint", "model_label", "summarise", "usage_line",
+]  # fmt: skip
 
 # What the reports compare when the study says nothing: each cell against the first, within each model.
 # A study may set `report_comparison` to other keyword arguments of `comparisons` (e.g. by="tier",
@@ -70,6 +72,13 @@ def compact_rate(k: int, n: int, low: float, high: float) -> str:
     if not n:
         return "—"
     return f"{k}/{n} [{100 * low:.0f}–{100 * high:.0f}]%"
+
+
+def good_hint(metric: Metric) -> str:
+    """Which way is desirable, for a column heading: "↑ good", "↓ good", or "" for a neutral metric."""
+    if metric.good is None:
+        return ""
+    return "↑ good" if metric.good else "↓ good"
 
 
 def model_label(info: Any, name: str) -> str:
@@ -187,9 +196,6 @@ class RunSummary:
             if target in self.published_for(row.model, row.cell, column)
         ]
 
-    def good_hint(self, metric: Metric) -> str:
-        return {True: "↑ good", False: "↓ good"}.get(metric.good, "")  # type: ignore[arg-type]
-
     def compact_grid(self, cells_as_columns: bool) -> tuple[list[str], list[list[str]]]:
         """Every metric × (model ·) cell as "k/n [low–high]%", in one table: the overview both reports open
         with. The models are named only when there are several."""
@@ -204,7 +210,7 @@ class RunSummary:
             return compact_rate(r[f"{c}_k"], r[f"{c}_n"], r[f"{c}_low"], r[f"{c}_high"])
 
         def title(m: Metric) -> str:
-            hint = self.good_hint(m)
+            hint = good_hint(m)
             return f"{m.title} ({hint})" if hint else m.title
 
         if cells_as_columns:
