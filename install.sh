@@ -37,6 +37,10 @@ fi
 
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
+    if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+        say "error: mislab needs Python 3.11 or newer; $PYTHON is $("$PYTHON" --version 2>/dev/null || echo "not found"). Rerun with PYTHON=python3.11 ./install.sh"
+        exit 1
+    fi
     say "creating .venv with $PYTHON"
     "$PYTHON" -m venv .venv
     .venv/bin/python -m pip install -q --upgrade pip
