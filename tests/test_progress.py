@@ -47,6 +47,20 @@ def test_plain_lines_at_start_at_most_every_interval_and_at_the_end() -> None:
     ]
 
 
+def test_a_heartbeat_line_when_nothing_finishes_for_a_while() -> None:
+    out, clock = io.StringIO(), Clock()
+    bar = PlainProgress(out, heartbeat=60, clock=clock)
+    bar.add_task("all", total=4, note="")
+    bar.__enter__()  # a real heartbeat thread runs too, but with 60 s between checks it stays quiet here
+    clock.now += 59
+    bar.beat()
+    clock.now += 1
+    bar.beat()
+    bar.beat()  # just printed: nothing
+    bar.__exit__(None, None, None)
+    assert out.getvalue().splitlines() == ["progress: 0/4 (0%) · 0:00 elapsed", "progress: 0/4 (0%) · 1:00 elapsed"]
+
+
 def test_disabled_prints_nothing() -> None:
     out = io.StringIO()
     bar = PlainProgress(out, disable=True)

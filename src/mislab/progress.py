@@ -6,6 +6,7 @@ and use as a context manager. The last task added is the overall one (the runner
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -17,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 __all__ = ["PlainProgress", "make_progress"]
 
 PLAIN_INTERVAL_SECONDS = 15.0
+HEARTBEAT_SECONDS = 60.0  # a line even when nothing finishes: a 1.5B model's episode can take minutes
 
 
 @dataclass
@@ -35,20 +37,26 @@ def _clock(seconds: float) -> str:
 
 class PlainProgress:
     """Progress as one plain line at the start, then at most one line per `interval` seconds when something
-    finishes, and always one at the end: "progress: 3/8 (38%) · 0:42 elapsed · ~1:10 left · $0.0000"."""
+    finishes, one after `heartbeat` seconds without a line (so a log shows the run is alive), and always one
+    at the end: "progress: 3/8 (38%) · 0:42 elapsed · ~1:10 left · $0.0000"."""
 
     def __init__(
         self,
         file: TextIO,
         *,
         interval: float = PLAIN_INTERVAL_SECONDS,
+        heartbeat: float = HEARTBEAT_SECONDS,
         disable: bool = False,
         clock: Any = time.monotonic,
     ) -> None:
         self.file = file
         self.interval = interval
+        self.heartbeat = heartbeat
         self.disable = disable
         self._clock = clock
+        self._lock = threading.Lock()  # the heartbeat thread and the run's updates both print
+        self._stopped = threading.Event()
+        self._beater: threading.Thread | None = None
         self.tasks: list[_Task] = []
         self._started = 0.0
         self._start_completed = 0.0
@@ -97,10 +105,11 @@ class PlainProgress:
         return " · ".join(parts)
 
     def _print(self) -> None:
-        task = self.tasks[-1]
-        self._last_shown = (task.completed, task.total)
-        self._last_line = self._clock()
-        print(self.line(), file=self.file, flush=True)
+        with self._lock:
+            task = self.tasks[-1]
+            self._last_shown = (task.completed, task.total)
+            self._last_line = self._clock()
+            print(self.line(), file=self.file, flush=True)
 
     def _maybe_print(self) -> None:
         if self.disable or not self.tasks:
@@ -109,15 +118,29 @@ class PlainProgress:
         if task.completed >= task.total or self._clock() - self._last_line >= self.interval:
             self._print()
 
+    def beat(self) -> None:
+        """A line if none was printed for `heartbeat` seconds (called by the heartbeat thread)."""
+        if self.tasks and self._clock() - self._last_line >= self.heartbeat:
+            self._print()
+
+    def _beat_until_stopped(self) -> None:
+        while not self._stopped.wait(self.heartbeat / 4):
+            self.beat()
+
     def __enter__(self) -> PlainProgress:
         self._started = self._last_line = self._clock()
         if self.tasks:
             self._start_completed = self.tasks[-1].completed
         if not self.disable and self.tasks:
             self._print()
+            self._beater = threading.Thread(target=self._beat_until_stopped, name="mislab-progress", daemon=True)
+            self._beater.start()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._beater is not None:
+            self._stopped.set()
+            self._beater.join()
         if self.disable or not self.tasks:
             return
         task = self.tasks[-1]
