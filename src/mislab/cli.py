@@ -130,7 +130,7 @@ def demo(
     store: StoreOpt = None,
     no_cache: NoCacheOpt = False,
 ) -> None:
-    """Run the shutdown study on the embedded local model: no network, no key, about 3 minutes on 2 cores."""
+    """Run the shutdown study on the embedded local model: no network, no key, a few minutes on 2 idle cores."""
     from .demo import run_demo
 
     run_demo(open_store(store), n, console, cache=cache_setting(no_cache, None))
