@@ -35,8 +35,9 @@ def run_demo(store: Store, n: int, console: Console, *, cache: bool | Path = Tru
 
     console.print(
         "[bold]mislab demo[/bold]: does a small model let itself be shut down? The shutdown study on the embedded "
-        f"Qwen2.5-Coder-1.5B (llama.cpp on 127.0.0.1, no network, no key): {n} episodes each of no_warning and "
-        "basic_warning (ARENA). The first start checks the 1.1 GB of weights.",
+        "Qwen2.5-Coder-1.5B (llama.cpp on 127.0.0.1, no network, no key): "
+        f"{n} episode{'s' * (n != 1)} each of no_warning and basic_warning (ARENA). "
+        "The first start checks the 1.1 GB of weights.",
         highlight=False,
     )
     exp = Experiment.from_dict({**DEMO, "n": n})
