@@ -8,7 +8,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 from rich.console import Console
-from test_report_html import CHROMIUM, CHROMIUM_ARGS
+from test_report_html import CHROMIUM, CHROMIUM_ARGS, REPO
 
 from mislab.alignment_faking import run as af_run
 from mislab.alignment_faking import tag_accepts
@@ -53,7 +53,7 @@ def test_demo_runs_real_episodes_and_writes_outputs(tmp_path: Path) -> None:
     console = Console(record=True, width=140)
     run_id = run_demo(store, 1, console)
     text = console.export_text()
-    assert "results database" in text and "HTML report" in text
+    assert "Results: " in text and "HTML report" in text and "What it shows" in text
     assert (tmp_path / "demo-report.html").stat().st_size > 50_000
     records = {r.sample_id: r for r in store.sample_records(run_id)}
     df = store.samples(run_id)
@@ -62,7 +62,7 @@ def test_demo_runs_real_episodes_and_writes_outputs(tmp_path: Path) -> None:
     for row in df.to_dict(orient="records"):
         assert row["calls"] >= 1 and row["prompt_tokens"] > 0
         check_episode_against_transcript(row, records[row["sample_id"]].transcript)
-    assert "/1 = " in text  # rates are shown as k/n
+    assert "/1 [" in text  # rates are shown as k/n [interval]
     # the report of this real run opens in headless Chromium without errors, transcripts and all
     problems: list[str] = []
     with sync_playwright() as p:
@@ -71,7 +71,9 @@ def test_demo_runs_real_episodes_and_writes_outputs(tmp_path: Path) -> None:
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(str(e)))
         page.goto((tmp_path / "demo-report.html").as_uri())
-        page.wait_for_selector(".plotly")
+        page.wait_for_selector("#fig-overview .main-svg")  # the page opens on the overview figure
+        REPO.joinpath("ci-artifacts").mkdir(exist_ok=True)
+        page.screenshot(path=str(REPO / "ci-artifacts" / "demo-report.png"))
         assert page.locator("details.sample").count() == 2
         page.locator("details.sample summary").first.click()  # opening a transcript renders it
         assert "./next_task" in page.locator("details.sample .chat").first.inner_text()

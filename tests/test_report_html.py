@@ -89,17 +89,54 @@ def _filter(b: Browser, name: str, value: str) -> int:
     return _shown(b)
 
 
-def test_renders_offline_without_errors(browser: Browser) -> None:
+def test_opens_on_the_overview(browser: Browser) -> None:
     page = browser.page
     assert browser.problems == []
     assert {url.split(":", 1)[0] for url in browser.requests} <= {"file", "data", "blob"}
-    # a rate chart and a difference chart per metric, each drawn as SVG with markers
-    assert page.locator(".js-plotly-plot").count() == 4
-    assert page.locator("#fig-rate-0 .scatterlayer .point").count() >= 4
-    row = page.locator("#metric-0 tbody tr", has_text=O3).first
-    assert "4/5 = 80.0% [37.6, 96.4]" in row.inner_text() and "94.5% [93.0, 95.8]" in row.inner_text()
+    # One figure is drawn at load: the overview, every metric × model · cell with its interval (2 × 4 points)
+    # and the published numbers as diamonds (o3's two Palisade targets sit in its own cells' columns).
+    assert page.locator(".js-plotly-plot").count() == 1
+    overview = page.locator("#fig-overview")
+    assert overview.locator(".scatterlayer .trace").count() >= 5
+    assert overview.locator(".scatterlayer .point").count() >= 2 * 4 + 2
+    ticks = overview.locator(".xtick text").all_text_contents()
+    assert any("Sabotaged shutdown" in t for t in ticks) and any("Complied" in t for t in ticks)
+    legend = " ".join(overview.locator(".legendtext").all_text_contents())
+    assert "published · palisade_a" in legend and "published (other models or prompts)" in legend
+    # the same numbers as a k/n grid, and the two sentences on what the run shows and cannot
+    grid = page.locator("#overview table").inner_text()
+    assert f"{O3} · palisade_a" in grid and "4/5 [38–96]%" in grid
+    assert "What it cannot show" in page.locator("#overview .takeaway").inner_text()
+    assert page.locator("#overview").bounding_box()["y"] < 300  # the page opens on it
     REPO.joinpath("ci-artifacts").mkdir(exist_ok=True)
     page.screenshot(path=str(REPO / "ci-artifacts" / "report.png"))
+
+
+def test_per_metric_detail_is_collapsed_and_drawn_when_opened(browser: Browser) -> None:
+    page = browser.page
+    details = page.locator("details.metric")
+    assert details.count() == 2 and page.locator("details.metric[open]").count() == 0
+    assert not page.locator("#metric-0 table").first.is_visible()
+    page.click('nav a[href="#metric-0"]')  # a link to a collapsed section opens it
+    assert page.locator("#metric-0 table").first.is_visible()
+    page.wait_for_selector("#fig-rate-0 .main-svg")
+    page.wait_for_selector("#fig-diff-0 .main-svg")
+    assert page.locator("#fig-rate-0 .scatterlayer .point").count() >= 4
+    assert page.locator("#fig-rate-0").bounding_box()["width"] > 600  # sized when visible, not at zero width
+    row = page.locator("#metric-0 tbody tr", has_text=O3).first
+    assert "4/5 = 80.0% [37.6, 96.4]" in row.inner_text() and "94.5% [93.0, 95.8]" in row.inner_text()
+    assert browser.problems == []
+
+
+def test_badges_colour_by_meaning(browser: Browser) -> None:
+    page = browser.page
+    # sabotaged=true is bad, complied=true is good: the colour follows the metric's declared meaning
+    sabotaged = page.locator(".badge", has_text="sabotaged=true").first
+    complied = page.locator(".badge", has_text="complied=true").first
+    assert "bad" in sabotaged.get_attribute("class") and "good" in complied.get_attribute("class")
+    red = page.evaluate("(e) => getComputedStyle(e).color", sabotaged.element_handle())
+    green = page.evaluate("(e) => getComputedStyle(e).color", complied.element_handle())
+    assert red == "rgb(180, 35, 24)" and green == "rgb(31, 122, 63)"
 
 
 def test_filters(browser: Browser) -> None:
@@ -113,6 +150,7 @@ def test_filters(browser: Browser) -> None:
     assert _filter(browser, "status", "error") == 1
     page.click("#reset")
     # The links of the o3 · palisade_a row ("4/5 = …", n/a 1, errors 1) show exactly the transcripts counted.
+    page.locator("#metric-0").evaluate("(d) => { d.open = true; }")
     links = page.locator("#metric-0 tbody tr", has_text=O3).first.locator("a")
     for link, expected in zip(links.all(), [4, 5, 1, 1], strict=True):
         link.click()

@@ -26,6 +26,7 @@ from .cli_common import (
     resolve_run,
     user_errors,
 )
+from .data_cli import app as data_app
 from .experiment import Experiment
 from .study import get_study, study_names
 
@@ -77,13 +78,15 @@ def runs(store: StoreOpt = None) -> None:
 @app.command()
 @user_errors
 def show(
-    run_id: Annotated[str | None, typer.Argument(help="Run id (default: latest)")] = None, store: StoreOpt = None
+    run_id: Annotated[str | None, typer.Argument(help="Run id (default: latest)")] = None,
+    store: StoreOpt = None,
+    full: Annotated[bool, typer.Option("--full", help="Every rate table and comparison between cells")] = False,
 ) -> None:
-    """Print a run's rates (k/n, intervals), comparisons and the published numbers."""
+    """Print a run on one screen: every metric × cell as k/n with its interval, and what it shows."""
     from .report import show_run
 
     st = open_store(store, create=False)
-    show_run(st, resolve_run(st, run_id), console)
+    show_run(st, resolve_run(st, run_id), console, full=full)
 
 
 @app.command()
@@ -140,11 +143,15 @@ def export(
 def demo(
     n: Annotated[int, typer.Option("-n", help="Episodes per variant")] = 2,
     store: StoreOpt = None,
+    no_cache: NoCacheOpt = False,
 ) -> None:
-    """Run the shutdown study on the embedded local model: no network, no key, a few minutes on 2 cores."""
+    """Run the shutdown study on the embedded local model: no network, no key, a few minutes on 2 idle cores."""
     from .demo import run_demo
 
-    run_demo(open_store(store), n, console)
+    run_demo(open_store(store), n, console, cache=cache_setting(no_cache, None))
+
+
+app.add_typer(data_app, name="data")
 
 
 def _mount_studies() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.console import Console
 
 from .cli_common import execute
@@ -19,25 +21,28 @@ DEMO = {
         "tool_choice": "required",
         "max_turns": 12,
         "temperature": 0.7,
-        "max_tokens": 256,
+        # Enough for a short plan and one call. The 1.5B model sometimes lists every future call in one message
+        # (only the first is run): at 256 that cost 1,024 generated tokens in a 4-turn episode, against 84 for
+        # an episode of direct calls, and most of the demo's time.
+        "max_tokens": 128,
     },
 }
 
 
-def run_demo(store: Store, n: int, console: Console) -> str:
+def run_demo(store: Store, n: int, console: Console, *, cache: bool | Path = True) -> str:
+    """Run (or resume) the demo and print one screen: the k/n grid, what it shows, where the report is."""
     from .report import show_run, write_report
 
     console.print(
-        "[bold]mislab demo[/bold]: shutdown resistance on the embedded local model "
-        "(Qwen2.5-Coder-1.5B-Instruct via llama.cpp on 127.0.0.1) — no network, no API key.\n"
-        "Variants: no_warning, basic_warning (ARENA). The first start assembles and checks the weights.\n"
+        "[bold]mislab demo[/bold]: does a small model let itself be shut down? The shutdown study on the embedded "
+        "Qwen2.5-Coder-1.5B (llama.cpp on 127.0.0.1, no network, no key): "
+        f"{n} episode{'s' * (n != 1)} each of no_warning and basic_warning (ARENA). "
+        "The first start checks the 1.1 GB of weights.",
+        highlight=False,
     )
     exp = Experiment.from_dict({**DEMO, "n": n})
-    run_id = execute(exp, store, cache=True, extend=True)  # `mislab demo -n 4` after `-n 2` adds episodes
+    run_id = execute(exp, store, cache=cache, extend=True)  # `mislab demo -n 4` after `-n 2` adds episodes
     report = write_report(store, run_id, store.path.parent / "demo-report.html")
     show_run(store, run_id, console, report_path=report)
-    console.print(
-        f"\n[bold]Outputs[/bold]\n  results database: {store.path} (run id {run_id!r})\n  HTML report: {report}\n"
-        f"  next: mislab report {run_id} -o report.html · mislab export {run_id} --format csv"
-    )
+    console.print(f"Results: {store.path} (run {run_id!r}) · mislab export {run_id} --format csv", highlight=False)
     return run_id

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import __version__
 from .models import ChatModel, FatalModelError, ModelError, UsageMeter, metered
+from .progress import make_progress
 from .store import SampleRecord, Store
 from .study import CaseStudy, Cell, SampleResult
 
@@ -88,10 +88,7 @@ async def run_samples(
     limits = {name: asyncio.Semaphore(m.max_concurrency) for name, m in models.items()}
     stop = asyncio.Event()
 
-    bar = Progress(
-        TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.fields[note]}"), console=console, disable=not progress, transient=False,
-    )  # fmt: skip
+    bar = make_progress(console, enabled=progress)  # live bars on a terminal, plain lines in logs
     cell_tasks = {}
     for s in samples:
         key = (s.model, s.cell.id)

@@ -24,11 +24,15 @@ class Cell:
 
 @dataclass(frozen=True)
 class Metric:
-    """A boolean score column reported as a rate, e.g. `sabotaged`."""
+    """A boolean score column reported as a rate, e.g. `sabotaged`.
+
+    `good` says which value is the desirable one, so reports colour by meaning rather than by truth value:
+    True (complied with the shutdown: green when true), False (sabotaged: red when true), None (neutral)."""
 
     column: str
     title: str
     description: str = ""
+    good: bool | None = None
 
 
 @dataclass

@@ -177,8 +177,8 @@ def load_paper_prompts(path: Path | None = None) -> PaperPrompts:
     directory = path if path is not None else default_paper_dir()
     if directory is None:
         raise FileNotFoundError(
-            "paper prompts not found: no ../shared/data/alignment_faking beside the repository. Pass a "
-            "directory, set MISLAB_SHARED_DATA, or fetch them with download_paper_prompts(cache_dir)"
+            "paper prompts not found in any data directory: run `mislab data fetch` (or pass a directory, or set "
+            "MISLAB_SHARED_DATA to one laid out like `mislab data fetch --dir DIR` writes)"
         )
     missing = [name for name in (*_PAPER_REQUIRED, "examples.json") if not (directory / name).is_file()]
     if missing:

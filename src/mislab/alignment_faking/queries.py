@@ -43,8 +43,7 @@ def load_advbench(path: Path | None = None) -> list[str]:
         path = find_shared_data(ADVBENCH_RELATIVE)
         if path is None:
             raise FileNotFoundError(
-                "AdvBench not found: no ../shared/data/advbench/harmful_behaviors.csv beside the repository. "
-                "Pass its path or fetch it with download_advbench(cache_dir)"
+                "AdvBench not found in any data directory: run `mislab data fetch` (or pass the CSV's path)"
             )
     return load_queries(path, column="goal")
 

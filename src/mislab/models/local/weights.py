@@ -13,12 +13,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-INSTALL_HINT = "pip install 'mislab[local]'"
+from mislab.models.chat import FatalModelError
+
+INSTALL_HINT = "./install.sh (or: pip install 'mislab[local]')"
 _CHUNK = 8 * 1024 * 1024
 
 
-class WeightsError(RuntimeError):
-    """The weights cannot be assembled or do not match what the registry pins."""
+class WeightsError(FatalModelError):
+    """The weights cannot be assembled or do not match what the registry pins. A `FatalModelError`: the model cannot
+    be called until the user acts, and the CLI says so in one line."""
 
 
 class WeightsNotInstalledError(WeightsError):
@@ -192,6 +195,16 @@ def ensure_weights(info: LocalModelInfo, cache_dir: Path, parts: Sequence[Path] 
     part_paths = list(parts) if parts is not None else locate_parts(info)
     if len(part_paths) != info.parts:
         raise WeightsError(f"local model {info.name!r} needs {info.parts} parts, got {len(part_paths)}")
+    try:
+        return _assemble(info, part_paths, target)
+    except OSError as exc:  # a full disk or an unwritable cache: say where, and how to choose another place
+        raise WeightsError(
+            f"could not assemble the weights of {info.name!r} ({info.size / 1e9:.1f} GB) in {target.parent}: "
+            f"{exc.strerror or exc}. Free space there or set MISLAB_CACHE_DIR to a writable directory with room"
+        ) from exc
+
+
+def _assemble(info: LocalModelInfo, part_paths: Sequence[Path], target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     # Concurrent assemblers each write their own temporary file; the last atomic rename wins, both are equal.
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")

@@ -2,9 +2,26 @@
 // it arrives escaped inside inert <template> elements and is only ever cloned into the page.
 "use strict";
 (function () {
+  // A figure inside a closed <details> (the per-metric sections start collapsed) is drawn when first opened:
+  // plotly cannot size a chart it cannot see.
   const figures = JSON.parse(document.getElementById("mislab-figures").textContent);
-  for (const [id, fig] of Object.entries(figures)) {
+  function draw(id) {
+    const fig = figures[id];
+    if (!fig) return;
+    delete figures[id];
     Plotly.newPlot(id, fig.data, fig.layout, { displaylogo: false, responsive: true });
+  }
+  for (const id of Object.keys(figures)) {
+    const holder = document.getElementById(id).closest("details");
+    if (!holder || holder.open) draw(id);
+    else holder.addEventListener("toggle", () => holder.open && draw(id));
+  }
+  // Links to a collapsed section open it.
+  for (const link of document.querySelectorAll('nav a[href^="#"]')) {
+    link.addEventListener("click", () => {
+      const target = document.getElementById(link.getAttribute("href").slice(1));
+      if (target && target.tagName === "DETAILS") target.open = true;
+    });
   }
 
   // A transcript body is built when its card is first opened, so a report with thousands of transcripts

@@ -1,0 +1,70 @@
+"""`mislab data fetch / verify`: every third-party file fetched from its source (here local stand-ins through
+file:// URLs: no network in tests) into a data directory, each checked against its pinned sha256, and found
+there by the studies."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from test_af_prompts import ADVBENCH, _fake_arena
+from typer.testing import CliRunner
+
+from mislab.alignment_faking.prompts import load_paper_prompts
+from mislab.alignment_faking.queries import load_advbench
+from mislab.alignment_faking.sources import PINNED_FILES, ChecksumError, user_data_dir, verify_data_dir
+from mislab.cli import app
+from mislab.data_cli import fetch_all
+
+
+def _sources(tmp_path: Path) -> list[str]:
+    arena = _fake_arena(tmp_path / "arena")
+    return ["--arena", arena.as_uri(), "--advbench", ADVBENCH.as_uri()]
+
+
+def test_fetch_then_verify_a_directory(tmp_path: Path) -> None:
+    target = tmp_path / "data"
+    runner = CliRunner()
+    fetched = runner.invoke(app, ["data", "fetch", "--dir", str(target), *_sources(tmp_path)])
+    assert fetched.exit_code == 0, fetched.output
+    assert f"{len(PINNED_FILES)} files fetched and verified in {target}" in fetched.output
+    assert f"MISLAB_SHARED_DATA={target}" in fetched.output
+    for relative, digest in PINNED_FILES.items():
+        assert hashlib.sha256((target / relative).read_bytes()).hexdigest() == digest
+    verified = runner.invoke(app, ["data", "verify", "--dir", str(target)])
+    assert verified.exit_code == 0 and f"all {len(PINNED_FILES)} files match" in verified.output
+    # a changed file and a missing one are named, and the command fails
+    (target / "advbench" / "harmful_behaviors.csv").write_text("goal,target\nx,y\n")
+    (target / "alignment_faking" / "examples.json").unlink()
+    broken = runner.invoke(app, ["data", "verify", "--dir", str(target)])
+    assert broken.exit_code == 1
+    assert "advbench/harmful_behaviors.csv: sha256 mismatch" in broken.output
+    assert "alignment_faking/examples.json: missing" in broken.output
+
+
+def test_fetched_data_is_found_by_the_studies_without_configuration(tmp_path: Path) -> None:
+    # The default target is the user data directory (under MISLAB_CACHE_DIR, isolated per test session),
+    # which the loaders search when no shared/data is beside the repository or set in MISLAB_SHARED_DATA.
+    out = fetch_all(user_data_dir(), _fake_arena(tmp_path / "arena").as_uri(), ADVBENCH.as_uri())
+    assert all(state == "ok" for state in verify_data_dir(out).values())
+    assert load_paper_prompts(out / "alignment_faking").modified == ()
+    assert len(load_advbench(out / "advbench" / "harmful_behaviors.csv")) == 520
+
+
+def test_a_changed_upstream_is_refused_and_said_in_one_line(tmp_path: Path) -> None:
+    tampered = tmp_path / "advbench.csv"
+    tampered.write_text(ADVBENCH.read_text() + "Do something else,Sure\n")
+    arena = _fake_arena(tmp_path / "arena")
+    with pytest.raises(ChecksumError):
+        fetch_all(tmp_path / "data", arena, tampered)
+    result = CliRunner().invoke(
+        app, ["data", "fetch", "--dir", str(tmp_path / "d2"), "--arena", str(arena), "--advbench", str(tampered)]
+    )
+    assert result.exit_code == 1 and "sha256 mismatch" in result.output and "Traceback" not in result.output
+
+
+def test_an_unreachable_source_says_what_to_do_offline(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["data", "fetch", "--dir", str(tmp_path / "d"), "--arena", str(tmp_path / "no")])
+    assert result.exit_code == 1
+    assert "Offline? Run `mislab data fetch --dir DIR` on a connected machine" in " ".join(result.output.split())
