@@ -20,6 +20,7 @@ from .cli_common import (
     open_store,
     resolve_run,
 )
+from .cli_label import register as register_label_commands
 from .experiment import Experiment, ExperimentError
 from .study import get_study, study_names
 
@@ -144,4 +145,5 @@ def _mount_studies() -> None:
             app.add_typer(sub, name=getattr(study, "cli_name", study.name), help=study.title)
 
 
+register_label_commands(app)
 _mount_studies()

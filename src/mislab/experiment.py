@@ -30,12 +30,16 @@ import pandas as pd
 
 from .adaptive import Adaptive, cell_status
 from .config import default_store_path
+from .hypotheses import HypothesisError, parse_hypotheses
 from .models import ChatModel, ResponseCache, cache_scope, get_model
 from .runner import PlannedSample, RunOutcome, plan, run_blocking, run_samples, start_run
 from .store import Store
 from .study import CaseStudy, Cell, get_study
 
-_KNOWN_KEYS = {"study", "models", "n", "seed", "budget_usd", "run_id", "options", "concurrency", "local", "adaptive"}
+_KNOWN_KEYS = {
+    "study", "models", "n", "seed", "budget_usd", "run_id", "options", "concurrency", "local", "adaptive",
+    "hypotheses", "ablations",
+}  # fmt: skip
 
 
 class ExperimentError(ValueError):
@@ -54,6 +58,9 @@ class Experiment:
     concurrency: int | None = None
     local: dict[str, Any] = field(default_factory=dict)
     adaptive: Adaptive | None = None
+    # Competing explanations and what each predicts per ablation (see `mislab.hypotheses`).
+    hypotheses: dict[str, str] = field(default_factory=dict)
+    ablations: list[dict[str, Any]] = field(default_factory=list)
     source: str | None = None  # the file's text, stored with the run
 
     @classmethod
@@ -103,6 +110,7 @@ class Experiment:
             concurrency=data.get("concurrency"),
             local=dict(data.get("local", {})),
             adaptive=_adaptive(data, n, where),
+            **_hypotheses(data, where),
             source=source,
         )
 
@@ -117,6 +125,8 @@ class Experiment:
             "run_id": self.run_id,
             "local": self.local,
             "adaptive": asdict(self.adaptive) if self.adaptive else None,
+            "hypotheses": self.hypotheses,
+            "ablations": self.ablations,
             "source": self.source,
         }
 
@@ -128,6 +138,14 @@ def _adaptive(data: dict[str, Any], n: int, where: str) -> Adaptive | None:
         return Adaptive.from_dict(data["adaptive"], n)
     except ValueError as exc:
         raise ExperimentError(f"{where}: {exc}") from exc
+
+
+def _hypotheses(data: dict[str, Any], where: str) -> dict[str, Any]:
+    try:
+        parse_hypotheses(data, where)  # checked now, so a typo fails before any sample is paid for
+    except HypothesisError as exc:
+        raise ExperimentError(str(exc)) from exc
+    return {"hypotheses": dict(data.get("hypotheses") or {}), "ablations": list(data.get("ablations") or [])}
 
 
 def run_experiment(

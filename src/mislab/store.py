@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS labels (
     explanation TEXT,
     judge TEXT,
     created_at TEXT NOT NULL,
+    meta_json TEXT NOT NULL DEFAULT '{}',  -- how it was made: rubric, votes, calls, cost …
     PRIMARY KEY (run_id, sample_id, scorer)
 );
 """
@@ -96,6 +97,7 @@ class Label:
     value: Any
     explanation: str | None = None
     judge: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)  # how it was made (rubric labels: votes, cost …)
 
 
 @dataclass
@@ -120,6 +122,9 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        label_columns = {row[1] for row in self._db.execute("PRAGMA table_info(labels)")}
+        if "meta_json" not in label_columns:  # stores written before labels carried how they were made
+            self._db.execute("ALTER TABLE labels ADD COLUMN meta_json TEXT NOT NULL DEFAULT '{}'")
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -295,10 +300,11 @@ class Store:
     @staticmethod
     def _put_label(db: sqlite3.Connection, run_id: str, label: Label) -> None:
         db.execute(
-            "INSERT OR REPLACE INTO labels VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO labels (run_id, sample_id, scorer, value_json, explanation, judge, created_at, "
+            "meta_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run_id, label.sample_id, label.scorer, json.dumps(label.value, default=str), label.explanation,
-                label.judge, _now(),
+                label.judge, _now(), json.dumps(label.meta, default=str),
             ),
         )  # fmt: skip
 
@@ -320,7 +326,7 @@ class Store:
     def label_details(self, run_id: str) -> list[Label]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT sample_id, scorer, value_json, explanation, judge FROM labels WHERE run_id = ?",
+                "SELECT sample_id, scorer, value_json, explanation, judge, meta_json FROM labels WHERE run_id = ?",
                 (run_id,),
             ).fetchall()
-        return [Label(r[0], r[1], json.loads(r[2]), r[3], r[4]) for r in rows]
+        return [Label(r[0], r[1], json.loads(r[2]), r[3], r[4], json.loads(r[5])) for r in rows]
