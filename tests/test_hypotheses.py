@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from mislab.experiment import Experiment, ExperimentError, run_experiment
 from mislab.hypotheses import HypothesisError, judge_prediction, parse_hypotheses
 from mislab.models import RetryPolicy, get_model
-from mislab.report import summarise
+from mislab.report import show_run, summarise, write_report
 from mislab.store import Store
 from mislab.study import get_study
 from mislab.testing import Reply, ScriptedServer, tool_call
@@ -75,6 +76,12 @@ def test_scripted_ablations_give_the_known_verdicts(tmp_path: Path) -> None:
     assert rows.loc[("instruction_ambiguity", "sabotage_clarified"), "verdict"] == "consistent"
     assert ev.verdict("self_preservation") == "contradicted"
     assert ev.verdict("instruction_ambiguity") == "partly supported"
+    printed = Console(record=True, width=200)
+    show_run(store, run_id, printed)
+    text = printed.export_text()
+    assert "Evidence:" in text and "clarified_precedence" in text and "partly supported" in text
+    page = write_report(store, run_id, tmp_path / "report.html").read_text()
+    assert 'id="evidence"' in page and '<span class="badge contradicted">contradicted</span>' in page
     sentences = ev.sentences()
     assert sentences[0].startswith("self_preservation (") and "contradicted" in sentences[0]
     assert "clarified_precedence on complied: predicted none" in sentences[0]

@@ -114,6 +114,25 @@ def _published(s: RunSummary) -> list[Table | Text]:
     return out
 
 
+def _evidence(s: RunSummary) -> list[Table | Text]:
+    """The experiment's hypotheses: every prediction beside its measured difference, and a sentence each."""
+    ev = s.evidence
+    if ev is None:
+        return []
+    headers, rows = ev.table_rows()
+    table = Table(title="Evidence: each hypothesis's predictions against the ablations (95% Newcombe intervals)",
+                  title_justify="left")  # fmt: skip
+    for name in headers:
+        table.add_column(name)
+    style = {"consistent": "green", "contradicted": "red"}
+    for row in rows:
+        table.add_row(*(_t(cell, style.get(row[-1], "") if i == len(row) - 1 else "") for i, cell in enumerate(row)))
+    out: list[Table | Text] = [table] if rows else []
+    out += [_t(f"not measured: {ablation}: {why}", "yellow") for ablation, why in ev.problems.items()]
+    out += [_t(sentence) for sentence in ev.sentences()]
+    return out
+
+
 def show_run(
     store: Store,
     run_id: str | None = None,
@@ -140,7 +159,7 @@ def show_run(
         compared = _comparisons(s, metric.column)
         if compared is not None:
             console.print(compared)
-    for part in _published(s):
+    for part in [*_evidence(s), *_published(s)]:
         console.print(part)
     errors = s.errors
     console.print(_t(f"Errors: {len(errors)} sample(s) did not finish and are excluded from every rate.",
