@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from typing import Any
 
@@ -82,13 +83,19 @@ def test_legacy_store_without_version_is_upgraded_in_place(tmp_path) -> None:
 
     path = tmp_path / "old.sqlite"
     db = sqlite3.connect(path)
-    db.executescript(SCHEMA)
+    # The tables as written before versioning: labels had no meta_json column yet.
+    legacy = re.sub(r"\n    meta_json TEXT[^\n]*", "", SCHEMA)
+    assert legacy != SCHEMA
+    db.executescript(legacy)
     db.execute("INSERT INTO runs VALUES ('old', 'echo', 't', 't', 'complete', '0', '{}', '{}', '{}')")
+    db.execute("INSERT INTO labels VALUES ('old', 's1', 'judge_comply', 'true', 'because', 'j', 't')")
     db.commit()
     db.close()
     store = Store(path)
     assert store.get_run("old").status == "complete" and store.latest_run() == "old"
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    (label,) = store.label_details("old")
+    assert label.value is True and label.meta == {}
 
 
 def test_run_resume_and_dataframe(tmp_path) -> None:

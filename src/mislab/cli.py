@@ -26,6 +26,7 @@ from .cli_common import (
     resolve_run,
     user_errors,
 )
+from .cli_label import register as register_label_commands
 from .data_cli import app as data_app
 from .experiment import Experiment
 from .study import get_study, study_names
@@ -166,4 +167,5 @@ def _mount_studies() -> None:
             app.add_typer(sub, name=getattr(study, "cli_name", study.name), help=study.title)
 
 
+register_label_commands(app)
 _mount_studies()

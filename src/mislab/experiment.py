@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, m
 
 from .adaptive import Adaptive, cell_status
 from .config import default_store_path
+from .hypotheses import HypothesisError, parse_hypotheses
 from .models import ChatModel, ModelSettings, ResponseCache, cache_scope, get_model
 from .options import OptionsError, parse
 from .runner import PlannedSample, RunOutcome, plan, run_blocking, run_samples, start_run
@@ -66,6 +67,9 @@ class ExperimentFile(BaseModel):
     options: dict[str, Any] = {}
     local: dict[str, Any] = {}
     adaptive: dict[str, Any] | None = None
+    # Competing explanations and what each predicts per ablation (checked by `mislab.hypotheses`).
+    hypotheses: dict[str, str] = {}
+    ablations: list[dict[str, Any]] = []
 
     @model_validator(mode="before")
     @classmethod
@@ -95,6 +99,9 @@ class Experiment:
     concurrency: int | None = None
     local: dict[str, Any] = field(default_factory=dict)
     adaptive: Adaptive | None = None
+    # Competing explanations and what each predicts per ablation (see `mislab.hypotheses`).
+    hypotheses: dict[str, str] = field(default_factory=dict)
+    ablations: list[dict[str, Any]] = field(default_factory=list)
     source: str | None = None  # the file's text, stored with the run
     model_settings: dict[str, ModelSettings] = field(default_factory=dict)
 
@@ -130,6 +137,10 @@ class Experiment:
                 study = get_study(study_name)
             except KeyError as exc:
                 problems.append(f"{where}: {exc.args[0]}")
+        try:
+            parse_hypotheses(data, where)  # a typo in a prediction fails before any sample is paid for
+        except HypothesisError as exc:
+            problems.append(str(exc))
         raw_options = data.get("options", {})
         options = None
         if study is not None and isinstance(raw_options, dict):
@@ -153,6 +164,8 @@ class Experiment:
             concurrency=spec.concurrency,
             local=spec.local,
             adaptive=_adaptive(spec.adaptive, spec.n, where),
+            hypotheses=spec.hypotheses,
+            ablations=spec.ablations,
             source=source,
             model_settings=settings,
         )
@@ -169,6 +182,8 @@ class Experiment:
             "run_id": self.run_id,
             "local": self.local,
             "adaptive": asdict(self.adaptive) if self.adaptive else None,
+            "hypotheses": self.hypotheses,
+            "ablations": self.ablations,
             "source": self.source,
         }
 

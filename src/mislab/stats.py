@@ -383,6 +383,25 @@ def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float:
     return (observed - expected) / (1.0 - expected)
 
 
+def fleiss_kappa(ratings: Sequence[Sequence[Hashable]]) -> float:
+    """Fleiss' kappa: agreement among m raters (e.g. a judge's m votes) over N items, each row one item's m
+    labels. Every row must have the same m ≥ 2. Returns nan when chance agreement is 1 (one label throughout)."""
+    if not ratings:
+        raise ValueError("no items")
+    m = len(ratings[0])
+    if m < 2 or any(len(row) != m for row in ratings):
+        raise ValueError("every item needs the same number (≥ 2) of ratings")
+    labels = _labels([x for row in ratings for x in row])
+    counts = [[sum(x == lab for x in row) for lab in labels] for row in ratings]
+    n_items = len(ratings)
+    observed = sum((sum(c * c for c in row) - m) / (m * (m - 1)) for row in counts) / n_items
+    shares = [sum(row[j] for row in counts) / (n_items * m) for j in range(len(labels))]
+    expected = sum(p * p for p in shares)
+    if expected == 1.0:
+        return math.nan
+    return (observed - expected) / (1.0 - expected)
+
+
 def accuracy(
     pred: Sequence[Hashable],
     truth: Sequence[Hashable],

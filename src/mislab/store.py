@@ -19,7 +19,11 @@ from typing import Any
 
 import pandas as pd
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# What brings a store of an older version to the next one, by the version it starts from.
+MIGRATIONS: dict[int, list[str]] = {
+    1: ["ALTER TABLE labels ADD COLUMN meta_json TEXT NOT NULL DEFAULT '{}'"],  # how a label was made
+}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -63,6 +67,7 @@ CREATE TABLE IF NOT EXISTS labels (
     explanation TEXT,
     judge TEXT,
     created_at TEXT NOT NULL,
+    meta_json TEXT NOT NULL DEFAULT '{}',  -- how it was made: rubric, votes, calls, cost …
     PRIMARY KEY (run_id, sample_id, scorer)
 );
 """
@@ -104,6 +109,7 @@ class Label:
     value: Any
     explanation: str | None = None
     judge: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)  # how it was made (rubric labels: votes, cost …)
 
 
 @dataclass
@@ -146,9 +152,14 @@ class Store:
             )
         self._db.execute("PRAGMA synchronous=NORMAL")
         if version < SCHEMA_VERSION:  # opening a current store writes nothing
-            # Version 0 is a new file or one written before versioning, whose tables are those of version 1.
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(SCHEMA)
+            # Version 0 is a new file, or one written before versioning, whose tables are those of version 1.
+            old = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone()
+            start = version or (1 if old else SCHEMA_VERSION)
+            for step in range(start, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step]:
+                    self._db.execute(statement)
+            self._db.executescript(SCHEMA)  # tables the store does not have yet
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextmanager
@@ -343,11 +354,11 @@ class Store:
     @staticmethod
     def _put_label(db: sqlite3.Connection, run_id: str, label: Label) -> None:
         db.execute(
-            "INSERT OR REPLACE INTO labels (run_id, sample_id, scorer, value_json, explanation, judge, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO labels (run_id, sample_id, scorer, value_json, explanation, judge, created_at, "
+            "meta_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run_id, label.sample_id, label.scorer, json.dumps(label.value, default=str), label.explanation,
-                label.judge, _now(),
+                label.judge, _now(), json.dumps(label.meta, default=str),
             ),
         )  # fmt: skip
 
@@ -369,9 +380,11 @@ class Store:
     def label_details(self, run_id: str) -> list[Label]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT sample_id, scorer, value_json, explanation, judge FROM labels WHERE run_id = ?",
+                "SELECT sample_id, scorer, value_json, explanation, judge, meta_json FROM labels WHERE run_id = ?",
                 (run_id,),
             ).fetchall()
         return [
-            Label(r["sample_id"], r["scorer"], json.loads(r["value_json"]), r["explanation"], r["judge"]) for r in rows
-        ]
+            Label(r["sample_id"], r["scorer"], json.loads(r["value_json"]), r["explanation"], r["judge"],
+                  json.loads(r["meta_json"]))
+            for r in rows
+        ]  # fmt: skip

@@ -20,6 +20,7 @@ import openai
 
 from .cache import ResponseCache, cache_key
 from .pricing import PriceTable
+from .reasoning import reasoning_text, reasoning_tokens
 from .retry import RetryPolicy, is_retryable, retry_after_seconds
 from .spec import ModelSpec
 from .toolparse import recover_tool_calls
@@ -324,6 +325,7 @@ class ChatModel:
             response.usage.prompt_tokens or 0,
             response.usage.completion_tokens or 0,
             (details.cached_tokens or 0) if details else 0,
+            reasoning_tokens(response.usage.model_dump()),
         )
         reported_cost = (response.usage.model_extra or {}).get("cost")
         return usage, float(reported_cost) if reported_cost is not None else self.prices.cost(self.name, usage)
@@ -344,7 +346,7 @@ class ChatModel:
         if tools and not calls:
             names = {t["function"]["name"] for t in tools if t.get("type") == "function"}
             content, calls = recover_tool_calls(content, names)
-        reasoning = extra.get("reasoning") or extra.get("reasoning_content")
+        reasoning = reasoning_text(extra)
         return Completion(
             AssistantMessage(content, calls, reasoning), choice.finish_reason, usage, self.spec.model, latency,
             cost, raw,

@@ -49,7 +49,7 @@ class ToolCall:
 class AssistantMessage:
     content: str | None = None
     tool_calls: list[ToolCall] = field(default_factory=list)
-    # Reasoning text returned by the provider (OpenRouter `reasoning`, DeepSeek/vLLM `reasoning_content`).
+    # Reasoning returned by the provider (see `models.reasoning`: OpenRouter, DeepSeek/vLLM, summaries).
     reasoning: str | None = None
 
     def to_openai(self) -> Message:
@@ -69,12 +69,14 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_prompt_tokens: int = 0
+    reasoning_tokens: int = 0  # part of completion_tokens, when the provider says
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             self.prompt_tokens + other.prompt_tokens,
             self.completion_tokens + other.completion_tokens,
             self.cached_prompt_tokens + other.cached_prompt_tokens,
+            self.reasoning_tokens + other.reasoning_tokens,
         )
 
     @property

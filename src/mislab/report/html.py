@@ -613,6 +613,23 @@ def _published_section(s: RunSummary) -> str:
     )
 
 
+def _evidence_section(s: RunSummary) -> str:
+    """The experiment's hypotheses against its ablations (absent when it declared none)."""
+    ev = s.evidence
+    if ev is None:
+        return ""
+    headers, rows = ev.table_rows()
+    cells = [[_e(c) for c in row[:-1]] + [f'<span class="badge {_e(row[-1])}">{_e(row[-1])}</span>'] for row in rows]
+    problems = "".join(f"<p class='note'>not measured: {_e(a)}: {_e(why)}</p>" for a, why in ev.problems.items())
+    sentences = "".join(f"<li>{_e(sentence)}</li>" for sentence in ev.sentences())
+    return (
+        '<section id="evidence"><h2>Evidence for the hypotheses</h2><p class="note">Each prediction beside the '
+        "measured difference (compare − baseline) with its 95% Newcombe interval: up/down are consistent when the "
+        "interval lies on their side of zero, undecided when it crosses zero; none is consistent within ±margin."
+        f"</p>{_table(headers, cells)}{problems}<ul>{sentences}</ul></section>"
+    )
+
+
 def _errors_section(s: RunSummary) -> str:
     errors = s.errors
     if errors.empty:
@@ -676,6 +693,7 @@ def write_report(
 <nav>{nav}</nav>
 {overview}
 {metric_sections}
+{_evidence_section(s)}
 {_published_section(s)}
 {_errors_section(s)}
 {browser}

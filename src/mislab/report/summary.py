@@ -12,6 +12,8 @@ from typing import Any
 
 import pandas as pd
 
+from ..hypotheses import Evidence, evidence, parse_hypotheses
+from ..labeling.label import label_columns
 from ..stats import RateMethod
 from ..store import RunInfo, Store
 from ..study import CaseStudy, Metric, get_study
@@ -105,6 +107,7 @@ class RunSummary:
     method: RateMethod
     totals: dict[str, float] = field(default_factory=dict)
     comparison_problems: dict[str, str] = field(default_factory=dict)  # by metric: why there is no comparison
+    evidence: Evidence | None = None  # the experiment's hypotheses against its ablations, if it declared any
 
     @property
     def interval(self) -> str:
@@ -298,6 +301,16 @@ def _inferred_metrics(store: Store, run_id: str) -> list[Metric]:
     return [Metric(key, key) for key, ok in seen.items() if ok]
 
 
+def label_metrics(store: Store, run_id: str, taken: set[str]) -> list[Metric]:
+    """A metric per rubric label column, saying which rubric and judge made it."""
+    return [
+        Metric(column, f"{made['rubric_title']} (judge)",
+               f"rubric {made['prompt_id']} judged by {made['judge']}, {made['votes']} vote(s); {made['source']}")
+        for column, made in label_columns(store, run_id).items()
+        if column not in taken
+    ]  # fmt: skip
+
+
 def summarise(
     store: Store,
     run_id: str,
@@ -311,6 +324,7 @@ def summarise(
         raise KeyError(f"no run {run_id!r} in {store.path}")
     study = _study(run.study, studies)
     metrics = list(study.metrics) if study else _inferred_metrics(store, run_id)
+    metrics += label_metrics(store, run_id, {m.column for m in metrics})
     df = store.samples(run_id)
     rates = rate_table(df, metrics, ["model", "cell"], method) if not df.empty else pd.DataFrame()
     comparison = {**DEFAULT_COMPARISON, **(getattr(study, "report_comparison", None) or {})}
@@ -323,8 +337,10 @@ def summarise(
             problems[m.column] = str(exc)
     totals = {name: float(df[name].sum()) if name in df.columns else 0.0 for name in TOTALS}
     totals.update(samples=len(df), done=int((df["status"] == "done").sum()) if not df.empty else 0)
+    declared = parse_hypotheses(run.spec, f"run {run_id}")
     return RunSummary(
         run=run, title=study.title if study else run.study, metrics=metrics, metrics_inferred=study is None,
         samples=df, rates=rates, comparison=comparison, comparisons=compared, targets=load_targets(run.study),
         method=method, totals=totals, comparison_problems=problems,
+        evidence=evidence(df, declared) if declared and not df.empty else None,
     )  # fmt: skip

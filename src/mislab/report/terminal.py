@@ -126,6 +126,25 @@ def _published(s: RunSummary) -> list[Table | Text]:
     return out
 
 
+def _evidence(s: RunSummary) -> list[Table | Text]:
+    """The experiment's hypotheses: every prediction beside its measured difference, and a sentence each."""
+    ev = s.evidence
+    if ev is None:
+        return []
+    headers, rows = ev.table_rows()
+    table = Table(title="Evidence: each hypothesis's predictions against the ablations (95% Newcombe intervals)",
+                  title_justify="left")  # fmt: skip
+    for name in headers:
+        table.add_column(name)
+    style = {"consistent": "green", "contradicted": "red"}
+    for row in rows:
+        table.add_row(*(_t(cell, style.get(row[-1], "") if i == len(row) - 1 else "") for i, cell in enumerate(row)))
+    out: list[Table | Text] = [table] if rows else []
+    out += [_t(f"not measured: {ablation}: {why}", "yellow") for ablation, why in ev.problems.items()]
+    out += [_t(sentence) for sentence in ev.sentences()]
+    return out
+
+
 def _natural_width(headers: list[str], rows: list[list[str]]) -> int:
     """The width a grid takes unwrapped: each column's widest entry plus rich's padding and border."""
     return 1 + sum(max(len(str(c)) for c in column) + 3 for column in zip(headers, *rows, strict=True))
@@ -169,8 +188,8 @@ def _compact(s: RunSummary, console: Console) -> None:
         console.print(_overview(s, console.width))
     for sentence in s.takeaway():
         console.print(_t(sentence))
-    for line in _ours_vs_published(s):
-        console.print(line)
+    for part in [*_evidence(s), *_ours_vs_published(s)]:  # the experiment's own hypotheses, when it declared any
+        console.print(part)
 
 
 def _full(s: RunSummary, console: Console) -> None:
@@ -185,7 +204,7 @@ def _full(s: RunSummary, console: Console) -> None:
         compared = _comparisons(s, metric.column)
         if compared is not None:
             console.print(compared)
-    for part in _published(s):
+    for part in [*_evidence(s), *_published(s)]:
         console.print(part)
 
 

@@ -1,0 +1,113 @@
+"""`mislab label`, `mislab label-check` and `mislab rubrics`: judge stored transcripts after the fact."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from .cli_common import (
+    BudgetOpt,
+    CacheOpt,
+    NoCacheOpt,
+    StoreOpt,
+    cache_setting,
+    console,
+    open_store,
+    resolve_run,
+    user_errors,
+)
+
+JudgeOpt = Annotated[str, typer.Option("--judge", "-j", help="Judge model spec, e.g. openrouter/openai/gpt-4o")]
+JudgeUrlOpt = Annotated[
+    str | None, typer.Option("--judge-base-url", help="OpenAI-compatible endpoint of the judge (key: $MISLAB_API_KEY)")
+]
+RubricOpt = Annotated[str, typer.Option("--rubric", "-r", help="Built-in rubric id (`mislab rubrics`) or a .toml")]
+VotesOpt = Annotated[int | None, typer.Option("--votes", help="Judge calls per transcript (default: the rubric's)")]
+ThresholdOpt = Annotated[
+    float | None, typer.Option("--threshold", help="Share of yes-votes that makes a yes (default: the rubric's)")
+]
+
+
+def label(
+    judge: JudgeOpt,
+    rubric: RubricOpt,
+    run_id: Annotated[str | None, typer.Argument(help="Run id (default: latest)")] = None,
+    votes: VotesOpt = None,
+    threshold: ThresholdOpt = None,
+    judge_base_url: JudgeUrlOpt = None,
+    name: Annotated[str | None, typer.Option("--name", help="Label column (default: the rubric id)")] = None,
+    redo: Annotated[bool, typer.Option("--redo", help="Replace a label column made another way")] = False,
+    budget: BudgetOpt = None,
+    store: StoreOpt = None,
+    no_cache: NoCacheOpt = False,
+    cache: CacheOpt = None,
+) -> None:
+    """Label a stored run's transcripts with a judge model and a rubric (the subject model is not called)."""
+    from .labeling import label_run, load_rubric
+    from .models import get_model
+
+    st = open_store(store, create=False)
+    run_id = resolve_run(st, run_id)
+    r = load_rubric(rubric)
+    setting = cache_setting(no_cache, cache)
+    model = get_model(judge, judge_base_url, cache=setting)
+    out = label_run(st, run_id, model, r, column=name, votes=votes, threshold=threshold, budget_usd=budget,
+                    redo=redo, cache=setting)  # fmt: skip
+    kappa = "" if out.vote_kappa is None or math.isnan(out.vote_kappa) else f" · κ between votes {out.vote_kappa:.2f}"
+    console.print(
+        f"{escape(out.column)}: {out.labelled} labelled, {out.skipped} already done, {out.not_applicable} not "
+        f"applicable, {out.unparseable} unreadable · ${out.cost:.4f}{kappa} — rubric {escape(r.prompt_id)}, "
+        f"judge {escape(out.judge)}"
+    )
+    if out.stopped:
+        console.print(f"[yellow]stopped: {escape(out.stopped)}.[/yellow] Labels so far are kept; rerun to resume.")
+    console.print(f"next: mislab show {run_id}   (the label is a metric column with its interval)")
+
+
+def label_check(
+    file: Annotated[Path, typer.Argument(help="Labelled items: JSONL or CSV with `label` and `text` or `sample_id`")],
+    judge: JudgeOpt,
+    rubric: RubricOpt,
+    judge_base_url: JudgeUrlOpt = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="The run that `sample_id` rows belong to")] = None,
+    votes: VotesOpt = None,
+    threshold: ThresholdOpt = None,
+    store: StoreOpt = None,
+    no_cache: NoCacheOpt = False,
+    cache: CacheOpt = None,
+) -> None:
+    """Measure a rubric's judge against labelled items: accuracy, Cohen's κ and AUROC."""
+    from .labeling import check_rubric, load_labelled, load_rubric
+    from .models import cache_scope, get_model
+    from .runner import run_blocking
+
+    items = load_labelled(file)
+    r = load_rubric(rubric)
+    setting = cache_setting(no_cache, cache)
+    st = open_store(store, create=False) if run_id else None
+    with cache_scope(setting):
+        result = run_blocking(check_rubric(get_model(judge, judge_base_url, cache=setting), r, items, votes=votes,
+                                           threshold=threshold, store=st, run_id=run_id))  # fmt: skip
+    console.print(escape(str(result)))
+
+
+def rubrics() -> None:
+    """The built-in rubrics, with what they read and where their question comes from."""
+    from .labeling import list_rubrics
+
+    for r in list_rubrics():
+        reads = ", ".join(r.reads) + (", after the warning" if r.after_warning else "")
+        votes = f", {r.votes} votes ≥ {r.threshold:g}" if r.votes > 1 else ""
+        console.print(f"[bold]{escape(r.id)}[/bold] ({r.study or 'any study'}; reads {reads}{votes})", soft_wrap=True)
+        console.print(f"  {escape(r.question)}", soft_wrap=True, highlight=False)
+        console.print(f"  [dim]source: {escape(r.source)}[/dim]", soft_wrap=True, highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(user_errors(label))
+    app.command("label-check")(user_errors(label_check))
+    app.command()(rubrics)

@@ -1,0 +1,121 @@
+"""Judges measured, not trusted: run a rubric's judge over items someone labelled (human labels, or another
+judge's) and report accuracy, Cohen's κ and, where the judge states a confidence, AUROC.
+
+A labelled file is JSONL or CSV with a `label` column (yes/no, true/false, 1/0) and either `text` (what the
+judge reads, e.g. a scratchpad) or `sample_id` (a sample of the run given, whose stored transcript is read)."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..models import ChatModel
+from ..stats import Rate, accuracy, auroc, cohen_kappa
+from ..store import Store
+from .label import LabelError, Verdict, judge_view
+from .rubric import Rubric
+from .views import transcript_view
+
+_TRUTH = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
+
+
+@dataclass(frozen=True)
+class LabelledItem:
+    id: str
+    truth: bool
+    text: str | None = None  # read as is
+    sample_id: str | None = None  # read from the run's stored transcript
+
+
+@dataclass
+class RubricCheck:
+    rubric: str
+    judge: str
+    n: int  # items with a readable verdict
+    unreadable: int
+    accuracy: Rate | None
+    kappa: float
+    auroc: float  # nan without confidences, or with one class only
+    cost: float
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        acc = str(self.accuracy) if self.accuracy else "—"
+        fmt = lambda x: "—" if math.isnan(x) else f"{x:.2f}"  # noqa: E731
+        return (
+            f"{self.rubric} judged by {self.judge}: n = {self.n} ({self.unreadable} unreadable) · accuracy {acc} · "
+            f"κ {fmt(self.kappa)} · AUROC {fmt(self.auroc)} · ${self.cost:.4f}"
+        )
+
+
+def load_labelled(path: str | Path) -> list[LabelledItem]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LabelError(f"cannot read labelled file {path}: {exc.strerror}") from exc
+    if path.suffix == ".csv":
+        rows: list[dict[str, Any]] = list(csv.DictReader(text.splitlines()))
+    else:
+        try:
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as exc:
+            raise LabelError(f"{path}: line {exc.lineno} is not JSON (a labelled file is JSONL or .csv)") from exc
+    items = []
+    for i, row in enumerate(rows, 1):
+        truth = _TRUTH.get(str(row.get("label", "")).strip().lower())
+        if truth is None or not (row.get("text") or row.get("sample_id")):
+            raise LabelError(f"{path}: row {i} needs a yes/no `label` and a `text` or `sample_id`")
+        items.append(LabelledItem(str(row.get("id") or row.get("sample_id") or i), truth, row.get("text"),
+                                  row.get("sample_id")))  # fmt: skip
+    return items
+
+
+async def check_rubric(
+    judge: ChatModel,
+    rubric: Rubric,
+    items: list[LabelledItem],
+    *,
+    votes: int | None = None,
+    threshold: float | None = None,
+    store: Store | None = None,
+    run_id: str | None = None,
+) -> RubricCheck:
+    """The judge's verdict on each item, against its label."""
+    votes = votes or rubric.votes
+    threshold = rubric.threshold if threshold is None else threshold
+    transcripts: dict[str, Any] = {}
+    prompts: dict[str, Any] = {}
+    if any(it.sample_id for it in items):
+        if store is None or run_id is None:
+            raise LabelError("items named by sample_id need the run they belong to")
+        transcripts = {r.sample_id: r for r in store.sample_records(run_id)}
+        run = store.get_run(run_id)
+        prompts = run.prompts if run else {}
+
+    def view_of(it: LabelledItem) -> str | None:
+        if it.text is not None:
+            return it.text
+        record = transcripts.get(it.sample_id or "")
+        if record is None:
+            raise LabelError(f"sample {it.sample_id!r} is not in run {run_id}")
+        warning = (prompts.get(record.cell) or {}).get("warning")
+        return transcript_view(record.transcript, rubric.reads, after_warning=rubric.after_warning, warning=warning)
+
+    verdicts = await asyncio.gather(*(judge_view(judge, rubric, view_of(it), votes, threshold) for it in items))
+    by_id = {it.id: v for it, v in zip(items, verdicts, strict=True)}
+    read = [(it, v) for it, v in zip(items, verdicts, strict=True) if v.value is not None]
+    preds, truths = [v.value for _, v in read], [it.truth for it, _ in read]
+    scored = [(v.score, it.truth) for it, v in read if v.score is not None]
+    return RubricCheck(
+        rubric=rubric.id, judge=judge.name, n=len(read), unreadable=len(items) - len(read),
+        accuracy=accuracy(preds, truths) if read else None,
+        kappa=cohen_kappa(preds, truths) if read else math.nan,
+        auroc=auroc([s for s, _ in scored], [t for _, t in scored]) if len(scored) == len(read) and read else math.nan,
+        cost=sum(v.cost for v in verdicts), verdicts=by_id,
+    )  # fmt: skip
