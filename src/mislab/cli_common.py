@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from .config import default_store_path
-from .experiment import Experiment, ExperimentError, run_experiment
-from .models import ModelError, ModelSpecError
-from .runner import RunOutcome
-from .store import Store
+
+if TYPE_CHECKING:  # imported where used: `mislab --help` must not pay for pandas, scipy or openai
+    from .experiment import Experiment
+    from .runner import RunOutcome
+    from .store import Store
 
 console = Console()
 
@@ -27,6 +28,8 @@ CacheOpt = Annotated[Path | None, typer.Option("--cache", help="Response cache f
 
 
 def open_store(path: Path | None) -> Store:
+    from .store import Store
+
     return Store(path or default_store_path())
 
 
@@ -55,6 +58,9 @@ def report_outcome(store: Store, run_id: str, outcome: RunOutcome) -> None:
 
 def execute(exp: Experiment, store: Store, cache: bool | Path, budget: float | None = None) -> str:
     """Run an experiment from the CLI with clear messages for the errors a user can fix."""
+    from .experiment import ExperimentError, run_experiment
+    from .models import ModelError, ModelSpecError
+
     try:
         run_id, outcome = run_experiment(exp, store, cache=cache, budget_usd=budget)
     except (ModelError, ModelSpecError, ExperimentError, KeyError, FileNotFoundError, ValueError) as exc:

@@ -5,6 +5,7 @@ rerun of the same run id skips it. pandas reads from here (`Store.samples`)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -51,6 +52,10 @@ CREATE TABLE IF NOT EXISTS samples (
     created_at TEXT NOT NULL,
     PRIMARY KEY (run_id, sample_id)
 );
+CREATE TABLE IF NOT EXISTS texts (  -- a prompt text every sample of a run repeats, stored once
+    sha256 TEXT PRIMARY KEY,
+    text TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS labels (
     run_id TEXT NOT NULL,
     sample_id TEXT NOT NULL,
@@ -66,6 +71,39 @@ CREATE TABLE IF NOT EXISTS labels (
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# System and user turns this long are kept once in `texts`; the transcript entry holds their sha256 under
+# `content_sha256` instead of `content`. (A 5.5 KB system prompt was two thirds of every AF sample.)
+SHARED_ROLES = ("system", "user")
+SHARED_MIN_CHARS = 256
+
+
+def _pack_transcript(db: sqlite3.Connection, transcript: list[dict[str, Any]]) -> str:
+    packed = []
+    for entry in transcript:
+        content = entry.get("content")
+        if entry.get("role") in SHARED_ROLES and isinstance(content, str) and len(content) >= SHARED_MIN_CHARS:
+            digest = hashlib.sha256(content.encode()).hexdigest()
+            db.execute("INSERT OR IGNORE INTO texts VALUES (?, ?)", (digest, content))
+            entry = {("content_sha256" if k == "content" else k): v for k, v in entry.items()}
+            entry["content_sha256"] = digest
+        packed.append(entry)
+    return json.dumps(packed, default=str)
+
+
+def _unpack_transcript(db: sqlite3.Connection, data: str, texts: dict[str, str]) -> list[dict[str, Any]]:
+    """A stored transcript with its shared texts back in place (`texts` memoises them across samples)."""
+    transcript = json.loads(data)
+    for i, entry in enumerate(transcript):
+        digest = entry.get("content_sha256")
+        if digest is not None:
+            if digest not in texts:
+                row = db.execute("SELECT text FROM texts WHERE sha256 = ?", (digest,)).fetchone()
+                texts[digest] = row[0]
+            transcript[i] = {("content" if k == "content_sha256" else k): v for k, v in entry.items()}
+            transcript[i]["content"] = texts[digest]
+    return transcript
 
 
 @dataclass
@@ -219,7 +257,7 @@ class Store:
                 (
                     run_id, r.sample_id, r.model, r.cell, json.dumps(r.factors, default=str), r.epoch, r.status,
                     r.error, json.dumps(r.scores, default=str), json.dumps(r.metadata, default=str),
-                    json.dumps(r.transcript, default=str), r.calls, r.cached_calls, r.prompt_tokens,
+                    _pack_transcript(db, r.transcript), r.calls, r.cached_calls, r.prompt_tokens,
                     r.completion_tokens, r.cached_prompt_tokens, r.cost, r.seconds, _now(),
                 ),
             )  # fmt: skip
@@ -245,32 +283,35 @@ class Store:
                 (study, model, cell),
             ).fetchall()
 
-    def sample_records(self, run_id: str) -> list[SampleRecord]:
+    def sample_records(self, run_id: str, transcripts: bool = True) -> list[SampleRecord]:
+        """The run's samples; `transcripts=False` leaves every transcript empty and unread (fast, small)."""
+        transcript_column = "transcript_json" if transcripts else "'[]'"
         with self._lock:
             rows = self._db.execute(
-                "SELECT sample_id, model, cell, factors_json, epoch, scores_json, transcript_json, metadata_json, "
+                f"SELECT sample_id, model, cell, factors_json, epoch, scores_json, {transcript_column}, metadata_json, "
                 "status, error, calls, cached_calls, prompt_tokens, completion_tokens, cached_prompt_tokens, cost, "
                 "seconds FROM samples WHERE run_id = ? ORDER BY model, cell, epoch",
                 (run_id,),
             ).fetchall()
-        return [
-            SampleRecord(
-                r[0],
-                r[1],
-                r[2],
-                json.loads(r[3]),
-                r[4],
-                json.loads(r[5]),
-                json.loads(r[6]),
-                json.loads(r[7]),
-                *r[8:],
-            )
-            for r in rows
-        ]
+            texts: dict[str, str] = {}
+            return [
+                SampleRecord(
+                    r[0],
+                    r[1],
+                    r[2],
+                    json.loads(r[3]),
+                    r[4],
+                    json.loads(r[5]),
+                    _unpack_transcript(self._db, r[6], texts),
+                    json.loads(r[7]),
+                    *r[8:],
+                )  # fmt: skip
+                for r in rows
+            ]
 
     def samples(self, run_id: str, include_transcripts: bool = False) -> pd.DataFrame:
         """One row per sample; scores, factors and labels expanded into columns."""
-        records = self.sample_records(run_id)
+        records = self.sample_records(run_id, transcripts=include_transcripts)
         labels = self.labels(run_id)
         rows = []
         for r in records:
