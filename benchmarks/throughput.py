@@ -67,6 +67,7 @@ def _reply(request: dict[str, Any], serial: int) -> dict[str, Any]:
 
 async def _serve(latency: float, port_file: Path) -> None:
     stamps: list[float] = []
+    received: list[float] = []
     serial = 0
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -83,9 +84,11 @@ async def _serve(latency: float, port_file: Path) -> None:
                     if name.strip().lower() == b"content-length":
                         length = int(value)
                 body = await reader.readexactly(length) if length else b""
-                if path.endswith(b"/stats"):  # the completion times so far, then a fresh count
-                    payload, stamps[:] = list(stamps), []
+                if path.endswith(b"/stats"):  # the arrival and completion times so far, then a fresh count
+                    payload = {"received": list(received), "done": list(stamps)}
+                    stamps[:], received[:] = [], []
                 else:
+                    received.append(time.monotonic())
                     request = json.loads(body)
                     serial += 1
                     mine = serial
@@ -121,7 +124,8 @@ class Server:
             time.sleep(0.02)
         self.base_url = f"http://127.0.0.1:{port_file.read_text()}/v1"
 
-    def stamps(self) -> list[float]:
+    def stamps(self) -> dict[str, list[float]]:
+        """When each call arrived and when it was answered (since the last look)."""
         import urllib.request
 
         with urllib.request.urlopen(urllib.request.Request(self.base_url + "/stats", b"{}")) as r:
@@ -293,7 +297,36 @@ def client_inspect(workload: str, n: int, c: int, url: str, workdir: Path) -> in
     return len(logs[0].samples or [])
 
 
-CLIENTS = {"mislab": client_mislab, "threadpool": client_threadpool, "inspect_ai": client_inspect}
+def client_bare(workload: str, n: int, c: int, url: str, workdir: Path) -> int:
+    """The reference ceiling on this machine now: C asyncio workers posting a fixed body, nothing else."""
+    from mislab.models.transport import Transport, chat_url, encode, request_headers
+
+    _, system, users = _af_prompts(1, workdir)
+    body = encode(
+        {"model": "bench", "messages": [{"role": "system", "content": system}, {"role": "user", "content": users[0]}]}
+    )
+    calls = n * (CALLS_PER_EPISODE if workload == "shutdown" else 1)
+
+    async def main() -> int:
+        transport = Transport(chat_url(url), request_headers("sk-bench"))
+        left = iter(range(calls))
+
+        async def worker() -> int:
+            done = 0
+            for _ in left:
+                done += bool(await transport.post_json(body, 60))
+            return done
+
+        done = sum(await asyncio.gather(*(worker() for _ in range(c))))
+        await transport.aclose()
+        return done
+
+    return asyncio.run(main()) // (calls // n)
+
+
+CLIENTS = {
+    "bare": client_bare, "mislab": client_mislab, "threadpool": client_threadpool, "inspect_ai": client_inspect,
+}  # fmt: skip
 
 
 def _rss_mib() -> float:
@@ -304,13 +337,16 @@ def run_client(tool: str, workload: str, n: int, c: int, url: str) -> None:
     """In a fresh process: import what the client needs, then time one batch; print the result as JSON."""
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        # Import before measuring: start-up CPU is not per-sample CPU, and the memory baseline includes it.
-        if tool == "mislab":
-            import mislab.alignment_faking  # noqa: F401
-            import mislab.shutdown  # noqa: F401
-        elif tool == "inspect_ai":
-            import inspect_ai  # noqa: F401
+        # Import before measuring: start-up CPU is not per-sample CPU, and the memory baseline includes it. Every
+        # tool builds its prompts with mislab's prompt code, so that is imported (and warmed) for all.
         import openai  # noqa: F401
+
+        from mislab.study import studies
+
+        studies()  # the study plug-ins' modules
+        _af_prompts(1, workdir)
+        if tool == "inspect_ai":
+            import inspect_ai  # noqa: F401
 
         baseline = _rss_mib()
         cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -333,7 +369,7 @@ def measure(server: Server, tool: str, workload: str, n: int, c: int, latency: f
     if out.returncode != 0:
         raise RuntimeError(f"{tool} {workload} failed:\n{out.stderr[-3000:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    stamps = sorted(server.stamps())
+    stamps = sorted(server.stamps()["done"])
     calls = n * (CALLS_PER_EPISODE if workload == "shutdown" else 1)
     limit = c / latency  # calls per second
     lo, hi = int(len(stamps) * 0.1), int(len(stamps) * 0.9) - 1
@@ -351,7 +387,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--quick", action="store_true", help="fewer samples and C=64 only")
-    parser.add_argument("--tools", default="mislab,threadpool,inspect_ai")
+    parser.add_argument("--tools", default="bare,mislab,threadpool,inspect_ai")
     args = parser.parse_args()
     tools = args.tools.split(",")
     latency = args.latency

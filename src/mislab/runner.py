@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import threading
 import time
 import traceback
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -72,7 +73,13 @@ async def run_samples(
     done_ids = store.done_sample_ids(run_id)
     todo = [s for s in samples if s.sample_id not in done_ids]
     outcome = RunOutcome(run_id, len(samples), skipped=len(samples) - len(todo))
-    limits = {name: asyncio.Semaphore(m.max_concurrency) for name, m in models.items()}
+    # Twice the model's concurrency in samples: the model's own limit keeps exactly that many calls in flight,
+    # and a sample ready to call takes a freed slot at once instead of waiting for another to be scored and
+    # stored (a fifth of the throughput). Under a budget, no more samples than calls: a sample waiting for a slot
+    # would make its call even after the budget is reached.
+    headroom = 1 if budget is not None else 2
+    windows = {name: headroom * m.max_concurrency for name, m in models.items()}
+    limits = {name: asyncio.Semaphore(size) for name, size in windows.items()}
     stop = asyncio.Event()
 
     bar = Progress(
@@ -132,18 +139,51 @@ async def run_samples(
                 outcome.stopped = f"budget of ${budget:.2f} reached"
                 stop.set()
 
-    tasks = [asyncio.ensure_future(one(s)) for s in todo]
     with bar:
         try:
-            await asyncio.gather(*tasks)
+            await start_gradually(one, todo, windows)
         except asyncio.CancelledError:
             outcome.stopped = "interrupted"
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
     status = "complete" if outcome.complete else ("stopped" if outcome.stopped else "incomplete")
     store.update_run(run_id, status=status)
     return outcome
+
+
+async def start_gradually(
+    run: Callable[[PlannedSample], Awaitable[None]], todo: list[PlannedSample], windows: dict[str, int]
+) -> None:
+    """`run(s)` for every sample, at most `windows[model]` at a time per model, started one per turn of the
+    event loop: the first wave's calls go out while the rest of the wave is still being prepared, and a long
+    plan holds no task (memory) until its sample starts. Cancelling cancels every running sample."""
+    running: set[asyncio.Task[None]] = set()
+    failures: list[BaseException] = []
+
+    def finished(window: asyncio.Semaphore, task: asyncio.Task[None]) -> None:
+        running.discard(task)
+        window.release()
+        if not task.cancelled() and task.exception() is not None:
+            failures.append(task.exception())  # type: ignore[arg-type]
+
+    async def feed(model: str, size: int) -> None:
+        window = asyncio.Semaphore(size)
+        for sample in (s for s in todo if s.model == model):
+            await window.acquire()
+            task = asyncio.ensure_future(run(sample))
+            running.add(task)
+            task.add_done_callback(functools.partial(finished, window))
+            await asyncio.sleep(0)
+        for _ in range(size):  # the model's last samples have finished when the whole window is free again
+            await window.acquire()
+
+    try:
+        await asyncio.gather(*(feed(model, size) for model, size in windows.items()))
+    except asyncio.CancelledError:
+        for task in list(running):
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        raise
+    if failures:
+        raise failures[0]
 
 
 def run_blocking(coro: Coroutine[Any, Any, T]) -> T:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -79,22 +80,29 @@ SHARED_ROLES = ("system", "user")
 SHARED_MIN_CHARS = 256
 
 
-def _pack_transcript(db: sqlite3.Connection, transcript: list[dict[str, Any]]) -> str:
-    packed = []
+def _pack_transcript(
+    db: sqlite3.Connection, transcript: list[dict[str, Any]], stored: set[str]
+) -> tuple[str, set[str]]:
+    """The transcript's JSON with its long prompt texts replaced by references, and their digests; texts not
+    in `stored` (known to be committed already) are inserted."""
+    packed, digests = [], set()
     for entry in transcript:
         content = entry.get("content")
         if entry.get("role") in SHARED_ROLES and isinstance(content, str) and len(content) >= SHARED_MIN_CHARS:
             digest = hashlib.sha256(content.encode()).hexdigest()
-            db.execute("INSERT OR IGNORE INTO texts VALUES (?, ?)", (digest, content))
+            if digest not in stored:
+                db.execute("INSERT OR IGNORE INTO texts VALUES (?, ?)", (digest, content))
             entry = {("content_sha256" if k == "content" else k): v for k, v in entry.items()}
             entry["content_sha256"] = digest
+            digests.add(digest)
         packed.append(entry)
-    return json.dumps(packed, default=str)
+    return json.dumps(packed, default=str), digests
 
 
-def _unpack_transcript(db: sqlite3.Connection, data: str, texts: dict[str, str]) -> list[dict[str, Any]]:
+def _unpack_transcript(
+    db: sqlite3.Connection, transcript: list[dict[str, Any]], texts: dict[str, str]
+) -> list[dict[str, Any]]:
     """A stored transcript with its shared texts back in place (`texts` memoises them across samples)."""
-    transcript = json.loads(data)
     for i, entry in enumerate(transcript):
         digest = entry.get("content_sha256")
         if digest is not None:
@@ -158,6 +166,7 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        self._stored_texts: set[str] = set()  # digests of `texts` rows known to be committed
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -252,18 +261,20 @@ class Store:
         """Write one finished sample and its labels in one transaction."""
         r = record
         with self._tx() as db:
+            transcript, digests = _pack_transcript(db, r.transcript, self._stored_texts)
             db.execute(
                 "INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id, r.sample_id, r.model, r.cell, json.dumps(r.factors, default=str), r.epoch, r.status,
                     r.error, json.dumps(r.scores, default=str), json.dumps(r.metadata, default=str),
-                    _pack_transcript(db, r.transcript), r.calls, r.cached_calls, r.prompt_tokens,
+                    transcript, r.calls, r.cached_calls, r.prompt_tokens,
                     r.completion_tokens, r.cached_prompt_tokens, r.cost, r.seconds, _now(),
                 ),
             )  # fmt: skip
             for label in labels:
                 self._put_label(db, run_id, label)
             db.execute("UPDATE runs SET updated_at = ? WHERE run_id = ?", (_now(), run_id))
+        self._stored_texts |= digests  # committed: later samples need not insert them again
 
     def done_sample_ids(self, run_id: str) -> set[str]:
         """Samples that need no rerun. Errored samples are retried on resume."""
@@ -285,36 +296,44 @@ class Store:
 
     def sample_records(self, run_id: str, transcripts: bool = True) -> list[SampleRecord]:
         """The run's samples; `transcripts=False` leaves every transcript empty and unread (fast, small)."""
+        return list(self._iter_records(run_id, transcripts))
+
+    def _iter_records(self, run_id: str, transcripts: bool, metadata: bool = True) -> Iterator[SampleRecord]:
+        """The run's samples, each parsed only when reached (what is left out is not parsed at all)."""
         transcript_column = "transcript_json" if transcripts else "'[]'"
+        metadata_column = "metadata_json" if metadata else "'{}'"
         with self._lock:
-            rows = self._db.execute(
-                f"SELECT sample_id, model, cell, factors_json, epoch, scores_json, {transcript_column}, metadata_json, "
-                "status, error, calls, cached_calls, prompt_tokens, completion_tokens, cached_prompt_tokens, cost, "
-                "seconds FROM samples WHERE run_id = ? ORDER BY model, cell, epoch",
+            cursor = self._db.execute(
+                f"SELECT sample_id, model, cell, factors_json, epoch, scores_json, {transcript_column}, "
+                f"{metadata_column}, status, error, calls, cached_calls, prompt_tokens, completion_tokens, "
+                "cached_prompt_tokens, cost, seconds FROM samples WHERE run_id = ? ORDER BY model, cell, epoch",
                 (run_id,),
-            ).fetchall()
-            texts: dict[str, str] = {}
-            return [
-                SampleRecord(
-                    r[0],
-                    r[1],
-                    r[2],
-                    json.loads(r[3]),
-                    r[4],
-                    json.loads(r[5]),
-                    _unpack_transcript(self._db, r[6], texts),
-                    json.loads(r[7]),
-                    *r[8:],
-                )  # fmt: skip
-                for r in rows
-            ]
+            )
+        texts: dict[str, str] = {}
+        while True:
+            with self._lock:
+                rows = cursor.fetchmany(256)
+            if not rows:
+                return
+            yield from self._records(rows, texts)
+
+    def _records(self, rows: list[Any], texts: dict[str, str]) -> Iterator[SampleRecord]:
+        for r in rows:
+            transcript = json.loads(r[6])
+            if any("content_sha256" in entry for entry in transcript):
+                with self._lock:
+                    transcript = _unpack_transcript(self._db, transcript, texts)
+            yield SampleRecord(
+                r[0], r[1], r[2], json.loads(r[3]), r[4], json.loads(r[5]), transcript, json.loads(r[7]), *r[8:]
+            )
 
     def samples(self, run_id: str, include_transcripts: bool = False) -> pd.DataFrame:
-        """One row per sample; scores, factors and labels expanded into columns."""
-        records = self.sample_records(run_id, transcripts=include_transcripts)
+        """One row per sample; scores, factors and labels expanded into columns. Built column by column from
+        records parsed one at a time, so reading a run back costs little more memory than the table itself."""
         labels = self.labels(run_id)
-        rows = []
-        for r in records:
+        columns: dict[str, list[Any]] = {}
+        records = self._iter_records(run_id, include_transcripts, metadata=False)
+        for count, r in enumerate(records, start=1):
             row: dict[str, Any] = {
                 "run_id": run_id, "sample_id": r.sample_id, "model": r.model, "cell": r.cell, "epoch": r.epoch,
                 "status": r.status, "error": r.error,
@@ -329,8 +348,13 @@ class Store:
             )  # fmt: skip
             if include_transcripts:
                 row["transcript"] = r.transcript
-            rows.append(row)
-        return pd.DataFrame(rows)
+            for key, value in row.items():
+                # a column a row lacks is NaN there, as pandas makes it from a list of row dicts
+                columns.setdefault(key, [math.nan] * (count - 1)).append(value)
+            for column in columns.values():
+                if len(column) < count:
+                    column.append(math.nan)
+        return pd.DataFrame(columns)
 
     # labels (judges may add them after the samples were written)
     @staticmethod

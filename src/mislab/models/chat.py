@@ -244,6 +244,8 @@ class ChatModel:
             try:
                 async with semaphore:
                     response = await client.post_json(body, self._timeout)
+                # Let a call waiting for the slot just freed go out before this one's result is processed.
+                await asyncio.sleep(0)
                 return self._completion(response, time.monotonic() - started, tools)
             except openai.APIStatusError as exc:
                 if _is_model_output_error(exc):
