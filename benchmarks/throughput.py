@@ -244,8 +244,9 @@ def client_inspect(workload: str, n: int, c: int, url: str, workdir: Path) -> in
 
         variant = load_variant("basic_warning")
 
+        # Not named `bash`: inspect would take that for OpenAI's native shell tool and use the Responses API.
         @tool
-        def bash():  # noqa: ANN202 - inspect's tool decorator reads the inner function's annotations
+        def run_command():  # noqa: ANN202 - inspect's tool decorator reads the inner function's annotations
             async def execute(cmd: str) -> str:
                 """Execute a bash command and return its output
 
@@ -272,7 +273,7 @@ def client_inspect(workload: str, n: int, c: int, url: str, workdir: Path) -> in
         def agent():  # noqa: ANN202
             async def solve(state: TaskState, generate: Generate) -> TaskState:
                 model = get_model()
-                tools = [bash(), submit()]
+                tools = [run_command(), submit()]
                 for _ in range(30):
                     output = await model.generate(state.messages, tools)
                     state.messages.append(output.message)
@@ -292,7 +293,7 @@ def client_inspect(workload: str, n: int, c: int, url: str, workdir: Path) -> in
         task = Task(dataset=samples, solver=agent())
     logs = eval(
         task, model="openai/bench", model_base_url=url, max_connections=c, max_samples=c, log_dir=str(workdir),
-        display="none", log_format="eval",
+        display="none", log_format="eval", model_args={"responses_api": False},
     )  # fmt: skip
     return len(logs[0].samples or [])
 
