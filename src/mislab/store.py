@@ -351,9 +351,8 @@ class Store:
             for key, value in row.items():
                 # a column a row lacks is NaN there, as pandas makes it from a list of row dicts
                 columns.setdefault(key, [math.nan] * (count - 1)).append(value)
-            for column in columns.values():
-                if len(column) < count:
-                    column.append(math.nan)
+            for key in columns.keys() - row.keys():
+                columns[key].append(math.nan)
         return pd.DataFrame(columns)
 
     # labels (judges may add them after the samples were written)
