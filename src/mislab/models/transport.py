@@ -216,6 +216,8 @@ def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
         name, sep, value = line.partition(":")
         if sep:
             headers[name.strip().lower()] = value.strip()
+    if parts[0] == "HTTP/1.0" and headers.get("connection", "").lower() != "keep-alive":
+        headers["connection"] = "close"  # HTTP/1.0 closes after each answer unless it says otherwise
     return int(parts[1]), headers
 
 
