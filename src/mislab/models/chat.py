@@ -172,12 +172,6 @@ class ChatModel:
     def _new_client(self) -> Transport:
         return Transport(chat_url(self._base_url), request_headers(self._api_key))
 
-    async def aclose(self) -> None:
-        """Close this event loop's idle connections (a finished loop's are dropped with it)."""
-        state = self._per_loop.pop(asyncio.get_running_loop(), None)
-        if state is not None:
-            await state[0].aclose()
-
     async def generate(
         self,
         messages: list[Message],

@@ -97,7 +97,7 @@ class Transport:
                 response = await (self._via_httpx(body) if self._proxy else self._post(body))
         except TimeoutError as exc:
             raise openai.APITimeoutError(self._request()) from exc
-        except (OSError, EOFError, asyncio.IncompleteReadError, ValueError, _Reused) as exc:
+        except (OSError, EOFError, asyncio.IncompleteReadError, ValueError, zlib.error, _Reused) as exc:
             raise openai.APIConnectionError(message=f"Connection error: {exc!r}", request=self._request()) from exc
         if not 200 <= response.status < 300:
             raise self._status_error(response)
