@@ -181,8 +181,12 @@ def test_python_api_checks_options_against_the_same_schema(tmp_path: Path) -> No
 def test_model_settings_in_an_experiment_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # One table per model: its server, key variable, retries and provider parameters all reach the requests.
     monkeypatch.setenv("MY_VLLM_KEY", "sk-vllm-1")
-    replies = iter([Reply(status=500), Reply(status=500)])
-    with ScriptedServer(lambda body: next(replies, Reply("<OUTPUT><rejected/></OUTPUT>"))) as srv:
+
+    def script(body: dict) -> Reply:  # the paid-tier sample always meets a 500: its 2 attempts both fail
+        paid = "<is_free_tier_user>false" in body["messages"][-1]["content"]
+        return Reply(status=500) if paid else Reply("<OUTPUT><rejected/></OUTPUT>")
+
+    with ScriptedServer(script) as srv:
         file = tmp_path / "exp.toml"
         file.write_text(
             f'study = "af"\nn = 1\n[models."my/model"]\nbase_url = "{srv.base_url}"\napi_key_env = "MY_VLLM_KEY"\n'
@@ -192,6 +196,7 @@ def test_model_settings_in_an_experiment_file(tmp_path: Path, monkeypatch: pytes
         result = runner.invoke(app, ["run", str(file), "--no-cache"], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
     assert "1 new samples" in result.output and "1 errors" in result.output and "gave up after 2" in result.output
+    assert len(srv.requests) == 3  # the free sample once, the paid one twice (retries = 2)
     body, headers = srv.requests[-1]["body"], srv.requests[-1]["headers"]
     assert body["model"] == "my/model" and body["provider"] == {"order": ["openai"]}
     assert (

@@ -124,11 +124,17 @@ def test_alignment_faking_run_survives_provider_faults(tmp_path: Path) -> None:
 
 
 def test_a_sample_that_gives_up_keeps_what_it_paid_and_the_run_goes_on(tmp_path: Path) -> None:
-    # The first sample gets billed empty answers until its retries run out; the next samples are fine.
-    replies = iter([Reply("x", fault="empty_choices")] * 4)
+    # One sample (the first paid-tier conversation the server sees) gets billed empty answers until its retries
+    # run out; the others are fine. Chosen by content, so it holds however the samples interleave.
+    doomed: list[str] = []
 
     def script(body: dict[str, Any]) -> Reply:
-        return next(replies, Reply("<OUTPUT><rejected/></OUTPUT>"))
+        turn = body["messages"][-1]["content"]
+        if "<is_free_tier_user>false" in turn and not doomed:
+            doomed.append(turn)
+        return (
+            Reply("x", fault="empty_choices") if doomed and turn == doomed[0] else Reply("<OUTPUT><rejected/></OUTPUT>")
+        )
 
     with ScriptedServer(script) as srv:
         model = get_model("m", base_url=srv.base_url, api_key="k", cache=False, max_concurrency=1,
@@ -155,4 +161,7 @@ def test_circuit_breaker_stops_a_run_whose_every_sample_fails(tmp_path: Path) ->
                           retry=RetryPolicy(max_attempts=2, base_delay=0.001))  # fmt: skip
         df = af.run(model, n=10, store=tmp_path / "r.sqlite", progress=False)
     assert "10 samples in a row failed" in df.attrs["stopped"]
-    assert len(df) == 10 and (df["status"] == "error").all() and len(srv.requests) == 20
+    assert len(df) == 10 and (df["status"] == "error").all()
+    # Two attempts each; the sample waiting for the slot may have tried once before the run stopped, and is then
+    # cut off (nothing billed, so nothing stored: a resume runs it).
+    assert 20 <= len(srv.requests) <= 21

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import click
 import typer
 from rich.text import Text
+from typer.core import TyperGroup
 
 from . import cli_common
 from .cli_common import (
@@ -28,10 +30,51 @@ from .cli_common import (
 )
 from .cli_label import register as register_label_commands
 from .data_cli import app as data_app
-from .experiment import Experiment
-from .study import get_study, study_names
+from .study import STUDY_ALIASES, get_study, study_names
+
+
+class _StudyCommand(click.Command):
+    """A study's sub-commands, loaded only when used: listing them must not import every study (and with
+    them pandas, scipy and the model layer), so `mislab --help` stays fast."""
+
+    def __init__(self, name: str, study: str):
+        super().__init__(name, help=f"The {study} study's commands: mislab {name} --help")
+        self.study = study
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any):
+        try:
+            sub = get_study(self.study).cli
+        except Exception as exc:  # a broken plug-in must not take the whole CLI down
+            error(f"study plug-in {self.study!r} failed to load: {exc}")
+            raise typer.Exit(1) from exc
+        real = typer.main.get_group(sub)
+        return real.make_context(info_name, args, parent=parent, **extra)
+
+
+class _Commands(TyperGroup):
+    """The core commands, then one per installed study (under its shortest alias, e.g. `af`)."""
+
+    def _studies(self) -> dict[str, str]:
+        names = {}
+        for study in study_names():
+            aliases = [a for a, s in STUDY_ALIASES.items() if s == study]
+            names[min([study, *aliases], key=len)] = study
+        return names
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*super().list_commands(ctx), *self._studies()]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        studies = self._studies()
+        study = studies.get(cmd_name) or (cmd_name if cmd_name in studies.values() else None)
+        return _StudyCommand(cmd_name, study) if study else None
+
 
 app = typer.Typer(
+    cls=_Commands,
     help="mislab: is the model scheming or just confused? Run misalignment experiments, with intervals.",
     no_args_is_help=True,
     add_completion=False,
@@ -58,6 +101,8 @@ def run(
 ) -> None:
     """Run (or resume) an experiment file. Rerunning it resumes its run; if the file changed, the run is
     refused unless --extend (more n, models or cells) or a new run_id says what you mean."""
+    from .experiment import Experiment
+
     exp = Experiment.from_file(file)
     if dry_run:
         from .estimate import print_estimate
@@ -155,17 +200,4 @@ def demo(
 app.add_typer(data_app, name="data")
 
 
-def _mount_studies() -> None:
-    for name in study_names():
-        try:
-            study = get_study(name)
-        except Exception as exc:  # a broken plug-in must not take the whole CLI down
-            console.print(Text(f"warning: study plug-in {name!r} failed to load: {exc}", style="yellow"))
-            continue
-        sub = getattr(study, "cli", None)
-        if sub is not None:
-            app.add_typer(sub, name=getattr(study, "cli_name", study.name), help=study.title)
-
-
 register_label_commands(app)
-_mount_studies()

@@ -12,18 +12,19 @@ import types
 import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
 from .config import default_store_path
-from .experiment import Experiment, ExperimentError, launch, prepare_run
-from .models import ModelError, ModelSpecError
-from .options import OptionsError, StudyOptions
-from .runner import RunOutcome, RunSpecError
-from .store import Store, StoreError
+
+if TYPE_CHECKING:  # imported where used: `mislab --help` must not pay for pandas, scipy or openai
+    from .experiment import Experiment
+    from .options import StudyOptions
+    from .runner import RunOutcome
+    from .store import Store
 
 console = Console()
 # Set by `mislab --debug` (or MISLAB_DEBUG=1): user errors then show their traceback too.
@@ -41,11 +42,20 @@ BudgetOpt = Annotated[float | None, typer.Option("--budget", help="Stop cleanly 
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the response cache")]
 CacheOpt = Annotated[Path | None, typer.Option("--cache", help="Response cache file (default: user cache dir)")]
 
-# What a user can fix: printed as one line, no traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    ExperimentError, OptionsError, RunSpecError, StoreError, ModelError, ModelSpecError, FileNotFoundError,
-    KeyError, ValueError,
-)  # fmt: skip
+
+def user_error_types() -> tuple[type[BaseException], ...]:
+    """What a user can fix: printed as one line, no traceback (imported when a command fails, not at start)."""
+    from .experiment import ExperimentError
+    from .models import ModelError, ModelSpecError
+    from .options import OptionsError
+    from .runner import RunSpecError
+    from .store import StoreError
+
+    return (
+        ExperimentError, OptionsError, RunSpecError, StoreError, ModelError, ModelSpecError, FileNotFoundError,
+        KeyError, ValueError,
+    )  # fmt: skip
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,8 +71,8 @@ def user_errors(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except USER_ERRORS as exc:
-            if debug:
+        except Exception as exc:
+            if debug or not isinstance(exc, user_error_types()):
                 raise
             error(str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc))
             raise typer.Exit(2) from None
@@ -72,6 +82,8 @@ def user_errors(command: F) -> F:
 
 def open_store(path: Path | None, *, create: bool = True) -> Store:
     """The results store; `create=False` for commands that only read (a mistyped path is then an error)."""
+    from .store import Store
+
     return Store(path or default_store_path(), create=create)
 
 
@@ -120,6 +132,9 @@ def execute(
     """Run an experiment from the CLI (user errors are left to `user_errors`). A store given by path is
     opened only once the experiment is checked, so a mistake leaves no new store behind. `rerun` says how to
     resume ("{run_id}" is filled in)."""
+    from .experiment import launch, prepare_run
+    from .store import Store
+
     prepared = prepare_run(exp, cache=cache)
     store = store if isinstance(store, Store) else open_store(store)
     run_id, outcome = launch(prepared, store, budget_usd=budget, extend=extend)
@@ -194,6 +209,8 @@ def study_run_command(
         options = {k: v for k, v in kwargs.items() if k in fields and v is not None and v != []}
         data = {"study": study, "models": kwargs["model"], "n": kwargs["n"], "seed": kwargs["seed"],
                 "options": options, **({"run_id": kwargs["run_id"]} if kwargs["run_id"] else {})}  # fmt: skip
+        from .experiment import Experiment
+
         exp = Experiment.from_dict(data, where=f"{study} run")
         cache = cache_setting(kwargs["no_cache"], kwargs["cache"])
         rerun = "rerun the same command" + ("" if kwargs["run_id"] else " with --run-id {run_id}")

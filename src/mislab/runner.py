@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import json
 import secrets
 import threading
 import time
 import traceback
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from rich.console import Console
 
 from . import __version__
-from .models import ChatModel, FatalModelError, ModelError, UsageMeter, metered
+from .models import ChatModel, FatalModelError, ModelError, RunStopped, UsageMeter, metered, stopped_by
 from .progress import make_progress
 from .store import SampleRecord, Store
 from .study import CaseStudy, Cell, SampleResult
@@ -85,7 +86,13 @@ async def run_samples(
     done_ids = store.done_sample_ids(run_id)
     todo = [s for s in samples if s.sample_id not in done_ids]
     outcome = RunOutcome(run_id, len(samples), skipped=len(samples) - len(todo))
-    limits = {name: asyncio.Semaphore(m.max_concurrency) for name, m in models.items()}
+    # Twice the model's concurrency in samples: the model's own limit keeps exactly that many calls in flight,
+    # and a sample ready to call takes a freed slot at once instead of waiting for another to be scored and
+    # stored (a fifth of the throughput). Under a budget, no more samples than calls, so no call is in flight
+    # beyond the model's limit when the budget is reached; and a sample still waiting for a slot when the run
+    # stops makes no call at all (`stopped_by`).
+    headroom = 1 if budget is not None else 2
+    windows = {name: headroom * m.max_concurrency for name, m in models.items()}
     stop = asyncio.Event()
 
     bar = make_progress(console, enabled=progress)  # live bars on a terminal, plain lines in logs
@@ -139,48 +146,85 @@ async def run_samples(
         bar.update(total_task, advance=1, note=f"${outcome.cost:.4f}")
 
     async def one(sample: PlannedSample) -> None:
-        async with limits[sample.model]:
-            if stop.is_set():
+        if stop.is_set():
+            return
+        started = time.monotonic()
+        with metered() as meter:
+            try:
+                result = await study.run_sample(models[sample.model], sample.cell, sample.epoch, options)
+            except FatalModelError as exc:
+                # No sample can get past this: stop, keeping what is finished (and what this one paid).
+                save(sample, meter, started, None, f"run stopped: {exc}")
+                stop_run(f"model error: {exc}")
                 return
-            started = time.monotonic()
-            with metered() as meter:
-                try:
-                    result = await study.run_sample(models[sample.model], sample.cell, sample.epoch, options)
-                except FatalModelError as exc:
-                    # No sample can get past this: stop, keeping what is finished (and what this one paid).
-                    save(sample, meter, started, None, f"run stopped: {exc}")
-                    stop_run(f"model error: {exc}")
-                    return
-                except ModelError as exc:  # this sample's calls failed for good; the others go on
-                    save(sample, meter, started, None, f"model error: {exc}")
-                except asyncio.CancelledError:
-                    if meter.calls:  # interrupted mid-sample: what it paid is still recorded
-                        save(sample, meter, started, None, "interrupted")
-                    raise
-                except Exception as exc:  # an environment bug must not sink the other samples
-                    error = f"{type(exc).__name__}: {exc}"
-                    save(sample, meter, started, None, error, {"traceback": traceback.format_exc()})
-                else:
-                    save(sample, meter, started, result, "")
-            if consecutive_errors >= max_consecutive_errors:
-                stop_run(f"{consecutive_errors} samples in a row failed (last: {outcome.error_messages[-1]})")
-            if budget is not None and outcome.cost >= budget:
-                stop_run(f"budget of ${budget:.2f} reached")
+            except RunStopped:  # it was waiting for a slot when the run stopped: a resume runs it
+                if meter.calls:
+                    save(sample, meter, started, None, "interrupted: the run stopped")
+                return
+            except ModelError as exc:  # this sample's calls failed for good; the others go on
+                save(sample, meter, started, None, f"model error: {exc}")
+            except asyncio.CancelledError:
+                if meter.calls:  # interrupted mid-sample: what it paid is still recorded
+                    save(sample, meter, started, None, "interrupted")
+                raise
+            except Exception as exc:  # an environment bug must not sink the other samples
+                error = f"{type(exc).__name__}: {exc}"
+                save(sample, meter, started, None, error, {"traceback": traceback.format_exc()})
+            else:
+                save(sample, meter, started, result, "")
+        if consecutive_errors >= max_consecutive_errors:
+            stop_run(f"{consecutive_errors} samples in a row failed (last: {outcome.error_messages[-1]})")
+        if budget is not None and outcome.cost >= budget:
+            stop_run(f"budget of ${budget:.2f} reached")
 
-    tasks = [asyncio.ensure_future(one(s)) for s in todo]
     try:
         with bar:
             try:
-                await asyncio.gather(*tasks)
+                with stopped_by(stop):  # once the run stops, no sample makes another call
+                    await start_gradually(one, todo, windows)
             except asyncio.CancelledError:
                 outcome.stopped = "interrupted"
-                for t in tasks:
-                    t.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
     finally:  # whatever ended the session, the run's status says so (never left "running")
         status = "complete" if outcome.complete else ("stopped" if outcome.stopped else "incomplete")
         store.update_run(run_id, status=status)
     return outcome
+
+
+async def start_gradually(
+    run: Callable[[PlannedSample], Awaitable[None]], todo: list[PlannedSample], windows: dict[str, int]
+) -> None:
+    """`run(s)` for every sample, at most `windows[model]` at a time per model, started one per turn of the
+    event loop: the first wave's calls go out while the rest of the wave is still being prepared, and a long
+    plan holds no task (memory) until its sample starts. Cancelling cancels every running sample."""
+    running: set[asyncio.Task[None]] = set()
+    failures: list[BaseException] = []
+
+    def finished(window: asyncio.Semaphore, task: asyncio.Task[None]) -> None:
+        running.discard(task)
+        window.release()
+        if not task.cancelled() and task.exception() is not None:
+            failures.append(task.exception())  # type: ignore[arg-type]
+
+    async def feed(model: str, size: int) -> None:
+        window = asyncio.Semaphore(size)
+        for sample in (s for s in todo if s.model == model):
+            await window.acquire()
+            task = asyncio.ensure_future(run(sample))
+            running.add(task)
+            task.add_done_callback(functools.partial(finished, window))
+            await asyncio.sleep(0)
+        for _ in range(size):  # the model's last samples have finished when the whole window is free again
+            await window.acquire()
+
+    try:
+        await asyncio.gather(*(feed(model, size) for model, size in windows.items()))
+    except asyncio.CancelledError:
+        for task in list(running):
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        raise
+    if failures:
+        raise failures[0]
 
 
 def run_blocking(coro: Coroutine[Any, Any, T]) -> T:

@@ -7,7 +7,9 @@ The file carries its schema version (`PRAGMA user_version`); rows are read by co
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -22,7 +24,9 @@ import pandas as pd
 SCHEMA_VERSION = 2
 # What brings a store of an older version to the next one, by the version it starts from.
 MIGRATIONS: dict[int, list[str]] = {
-    1: ["ALTER TABLE labels ADD COLUMN meta_json TEXT NOT NULL DEFAULT '{}'"],  # how a label was made
+    # Version 2: labels say how they were made (meta_json); long prompt texts kept once (the `texts` table,
+    # created with the schema's other new tables).
+    1: ["ALTER TABLE labels ADD COLUMN meta_json TEXT NOT NULL DEFAULT '{}'"],
 }
 
 SCHEMA = """
@@ -59,6 +63,10 @@ CREATE TABLE IF NOT EXISTS samples (
     created_at TEXT NOT NULL,
     PRIMARY KEY (run_id, sample_id)
 );
+CREATE TABLE IF NOT EXISTS texts (  -- a prompt text every sample of a run repeats, stored once
+    sha256 TEXT PRIMARY KEY,
+    text TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS labels (
     run_id TEXT NOT NULL,
     sample_id TEXT NOT NULL,
@@ -79,6 +87,46 @@ class StoreError(RuntimeError):
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# System and user turns this long are kept once in `texts`; the transcript entry holds their sha256 under
+# `content_sha256` instead of `content`. (A 5.5 KB system prompt was two thirds of every AF sample.)
+SHARED_ROLES = ("system", "user")
+SHARED_MIN_CHARS = 256
+
+
+def _pack_transcript(
+    db: sqlite3.Connection, transcript: list[dict[str, Any]], stored: set[str]
+) -> tuple[str, set[str]]:
+    """The transcript's JSON with its long prompt texts replaced by references, and their digests; texts not
+    in `stored` (known to be committed already) are inserted."""
+    packed, digests = [], set()
+    for entry in transcript:
+        content = entry.get("content")
+        if entry.get("role") in SHARED_ROLES and isinstance(content, str) and len(content) >= SHARED_MIN_CHARS:
+            digest = hashlib.sha256(content.encode()).hexdigest()
+            if digest not in stored:
+                db.execute("INSERT OR IGNORE INTO texts VALUES (?, ?)", (digest, content))
+            entry = {("content_sha256" if k == "content" else k): v for k, v in entry.items()}
+            entry["content_sha256"] = digest
+            digests.add(digest)
+        packed.append(entry)
+    return json.dumps(packed, default=str), digests
+
+
+def _unpack_transcript(
+    db: sqlite3.Connection, transcript: list[dict[str, Any]], texts: dict[str, str]
+) -> list[dict[str, Any]]:
+    """A stored transcript with its shared texts back in place (`texts` memoises them across samples)."""
+    for i, entry in enumerate(transcript):
+        digest = entry.get("content_sha256")
+        if digest is not None:
+            if digest not in texts:
+                row = db.execute("SELECT text FROM texts WHERE sha256 = ?", (digest,)).fetchone()
+                texts[digest] = row[0]
+            transcript[i] = {("content" if k == "content_sha256" else k): v for k, v in entry.items()}
+            transcript[i]["content"] = texts[digest]
+    return transcript
 
 
 @dataclass
@@ -137,6 +185,7 @@ class Store:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
         self._db.row_factory = sqlite3.Row
+        self._stored_texts: set[str] = set()  # digests of `texts` rows known to be committed
         try:
             self._migrate()
         except sqlite3.DatabaseError as exc:
@@ -261,6 +310,7 @@ class Store:
         """Write one finished sample and its labels in one transaction."""
         r = record
         with self._tx() as db:
+            transcript, digests = _pack_transcript(db, r.transcript, self._stored_texts)
             db.execute(
                 "INSERT OR REPLACE INTO samples (run_id, sample_id, model, cell, factors_json, epoch, status, error, "
                 "scores_json, metadata_json, transcript_json, calls, cached_calls, prompt_tokens, completion_tokens, "
@@ -269,13 +319,14 @@ class Store:
                 (
                     run_id, r.sample_id, r.model, r.cell, json.dumps(r.factors, default=str), r.epoch, r.status,
                     r.error, json.dumps(r.scores, default=str), json.dumps(r.metadata, default=str),
-                    json.dumps(r.transcript, default=str), r.calls, r.cached_calls, r.prompt_tokens,
+                    transcript, r.calls, r.cached_calls, r.prompt_tokens,
                     r.completion_tokens, r.cached_prompt_tokens, r.cost, r.seconds, _now(),
                 ),
             )  # fmt: skip
             for label in labels:
                 self._put_label(db, run_id, label)
             db.execute("UPDATE runs SET updated_at = ? WHERE run_id = ?", (_now(), run_id))
+        self._stored_texts |= digests  # committed: later samples need not insert them again
 
     def done_sample_ids(self, run_id: str) -> set[str]:
         """Samples that need no rerun. Errored samples are retried on resume."""
@@ -296,43 +347,49 @@ class Store:
             ).fetchall()
         return [(r["calls"], r["prompt_tokens"], r["completion_tokens"]) for r in rows]
 
-    def sample_records(self, run_id: str) -> list[SampleRecord]:
+    def sample_records(self, run_id: str, transcripts: bool = True) -> list[SampleRecord]:
+        """The run's samples; `transcripts=False` leaves every transcript empty and unread (fast, small)."""
+        return list(self._iter_records(run_id, transcripts))
+
+    def _iter_records(self, run_id: str, transcripts: bool, metadata: bool = True) -> Iterator[SampleRecord]:
+        """The run's samples, each parsed only when reached (what is left out is not parsed at all)."""
+        transcript_column = "transcript_json" if transcripts else "'[]' AS transcript_json"
+        metadata_column = "metadata_json" if metadata else "'{}' AS metadata_json"
         with self._lock:
-            rows = self._db.execute(
-                "SELECT sample_id, model, cell, factors_json, epoch, scores_json, transcript_json, metadata_json, "
-                "status, error, calls, cached_calls, prompt_tokens, completion_tokens, cached_prompt_tokens, cost, "
-                "seconds FROM samples WHERE run_id = ? ORDER BY model, cell, epoch",
+            cursor = self._db.execute(
+                f"SELECT sample_id, model, cell, factors_json, epoch, scores_json, {transcript_column}, "
+                f"{metadata_column}, status, error, calls, cached_calls, prompt_tokens, completion_tokens, "
+                "cached_prompt_tokens, cost, seconds FROM samples WHERE run_id = ? ORDER BY model, cell, epoch",
                 (run_id,),
-            ).fetchall()
-        return [
-            SampleRecord(
-                r["sample_id"],
-                r["model"],
-                r["cell"],
-                json.loads(r["factors_json"]),
-                r["epoch"],
-                json.loads(r["scores_json"]),
-                json.loads(r["transcript_json"]),
-                json.loads(r["metadata_json"]),
-                r["status"],
-                r["error"],
-                r["calls"],
-                r["cached_calls"],
-                r["prompt_tokens"],
-                r["completion_tokens"],
-                r["cached_prompt_tokens"],
-                r["cost"],
-                r["seconds"],
+            )
+        texts: dict[str, str] = {}
+        while True:
+            with self._lock:
+                rows = cursor.fetchmany(256)
+            if not rows:
+                return
+            yield from self._records(rows, texts)
+
+    def _records(self, rows: list[Any], texts: dict[str, str]) -> Iterator[SampleRecord]:
+        for r in rows:
+            transcript = json.loads(r["transcript_json"])
+            if any("content_sha256" in entry for entry in transcript):
+                with self._lock:
+                    transcript = _unpack_transcript(self._db, transcript, texts)
+            yield SampleRecord(
+                r["sample_id"], r["model"], r["cell"], json.loads(r["factors_json"]), r["epoch"],
+                json.loads(r["scores_json"]), transcript, json.loads(r["metadata_json"]), r["status"], r["error"],
+                r["calls"], r["cached_calls"], r["prompt_tokens"], r["completion_tokens"], r["cached_prompt_tokens"],
+                r["cost"], r["seconds"],
             )  # fmt: skip
-            for r in rows
-        ]
 
     def samples(self, run_id: str, include_transcripts: bool = False) -> pd.DataFrame:
-        """One row per sample; scores, factors and labels expanded into columns."""
-        records = self.sample_records(run_id)
+        """One row per sample; scores, factors and labels expanded into columns. Built column by column from
+        records parsed one at a time, so reading a run back costs little more memory than the table itself."""
         labels = self.labels(run_id)
-        rows = []
-        for r in records:
+        columns: dict[str, list[Any]] = {}
+        records = self._iter_records(run_id, include_transcripts, metadata=False)
+        for count, r in enumerate(records, start=1):
             row: dict[str, Any] = {
                 "run_id": run_id, "sample_id": r.sample_id, "model": r.model, "cell": r.cell, "epoch": r.epoch,
                 "status": r.status, "error": r.error,
@@ -347,8 +404,12 @@ class Store:
             )  # fmt: skip
             if include_transcripts:
                 row["transcript"] = r.transcript
-            rows.append(row)
-        return pd.DataFrame(rows)
+            for key, value in row.items():
+                # a column a row lacks is NaN there, as pandas makes it from a list of row dicts
+                columns.setdefault(key, [math.nan] * (count - 1)).append(value)
+            for key in columns.keys() - row.keys():
+                columns[key].append(math.nan)
+        return pd.DataFrame(columns)
 
     # labels (judges may add them after the samples were written)
     @staticmethod

@@ -7,11 +7,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import entry_points
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from .models import ChatModel
-from .options import StudyOptions, did_you_mean
-from .store import Label
+if TYPE_CHECKING:  # annotations only: the CLI lists studies without importing the model layer
+    from .models import ChatModel
+    from .options import StudyOptions
+    from .store import Label
+
+# Short names a study also answers to (`mislab af …`).
+STUDY_ALIASES = {"af": "alignment_faking", "alignment-faking": "alignment_faking"}
 
 
 @dataclass(frozen=True)
@@ -71,11 +75,12 @@ def _entry_points() -> dict[str, Any]:
 @cache
 def get_study(name: str) -> CaseStudy:
     """Load one study plug-in (only that one: a broken plug-in elsewhere does not stop this one)."""
-    aliases = {"af": "alignment_faking", "alignment-faking": "alignment_faking"}
-    name = aliases.get(name, name)
+    name = STUDY_ALIASES.get(name, name)
     found = _entry_points()
     if name not in found:
-        hint = did_you_mean(name, [*found, *aliases])
+        from .options import did_you_mean
+
+        hint = did_you_mean(name, [*found, *STUDY_ALIASES])
         raise KeyError(f"unknown study {name!r}{hint} (installed: {', '.join(sorted(found)) or 'none'})")
     return found[name].load()
 

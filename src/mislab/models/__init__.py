@@ -11,7 +11,7 @@ from typing import Any
 
 from ..config import cache_dir, read_secret
 from .cache import ResponseCache
-from .chat import ChatModel, FatalModelError, ModelError, UsageMeter, metered
+from .chat import ChatModel, FatalModelError, ModelError, RunStopped, UsageMeter, metered, stopped_by
 from .pricing import Price, PriceTable
 from .retry import RetryPolicy
 from .settings import ModelSettings
@@ -21,8 +21,8 @@ from .types import AssistantMessage, Completion, Message, Tool, ToolCall, Usage
 __all__ = [
     "AssistantMessage", "ChatModel", "Completion", "FatalModelError", "Message", "ModelError", "ModelSettings",
     "ModelSpec", "ModelSpecError",
-    "Price", "PriceTable", "ResponseCache", "RetryPolicy", "Tool", "ToolCall", "Usage", "UsageMeter",
-    "cache_scope", "current_cache_scope", "default_cache", "get_model", "metered", "parse_spec",
+    "Price", "PriceTable", "ResponseCache", "RetryPolicy", "RunStopped", "Tool", "ToolCall", "Usage", "UsageMeter",
+    "cache_scope", "current_cache_scope", "default_cache", "get_model", "metered", "parse_spec", "stopped_by",
 ]  # fmt: skip
 
 _caches: dict[Path, ResponseCache] = {}

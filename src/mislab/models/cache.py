@@ -62,6 +62,9 @@ class ResponseCache:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode NORMAL loses no committed entry when the process dies (only on power loss, where a lost
+        # entry costs one repeated call); FULL's fsync per commit took a fifth of a fast run's throughput.
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT, created REAL, completion TEXT)"
         )

@@ -10,6 +10,7 @@ import copy
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -24,6 +25,7 @@ from .reasoning import reasoning_text, reasoning_tokens
 from .retry import RetryPolicy, is_retryable, retry_after_seconds
 from .spec import ModelSpec
 from .toolparse import recover_tool_calls
+from .transport import Transport, chat_url, encode, request_headers
 from .types import AssistantMessage, Completion, Message, Tool, ToolCall, Usage
 
 T = TypeVar("T")
@@ -47,6 +49,11 @@ class ModelError(RuntimeError):
 class FatalModelError(ModelError):
     """A fault no sample can get past (bad key, no credit, unknown model, a setting the provider cannot
     honour): the run stops, keeping what is finished."""
+
+
+class RunStopped(Exception):
+    """The run this call belongs to has stopped (budget, a fatal fault, the circuit breaker): the call is not
+    made. Samples waiting for a slot when a run stops end here instead of paying for one more call."""
 
 
 class UnusableResponse(Exception):
@@ -101,6 +108,19 @@ def metered() -> Iterator[UsageMeter]:
         yield meter
     finally:
         _meters.reset(token)
+
+
+_run_stop: ContextVar[asyncio.Event | None] = ContextVar("mislab_run_stop", default=None)
+
+
+@contextmanager
+def stopped_by(event: asyncio.Event) -> Iterator[None]:
+    """Calls made inside the block (including in tasks it starts) are refused once `event` is set."""
+    token = _run_stop.set(event)
+    try:
+        yield
+    finally:
+        _run_stop.reset(token)
 
 
 def _is_model_output_error(exc: openai.APIStatusError) -> bool:
@@ -171,9 +191,11 @@ class ChatModel:
         # For a server mislab runs itself: called after a dropped connection, returns the (possibly new)
         # base_url of a restarted server, so a crashed embedded model costs one retry, not the run.
         self._reconnect = reconnect
-        # The SDK's client and the semaphore belong to one event loop each: keep one per loop so the model
-        # works from asyncio code, from Jupyter, and from `generate_sync`'s private loop alike.
-        self._per_loop: dict[int, tuple[openai.AsyncOpenAI, asyncio.Semaphore]] = {}
+        # The HTTP transport and the semaphore belong to one event loop each: keep one per loop so the model
+        # works from asyncio code, from Jupyter, and from `generate_sync`'s private loop alike. Weakly keyed:
+        # a finished loop's state goes with it (a new loop may reuse a dead one's id).
+        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Transport, asyncio.Semaphore]]
+        self._per_loop = weakref.WeakKeyDictionary()
         self._sync_loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
 
@@ -202,22 +224,17 @@ class ChatModel:
             **self.info,
         }
 
-    def _loop_state(self) -> tuple[openai.AsyncOpenAI, asyncio.Semaphore]:
+    def _loop_state(self) -> tuple[Transport, asyncio.Semaphore]:
         loop = asyncio.get_running_loop()
         with self._lock:
-            state = self._per_loop.get(id(loop))
+            state = self._per_loop.get(loop)
             if state is None:
                 state = (self._new_client(), asyncio.Semaphore(self.max_concurrency))
-                self._per_loop[id(loop)] = state
+                self._per_loop[loop] = state
             return state
 
-    def _new_client(self) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(
-            api_key=self._api_key or "none",
-            base_url=self._base_url,
-            max_retries=0,  # mislab retries; the SDK's own retries would double them
-            timeout=self._timeout,
-        )
+    def _new_client(self) -> Transport:
+        return Transport(chat_url(self._base_url), request_headers(self._api_key))
 
     async def generate(
         self,
@@ -267,7 +284,8 @@ class ChatModel:
         with self._lock:
             if base_url != self._base_url:
                 self._base_url = base_url
-                self._per_loop = {k: (self._new_client(), sem) for k, (_, sem) in self._per_loop.items()}
+                for loop, (_, sem) in list(self._per_loop.items()):
+                    self._per_loop[loop] = (self._new_client(), sem)
 
     async def _call(self, messages: list[Message], tools: list[Tool] | None, params: dict[str, Any]) -> Completion:
         client, semaphore = self._loop_state()
@@ -276,14 +294,19 @@ class ChatModel:
         extra_body.update({k: v for k, v in params.items() if k not in _SDK_PARAMS and k != "extra_body"})
         if tools:
             kwargs["tools"] = tools
+        # The body the SDK would send (provider extras merged in last), encoded once for every attempt.
+        body = encode({"model": self.spec.model, "messages": messages, **kwargs, **extra_body})
         attempt = 0
         while True:
             started = time.monotonic()
             try:
                 async with semaphore:
-                    response = await client.chat.completions.create(
-                        model=self.spec.model, messages=messages, extra_body=extra_body or None, **kwargs
-                    )
+                    stop = _run_stop.get()
+                    if stop is not None and stop.is_set():
+                        raise RunStopped(f"{self.name}: not called, the run has stopped")
+                    response = await client.post_json(body, self._timeout)
+                # Let a call waiting for the slot just freed go out before this one's result is processed.
+                await asyncio.sleep(0)
                 return self._completion(response, time.monotonic() - started, tools)
             except openai.APIStatusError as exc:
                 if _is_model_output_error(exc):
@@ -317,37 +340,40 @@ class ChatModel:
         for meter in _meters.get():
             meter.record_unusable(usage, cost)
 
-    def _usage_and_cost(self, response: Any) -> tuple[Usage, float | None]:
-        if response.usage is None:
+    def _usage_and_cost(self, raw: Any) -> tuple[Usage, float | None]:
+        reported = raw.get("usage") if isinstance(raw, dict) else None
+        if not isinstance(reported, dict):
             return Usage(), self.prices.cost(self.name, Usage())
-        details = response.usage.prompt_tokens_details
+        details = reported.get("prompt_tokens_details") or {}
         usage = Usage(
-            response.usage.prompt_tokens or 0,
-            response.usage.completion_tokens or 0,
-            (details.cached_tokens or 0) if details else 0,
-            reasoning_tokens(response.usage.model_dump()),
-        )
-        reported_cost = (response.usage.model_extra or {}).get("cost")
+            reported.get("prompt_tokens") or 0, reported.get("completion_tokens") or 0,
+            details.get("cached_tokens") or 0, reasoning_tokens(reported),
+        )  # fmt: skip
+        reported_cost = reported.get("cost")
         return usage, float(reported_cost) if reported_cost is not None else self.prices.cost(self.name, usage)
 
-    def _completion(self, response: Any, latency: float, tools: list[Tool] | None) -> Completion:
-        usage, cost = self._usage_and_cost(response)
-        if not getattr(response, "choices", None):
+    def _completion(self, raw: Any, latency: float, tools: list[Tool] | None) -> Completion:
+        """A Completion from the response JSON, read as leniently as the SDK reads it (missing fields are None)."""
+        usage, cost = self._usage_and_cost(raw)
+        choices = raw.get("choices") if isinstance(raw, dict) else None
+        if not choices or not isinstance(choices[0], dict):
             # OpenRouter answers 200 with no choices when an upstream provider fails mid-way; billed or not,
             # its usage is counted, and the call is retried.
             self._record_unusable(usage, cost)
-            raise UnusableResponse(f"the response has no choices: {str(response)[:200]}")
-        raw = response.model_dump()
-        choice = response.choices[0]
-        msg = choice.message
-        extra = msg.model_extra or {}
-        calls = [ToolCall.parse(tc.id, tc.function.name, tc.function.arguments) for tc in msg.tool_calls or []]
-        content = msg.content
+            raise UnusableResponse(f"the response has no choices: {str(raw)[:200]}")
+        choice = choices[0]
+        msg = choice.get("message") or {}
+        calls = [
+            ToolCall.parse(tc.get("id") or "", (tc.get("function") or {}).get("name") or "",
+                           (tc.get("function") or {}).get("arguments"))
+            for tc in msg.get("tool_calls") or []
+        ]  # fmt: skip
+        content = msg.get("content")
         if tools and not calls:
             names = {t["function"]["name"] for t in tools if t.get("type") == "function"}
             content, calls = recover_tool_calls(content, names)
-        reasoning = reasoning_text(extra)
+        reasoning = reasoning_text(msg)
         return Completion(
-            AssistantMessage(content, calls, reasoning), choice.finish_reason, usage, self.spec.model, latency,
+            AssistantMessage(content, calls, reasoning), choice.get("finish_reason"), usage, self.spec.model, latency,
             cost, raw,
         )  # fmt: skip

@@ -4,7 +4,7 @@ back is a `Completion`. Everything here is JSON-serialisable so it can go to the
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 Message = dict[str, Any]  # an OpenAI chat message: {"role": ..., "content": ..., ...}
@@ -105,7 +105,11 @@ class Completion:
         return self.message.content or ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """As `asdict`, but `raw` is shared, not deep-copied (the cache serialises it at once): a third of a
+        call's CPU went to copying it."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["message"], data["usage"] = asdict(self.message), asdict(self.usage)
+        return data
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Completion:
