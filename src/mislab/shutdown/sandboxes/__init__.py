@@ -1,0 +1,82 @@
+"""Backends the shutdown study runs commands on, registered by name under the `mislab.sandboxes` entry-point
+group; `--backend NAME[:OPTION]` picks one (e.g. `bwrap`, `simulated`, `inspect:docker`), `auto` the best one
+this machine can run. No core module names a backend."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+
+from .base import ExecResult, Sandbox, SandboxError, SandboxUnavailable
+
+__all__ = ["ExecResult", "Sandbox", "SandboxError", "SandboxUnavailable", "backend_names", "get_backend",
+           "start_sandbox"]  # fmt: skip
+
+GROUP = "mislab.sandboxes"
+AUTO_ORDER = ("bwrap", "simulated")  # `auto`: real bash when this machine can sandbox it
+ALIASES = {"sandbox": "bwrap"}  # the name the bwrap backend had before backends were plug-ins
+# The shipped backends, as pyproject.toml registers them: used when mislab runs from a source tree whose
+# installed metadata predates them. Entry points win.
+SHIPPED = {
+    "bwrap": "mislab.shutdown.sandboxes.bwrap:BwrapSandbox",
+    "inspect": "mislab.shutdown.sandboxes.inspect:InspectSandbox",
+    "simulated": "mislab.shutdown.sandboxes.simulated:SimulatedSandbox",
+}
+log = logging.getLogger(__name__)
+
+
+def _registry() -> dict[str, str]:
+    return {**SHIPPED, **{ep.name: ep.value for ep in entry_points(group=GROUP)}}
+
+
+def backend_names() -> list[str]:
+    return sorted(_registry())
+
+
+def get_backend(name: str) -> type[Sandbox]:
+    """The backend class registered as `name` (before any `:OPTION`)."""
+    target = _registry().get(ALIASES.get(name, name))
+    if target is None:
+        known = ", ".join(["auto", *backend_names()])
+        raise SandboxError(f"unknown backend {name!r}; available: {known} (an Inspect provider as inspect:NAME)")
+    module, _, attr = target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise SandboxUnavailable(f"backend {name!r} ({target}) cannot be loaded: {e}") from e
+    if not (isinstance(cls, type) and issubclass(cls, Sandbox)):
+        raise SandboxError(f"{target}, registered as backend {name!r}, is not a Sandbox class")
+    return cls
+
+
+@dataclass(frozen=True)
+class Choice:
+    cls: type[Sandbox]
+    option: str | None
+    label: str  # what the episode records: the backend it ran on, with its option
+
+
+def choose(spec: str) -> Choice:
+    """`auto`, `NAME` or `NAME:OPTION` → the backend to start. `auto` falls back with a one-line warning."""
+    name, _, option = spec.partition(":")
+    if name == "auto" and not option:
+        reasons = []
+        for candidate in AUTO_ORDER:
+            cls = get_backend(candidate)
+            why = cls.unavailable()
+            if why is None:
+                if reasons:
+                    log.warning("backend auto: using %s, because %s", candidate, "; ".join(reasons))
+                return Choice(cls, None, candidate)
+            reasons.append(f"{candidate} is unavailable: {why}")
+        raise SandboxUnavailable("no backend can run here: " + "; ".join(reasons))
+    cls = get_backend(name)
+    return Choice(cls, option or None, f"{cls.name}:{option}" if option else cls.name)
+
+
+async def start_sandbox(spec: str) -> tuple[Sandbox, str]:
+    """Start a machine on the backend `spec` names; returns it and the label the episode records."""
+    choice = choose(spec)
+    return await choice.cls.start(choice.option), choice.label

@@ -1,0 +1,283 @@
+"""`bwrap`: real bash on the real kernel, in a bubblewrap sandbox: one machine per episode.
+
+The machine is one long-lived bwrap whose PID 1 is bash reading `INIT` from a pipe only we hold (so `ps` shows
+PID 1 as plain `/bin/bash` and no file inside names it). Each command enters the machine's namespaces with
+`nsenter`, drops every capability, takes the resource limits and runs `bash --login -c CMD`; when it ends,
+everything it started is killed. PID 1 handles the signals that end an ordinary process by exiting, and the
+kernel then kills everything inside: that is the machine going down, seen here as bwrap exiting.
+
+What the model can reach: its own tmpfs directories (size-capped, gone with the machine), the host's /usr
+read-only, no network, no host process, no host file besides /usr. We keep the machine's user and mount
+namespaces open, so the harness can still read its files after PID 1 has gone (the post-mortem), and every
+read runs inside the machine: links cannot lead it to a host file.
+
+Limits (per machine unless said): `Limits` below. When we run as root, the machine runs as `nobody` outside,
+so that the process limit applies (the kernel does not count root's processes)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+from dataclasses import dataclass
+from functools import cache
+from typing import ClassVar, Self
+
+from .base import PID1_ACK, ExecResult, Sandbox, SandboxError, SandboxUnavailable
+
+HOSTNAME = "sandbox"
+MiB = 1 << 20
+STREAM_LIMIT = 64_000  # bytes kept per stream and command; the rest is read and dropped
+_TERMINATING = ("HUP", "INT", "QUIT", "ILL", "ABRT", "FPE", "USR1", "SEGV", "USR2", "PIPE", "ALRM", "TERM")
+
+# PID 1. Read by bash from its stdin, a pipe we keep open and never write again: EOF means we went away.
+INIT = (
+    "".join(f"trap 'exit {128 + signal.Signals['SIG' + s].value}' {s}\n" for s in _TERMINATING)
+    + f"trap ': > {PID1_ACK}' URG\n"
+    + "echo up\n"  # the machine is set up: it runs its first command
+    + "while read -r _; do :; done\n"
+)
+
+ETC = {
+    "passwd": "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+    "group": "root:x:0:\nnogroup:x:65534:\n",
+    "hostname": f"{HOSTNAME}\n",
+    "hosts": f"127.0.0.1\tlocalhost\n127.0.1.1\t{HOSTNAME}\n",
+}
+ENV = {"HOME": "/root", "USER": "root", "LOGNAME": "root", "SHELL": "/bin/bash", "HOSTNAME": HOSTNAME,
+       "LANG": "C.UTF-8", "TERM": "dumb", "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}  # fmt: skip
+CLEANUP = "i=0; while kill -9 -1 2>/dev/null && [ $i -lt 1000 ]; do i=$((i + 1)); done"
+
+
+@dataclass(frozen=True)
+class Limits:
+    processes: int = 48  # tasks (processes and threads) inside the machine at once
+    memory: int = 512 * MiB  # address space per process
+    cpu_seconds: int = 30  # CPU time per process
+    disk: int = 64 * MiB  # each of /home and /tmp (tmpfs); /usr/local, /var, /root, /etc, /run get less
+    open_files: int = 256  # per process
+    file_size: int = 64 * MiB  # largest file a process may write
+
+    def prlimit(self) -> list[str]:
+        return ["prlimit", f"--nproc={self.processes}", f"--as={self.memory}", f"--cpu={self.cpu_seconds}",
+                f"--nofile={self.open_files}", f"--fsize={self.file_size}", "--core=0", "--"]  # fmt: skip
+
+    def mounts(self) -> list[str]:
+        small = max(self.disk // 4, MiB)
+        sizes = {"/home": self.disk, "/tmp": self.disk, "/usr/local": small, "/var": small, "/root": small,
+                 "/etc": MiB, "/run": MiB}  # fmt: skip
+        return [a for d, n in sizes.items() for a in ("--size", str(n), "--tmpfs", d)]
+
+
+def _as_user() -> list[str]:
+    """Run as `nobody` outside the machine when we are root (the kernel exempts root from process limits)."""
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+
+
+def _bwrap_argv(limits: Limits) -> list[str]:
+    return ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+            "--uid", "0", "--gid", "0", "--hostname", HOSTNAME,
+            "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
+            "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+            "--proc", "/proc", "--dev", "/dev", *limits.mounts(), "--dir", "/home/user",
+            "--ro-bind-try", "/etc/alternatives", "/etc/alternatives",  # Debian's awk, editor … point there
+            "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
+            "--remount-ro", "/", "--chdir", "/home/user"]  # fmt: skip
+
+
+@cache
+def _why_unavailable() -> str | None:
+    missing = [p for p in ("bwrap", "nsenter", "setpriv", "prlimit") if shutil.which(p) is None]
+    if missing:
+        return f"the bwrap backend needs {', '.join(missing)}: apt-get install bubblewrap util-linux"
+    probe = subprocess.run([*_as_user(), *_bwrap_argv(Limits()), "--as-pid-1", "/bin/true"],
+                           capture_output=True, text=True, timeout=30)  # fmt: skip
+    if probe.returncode != 0:
+        return (
+            f"bwrap cannot create a sandbox here ({probe.stderr.strip()[:200]}); it needs unprivileged user "
+            "namespaces (sysctl kernel.unprivileged_userns_clone=1; on Ubuntu "
+            "kernel.apparmor_restrict_unprivileged_userns=0)"
+        )
+    return None
+
+
+async def _collect(stream: asyncio.StreamReader | None) -> bytes:
+    """A stream's first STREAM_LIMIT bytes; the rest is read and dropped, so the writer never blocks."""
+    kept = bytearray()
+    while stream is not None and (chunk := await stream.read(65_536)):
+        kept += chunk[: max(STREAM_LIMIT - len(kept), 0)]
+    return bytes(kept)
+
+
+class BwrapSandbox(Sandbox):
+    name: ClassVar[str] = "bwrap"
+    faithful: ClassVar[bool] = True
+
+    def __init__(self, machine: asyncio.subprocess.Process, init_pid: int, ns_fds: dict[str, int], limits: Limits):
+        self._machine, self._init_pid, self._ns_fds, self.limits = machine, init_pid, ns_fds, limits
+        self._down = False
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        return _why_unavailable()
+
+    @classmethod
+    async def start(cls, option: str | None = None, *, limits: Limits | None = None) -> Self:
+        if option is not None:
+            raise SandboxError(f"the bwrap backend takes no option (got {option!r})")
+        if (why := cls.unavailable()) is not None:
+            raise SandboxUnavailable(why)
+        limits = limits or Limits()
+        info_r, info_w = os.pipe()
+        try:
+            machine = await asyncio.create_subprocess_exec(
+                *_as_user(), *_bwrap_argv(limits), "--info-fd", str(info_w), "--as-pid-1", "/bin/bash",
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                pass_fds=(info_w,), env=ENV, start_new_session=True,
+            )  # fmt: skip
+            os.close(info_w)
+            info_w = -1
+            raw = await asyncio.wait_for(asyncio.to_thread(_read_all, info_r), 30)
+        finally:
+            os.close(info_r)
+            if info_w >= 0:
+                os.close(info_w)
+        assert machine.stdin is not None and machine.stdout is not None
+        try:
+            machine.stdin.write(INIT.encode())
+            await machine.stdin.drain()  # kept open: PID 1 reads it until we close it
+            if await asyncio.wait_for(machine.stdout.readline(), 30) != b"up\n":
+                raise ValueError("PID 1 did not start")
+            machine._transport.get_pipe_transport(1).close()  # type: ignore[attr-defined]  # PID 1 says no more
+            pid = int(json.loads(raw)["child-pid"])
+            fds = {ns: os.open(f"/proc/{pid}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC) for ns in ("user", "mnt")}
+        except (ValueError, KeyError, OSError, TimeoutError, ConnectionError) as e:
+            machine.kill()
+            raise SandboxError(f"bwrap started but the machine could not be found: {e}") from e
+        sandbox = cls(machine, pid, fds, limits)
+        setup = "".join(f"printf %s {_q(text)} > /etc/{name}\n" for name, text in ETC.items())
+        result = await sandbox.exec(setup + "mkdir -p /root /var/tmp /var/lib && touch -d @1748854800 /etc/passwd /etc/group /etc/hostname /etc/hosts /etc /root /var /var/tmp /var/lib /home /home/user",
+                                    timeout=30)  # fmt: skip
+        if result.returncode != 0:
+            await sandbox.close()
+            raise SandboxError(f"the machine could not be set up: {result.stderr.strip()[:300]}")
+        return sandbox
+
+    def _enter(self, *, pid_ns: bool) -> list[str]:
+        """nsenter into the machine: all its namespaces (pid_ns) or, for file access even after PID 1 has
+        gone, the user and mount namespaces we hold open."""
+        if pid_ns:
+            return [*_as_user(), "nsenter", "-t", str(self._init_pid), "-U", "-m", "-p", "-u", "-i", "-n", "-C",
+                    "-r", "-w", "--preserve-credentials", "--"]  # fmt: skip
+        fd = self._ns_fds
+        return [*_as_user(), "nsenter", f"--user=/proc/self/fd/{fd['user']}", f"--mount=/proc/self/fd/{fd['mnt']}",
+                "--preserve-credentials", "--"]  # fmt: skip
+
+    def _alive(self) -> bool:
+        return not self._down and self._machine.returncode is None
+
+    async def _run(self, argv: list[str], *, pid_ns: bool, timeout: float, data: bytes | None = None):
+        proc = await asyncio.create_subprocess_exec(
+            *self._enter(pid_ns=pid_ns), *argv,
+            stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, start_new_session=True,
+            pass_fds=() if pid_ns else tuple(self._ns_fds.values()),
+        )  # fmt: skip
+        if data is not None:
+            assert proc.stdin is not None
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                proc.stdin.write(data)
+                await proc.stdin.drain()
+            proc.stdin.close()
+        out, err = asyncio.ensure_future(_collect(proc.stdout)), asyncio.ensure_future(_collect(proc.stderr))
+        timed_out = False
+        try:
+            await asyncio.wait_for(proc.wait(), timeout)
+        except TimeoutError:
+            timed_out = True
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+        return proc, out, err, timed_out
+
+    async def exec(self, cmd: str, *, timeout: float) -> ExecResult:
+        if not self._alive():
+            self._down = True
+            return ExecResult("", "", 255, machine_down=True)
+        cmd = cmd.replace("\0", "")  # an argument cannot hold NUL
+        argv = ["setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs",
+                *self.limits.prlimit(), "/bin/bash", "--login", "-c", cmd]  # fmt: skip
+        proc, out, err, timed_out = await self._run(argv, pid_ns=True, timeout=timeout)
+        down = await self._went_down(proc.returncode)
+        if not down:  # nothing the command started outlives it (and its output pipes close)
+            await self._cleanup()
+        else:
+            self._down = True
+        try:
+            stdout, stderr = await asyncio.wait_for(asyncio.gather(out, err), 10)
+        except TimeoutError as e:  # unreachable unless a process escaped the cleanup: stop the machine
+            await self.close()
+            raise SandboxError("a process inside the machine survived the cleanup; the machine was stopped") from e
+        rc = proc.returncode or 0
+        code = rc if rc >= 0 else 128 - rc  # killed by signal N: the shell's 128 + N
+        return ExecResult(_text(stdout), _text(stderr), 124 if timed_out else code, timed_out, machine_down=down)
+
+    async def _went_down(self, returncode: int | None) -> bool:
+        """Did PID 1 go down during the command? Then bwrap exits; the command, killed with everything inside,
+        ended by SIGKILL (a command ending otherwise leaves PID 1 up unless bwrap is already gone)."""
+        if returncode == -signal.SIGKILL:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._machine.wait(), 2)
+        return self._machine.returncode is not None
+
+    async def _cleanup(self) -> None:
+        with contextlib.suppress(OSError):
+            await self._run(["/bin/bash", "-c", CLEANUP], pid_ns=True, timeout=10)
+
+    async def read_file(self, path: str, *, limit: int = 65_536) -> bytes | None:
+        script = '[ -f "$1" ] && [ ! -L "$1" ] && exec head -c "$2" -- "$1"'
+        proc, out, _, timed_out = await self._run(["/bin/bash", "-c", script, "read", path, str(limit)],
+                                                  pid_ns=False, timeout=10)  # fmt: skip
+        data = await out
+        return data[:limit] if proc.returncode == 0 and not timed_out else None
+
+    async def write_file(self, path: str, contents: str | bytes, *, mode: int = 0o644) -> None:
+        if not self._alive():
+            raise SandboxError("the machine is down")
+        data = contents.encode() if isinstance(contents, str) else contents
+        # Replace whatever is there (a link is not followed, a FIFO not opened for writing).
+        script = 'mkdir -p -- "${1%/*}" && rm -rf -- "$1" && set -C && cat > "$1" && chmod "$2" -- "$1"'
+        proc, _, err, _ = await self._run(["/bin/bash", "-c", script, "write", path, f"{mode:o}"],
+                                          pid_ns=True, timeout=30, data=data)  # fmt: skip
+        if proc.returncode != 0:
+            raise SandboxError(f"could not write {path}: {_text(await err).strip()[:200]}")
+
+    async def close(self) -> None:
+        for fd in self._ns_fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._ns_fds = {}
+        if self._machine.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._machine.kill()  # bwrap's PID 1 dies with it (--die-with-parent), and everything inside
+            await self._machine.wait()
+        self._down = True
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 4096):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+def _q(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
