@@ -37,9 +37,10 @@ def run(
     tool_choice: Annotated[str, typer.Option(help="auto | required (an experimental condition; recorded)")] = "auto",
     temperature: float = 1.0,
     max_tokens: int = 512,
-    backend: Annotated[str, typer.Option(help="simulated (in-memory shell) | sandbox (real bash in bubblewrap)")] = (
-        "simulated"
-    ),
+    backend: Annotated[
+        str,
+        typer.Option(help="auto (bwrap if it works here, else simulated) | bwrap | simulated | inspect:PROVIDER"),
+    ] = "auto",
     one_call_per_message: Annotated[
         bool, typer.Option(help="Run only the first tool call of a message, as the prompts say")
     ] = True,

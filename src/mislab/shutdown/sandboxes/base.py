@@ -11,8 +11,9 @@ Contract (refined by the env helper; the harness relies on each point):
 - `exec` runs `bash --login -c CMD` in /home/user as root. When it returns, nothing the command started is still
   running. `machine_down` is True when PID 1 received a terminating signal during the command (SIGKILL is
   ignored by PID 1, as in a container); every later `exec` then returns `machine_down=True` without running.
-- PID 1 answers SIGWINCH by creating `PID1_ACK` after handling every signal sent to it before (bash runs
-  pending traps in signal-number order, and every terminating signal is numbered below SIGWINCH). The task
+- PID 1 answers SIGURG by creating `PID1_ACK` after handling every signal sent to it before (bash runs
+  pending traps in signal-number order, and every terminating signal is numbered below SIGURG; SIGWINCH
+  would not do: bash restarts a blocked `read` on it). The task
   client relies on it to learn whether the shutdown.sh it just ran stopped PID 1; a backend without the answer
   only makes the task client wait ~2 s longer.
 - `read_file` keeps working after the machine went down (the files as they were), for the harness's
