@@ -25,7 +25,6 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
-
 PID1_ACK = "/run/init.ack"
 
 

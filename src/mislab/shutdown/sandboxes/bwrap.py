@@ -30,8 +30,9 @@ from typing import ClassVar, Self
 from .base import PID1_ACK, ExecResult, Sandbox, SandboxError, SandboxUnavailable
 
 HOSTNAME = "sandbox"
+BASE_TIME = 1_748_854_800  # the mtime of the machine's own files, as of the scenario's (a fixed clock)
 MiB = 1 << 20
-STREAM_LIMIT = 64_000  # bytes kept per stream and command; the rest is read and dropped
+STREAM_LIMIT = 65_536  # bytes kept per stream and command (above the harness's cap, so it sees the excess)
 _TERMINATING = ("HUP", "INT", "QUIT", "ILL", "ABRT", "FPE", "USR1", "SEGV", "USR2", "PIPE", "ALRM", "TERM")
 
 # PID 1. Read by bash from its stdin, a pipe we keep open and never write again: EOF means we went away.
@@ -48,9 +49,17 @@ ETC = {
     "hostname": f"{HOSTNAME}\n",
     "hosts": f"127.0.0.1\tlocalhost\n127.0.1.1\t{HOSTNAME}\n",
 }
-ENV = {"HOME": "/root", "USER": "root", "LOGNAME": "root", "SHELL": "/bin/bash", "HOSTNAME": HOSTNAME,
-       "LANG": "C.UTF-8", "TERM": "dumb", "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}  # fmt: skip
-CLEANUP = "i=0; while kill -9 -1 2>/dev/null && [ $i -lt 1000 ]; do i=$((i + 1)); done"
+ENV = {"HOME": "/home/user", "USER": "root", "LOGNAME": "root", "SHELL": "/bin/bash", "HOSTNAME": HOSTNAME,
+       "LANG": "C.UTF-8", "TERM": "dumb",
+       "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}  # fmt: skip
+# After each command: kill everything it left (not PID 1), then ask PID 1 whether it is still up. A signal sent
+# to PID 1 during the command is pending by now, and PID 1 handles it before our SIGURG: if it was one that
+# stops the machine, this script is killed before the answer comes.
+SETTLE = f"""kill -STOP -1 2>/dev/null  # first freeze them all, so that none acts on another's death
+i=0; while kill -9 -1 2>/dev/null && [ $i -lt 1000 ]; do i=$((i + 1)); kill -STOP -1 2>/dev/null; done
+rm -f {PID1_ACK}; kill -s URG 1
+i=0; while [ ! -e {PID1_ACK} ] && [ $i -lt 3500 ]; do i=$((i + 1)); [ $i -gt 3000 ] && sleep 0.01; done
+[ -e {PID1_ACK} ] && rm -f {PID1_ACK}"""
 
 
 @dataclass(frozen=True)
@@ -105,12 +114,35 @@ def _why_unavailable() -> str | None:
     return None
 
 
-async def _collect(stream: asyncio.StreamReader | None) -> bytes:
-    """A stream's first STREAM_LIMIT bytes; the rest is read and dropped, so the writer never blocks."""
-    kept = bytearray()
-    while stream is not None and (chunk := await stream.read(65_536)):
-        kept += chunk[: max(STREAM_LIMIT - len(kept), 0)]
-    return bytes(kept)
+class _Process(asyncio.SubprocessProtocol):
+    """A process's exit (not waiting for its pipes: what it left behind may hold them) and its output, each
+    stream capped at STREAM_LIMIT bytes; the rest is read and dropped, so no writer ever blocks."""
+
+    def __init__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.exited, self.closed = loop.create_future(), loop.create_future()
+        self.output: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        kept = self.output[fd]
+        kept += data[: max(STREAM_LIMIT - len(kept), 0)]
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:  # exited, and every pipe closed
+        self.process_exited()
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+@dataclass(frozen=True)
+class _Done:
+    returncode: int  # the shell's convention: 128 + N when killed by signal N
+    stdout: bytes
+    stderr: bytes
+    timed_out: bool
 
 
 class BwrapSandbox(Sandbox):
@@ -160,7 +192,9 @@ class BwrapSandbox(Sandbox):
             raise SandboxError(f"bwrap started but the machine could not be found: {e}") from e
         sandbox = cls(machine, pid, fds, limits)
         setup = "".join(f"printf %s {_q(text)} > /etc/{name}\n" for name, text in ETC.items())
-        result = await sandbox.exec(setup + "mkdir -p /root /var/tmp /var/lib && touch -d @1748854800 /etc/passwd /etc/group /etc/hostname /etc/hosts /etc /root /var /var/tmp /var/lib /home /home/user",
+        stamped = " ".join([*(f"/etc/{name}" for name in ETC), "/etc", "/root", "/var", "/var/tmp", "/var/lib",
+                            "/home", "/home/user"])  # fmt: skip
+        result = await sandbox.exec(f"{setup}mkdir -p /root /var/tmp /var/lib && touch -d @{BASE_TIME} {stamped}",
                                     timeout=30)  # fmt: skip
         if result.returncode != 0:
             await sandbox.close()
@@ -180,29 +214,41 @@ class BwrapSandbox(Sandbox):
     def _alive(self) -> bool:
         return not self._down and self._machine.returncode is None
 
-    async def _run(self, argv: list[str], *, pid_ns: bool, timeout: float, data: bytes | None = None):
-        proc = await asyncio.create_subprocess_exec(
-            *self._enter(pid_ns=pid_ns), *argv,
+    async def _start(self, argv: list[str], *, pid_ns: bool, data: bytes | None = None):
+        loop = asyncio.get_running_loop()
+        transport, proc = await loop.subprocess_exec(
+            _Process, *self._enter(pid_ns=pid_ns), *argv,
             stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, start_new_session=True,
             pass_fds=() if pid_ns else tuple(self._ns_fds.values()),
         )  # fmt: skip
         if data is not None:
-            assert proc.stdin is not None
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                proc.stdin.write(data)
-                await proc.stdin.drain()
-            proc.stdin.close()
-        out, err = asyncio.ensure_future(_collect(proc.stdout)), asyncio.ensure_future(_collect(proc.stderr))
-        timed_out = False
+            stdin = transport.get_pipe_transport(0)
+            stdin.write(data)
+            stdin.close()
+        return transport, proc
+
+    @staticmethod
+    async def _finish(transport: asyncio.SubprocessTransport, proc: _Process, timed_out: bool) -> _Done:
         try:
-            await asyncio.wait_for(proc.wait(), timeout)
+            await asyncio.wait_for(proc.closed, 10)
+        except TimeoutError as e:  # only if a process escaped the cleanup
+            raise SandboxError("a process inside the machine outlived its command") from e
+        finally:
+            transport.close()
+        rc = transport.get_returncode() or 0
+        code = 124 if timed_out else rc if rc >= 0 else 128 - rc
+        return _Done(code, bytes(proc.output[1]), bytes(proc.output[2]), timed_out)
+
+    async def _call(self, argv: list[str], *, pid_ns: bool, data: bytes | None = None, timeout: float = 30) -> _Done:
+        """One of our own short programs inside the machine."""
+        transport, proc = await self._start(argv, pid_ns=pid_ns, data=data)
+        try:
+            await asyncio.wait_for(proc.exited, timeout)
         except TimeoutError:
-            timed_out = True
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-        return proc, out, err, timed_out
+            transport.kill()
+            return await self._finish(transport, proc, True)
+        return await self._finish(transport, proc, False)
 
     async def exec(self, cmd: str, *, timeout: float) -> ExecResult:
         if not self._alive():
@@ -211,39 +257,42 @@ class BwrapSandbox(Sandbox):
         cmd = cmd.replace("\0", "")  # an argument cannot hold NUL
         argv = ["setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs",
                 *self.limits.prlimit(), "/bin/bash", "--login", "-c", cmd]  # fmt: skip
-        proc, out, err, timed_out = await self._run(argv, pid_ns=True, timeout=timeout)
-        down = await self._went_down(proc.returncode)
-        if not down:  # nothing the command started outlives it (and its output pipes close)
-            await self._cleanup()
-        else:
-            self._down = True
+        transport, proc = await self._start(argv, pid_ns=True)
+        timed_out = False
         try:
-            stdout, stderr = await asyncio.wait_for(asyncio.gather(out, err), 10)
-        except TimeoutError as e:  # unreachable unless a process escaped the cleanup: stop the machine
-            await self.close()
-            raise SandboxError("a process inside the machine survived the cleanup; the machine was stopped") from e
-        rc = proc.returncode or 0
-        code = rc if rc >= 0 else 128 - rc  # killed by signal N: the shell's 128 + N
-        return ExecResult(_text(stdout), _text(stderr), 124 if timed_out else code, timed_out, machine_down=down)
+            await asyncio.wait_for(asyncio.shield(proc.exited), timeout)
+        except TimeoutError:
+            # Killed inside by _settle, with all it started; nsenter then reaps it and exits (killing nsenter
+            # instead would hand its child to a reaper outside the machine, as a zombie visible inside).
+            timed_out = True
+        down = not await self._settle()
+        with contextlib.suppress(ProcessLookupError):  # nsenter stops itself when its child is stopped
+            os.kill(transport.get_pid(), signal.SIGCONT)
+        try:
+            done = await self._finish(transport, proc, timed_out)
+        except SandboxError:
+            await self._stop()
+            raise
+        return ExecResult(_text(done.stdout), _text(done.stderr), done.returncode, timed_out, machine_down=down)
 
-    async def _went_down(self, returncode: int | None) -> bool:
-        """Did PID 1 go down during the command? Then bwrap exits; the command, killed with everything inside,
-        ended by SIGKILL (a command ending otherwise leaves PID 1 up unless bwrap is already gone)."""
-        if returncode == -signal.SIGKILL:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._machine.wait(), 2)
-        return self._machine.returncode is not None
-
-    async def _cleanup(self) -> None:
-        with contextlib.suppress(OSError):
-            await self._run(["/bin/bash", "-c", CLEANUP], pid_ns=True, timeout=10)
+    async def _settle(self) -> bool:
+        """Kill what the command left and learn whether PID 1 is still up (see SETTLE); False: the machine is
+        down (bwrap has exited, or exits now)."""
+        if self._alive():
+            with contextlib.suppress(OSError, SandboxError):
+                if (await self._call(["/bin/bash", "-c", SETTLE], pid_ns=True)).returncode == 0:
+                    return True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._machine.wait(), 10)
+        self._down = True
+        if self._machine.returncode is None:  # PID 1 neither answered nor went down: stop the machine
+            await self._stop()
+        return False
 
     async def read_file(self, path: str, *, limit: int = 65_536) -> bytes | None:
         script = '[ -f "$1" ] && [ ! -L "$1" ] && exec head -c "$2" -- "$1"'
-        proc, out, _, timed_out = await self._run(["/bin/bash", "-c", script, "read", path, str(limit)],
-                                                  pid_ns=False, timeout=10)  # fmt: skip
-        data = await out
-        return data[:limit] if proc.returncode == 0 and not timed_out else None
+        done = await self._call(["/bin/bash", "-c", script, "read", path, str(limit)], pid_ns=False, timeout=10)
+        return done.stdout[:limit] if done.returncode == 0 else None
 
     async def write_file(self, path: str, contents: str | bytes, *, mode: int = 0o644) -> None:
         if not self._alive():
@@ -251,16 +300,18 @@ class BwrapSandbox(Sandbox):
         data = contents.encode() if isinstance(contents, str) else contents
         # Replace whatever is there (a link is not followed, a FIFO not opened for writing).
         script = 'mkdir -p -- "${1%/*}" && rm -rf -- "$1" && set -C && cat > "$1" && chmod "$2" -- "$1"'
-        proc, _, err, _ = await self._run(["/bin/bash", "-c", script, "write", path, f"{mode:o}"],
-                                          pid_ns=True, timeout=30, data=data)  # fmt: skip
-        if proc.returncode != 0:
-            raise SandboxError(f"could not write {path}: {_text(await err).strip()[:200]}")
+        done = await self._call(["/bin/bash", "-c", script, "write", path, f"{mode:o}"], pid_ns=True, data=data)
+        if done.returncode != 0:
+            raise SandboxError(f"could not write {path}: {_text(done.stderr).strip()[:200]}")
 
     async def close(self) -> None:
         for fd in self._ns_fds.values():
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._ns_fds = {}
+        await self._stop()
+
+    async def _stop(self) -> None:
         if self._machine.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self._machine.kill()  # bwrap's PID 1 dies with it (--die-with-parent), and everything inside
