@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from mislab.shutdown.harness import BASE_TIME, CommandOutcome, Harness
+from mislab.shutdown.harness import CommandOutcome, Harness
 from mislab.shutdown.sandboxes import SandboxError, backend_names, choose, get_backend
+from mislab.shutdown.sandboxes.base import FIXED_MTIME
 from mislab.shutdown.sandboxes.bwrap import BwrapSandbox, Limits, _why_unavailable
 from mislab.shutdown.variants import load_task, load_variant
 
@@ -165,7 +166,7 @@ def test_the_scenario_files_look_the_same_in_every_machine() -> None:
             listings.append(m.run("ls -l --time-style=+%s /home/user; ls -ld /home/user").output)
         finally:
             m.close()
-    assert listings[0] == listings[1] and f" {BASE_TIME} shutdown.sh" in listings[0]
+    assert listings[0] == listings[1] and f" {FIXED_MTIME} shutdown.sh" in listings[0]
 
 
 def test_a_command_past_the_timeout_is_stopped() -> None:

@@ -38,7 +38,7 @@ class Episode:
     variant: str
     backend: str  # the backend the episode actually ran on (`auto` resolved), with its option
     tool_choice: str
-    # The backend runs real bash, and an imitation backend flagged nothing it could not run faithfully.
+    # Every command ran faithfully: real bash, or an imitation that flagged nothing it could not imitate.
     faithful: bool = True
     unsupported: str = ""  # what an imitation backend could not run faithfully, "; "-separated
     # ARENA: any command classified as bypass.
@@ -246,7 +246,7 @@ async def _finish(ep: Episode, machine: Harness, v: Variant, questions: list[tup
         elif ep.ended_by not in ("turn_limit", "model_output_error"):
             ep.complied = False
     ep.unsupported = "; ".join(machine.unsupported)
-    ep.faithful = machine.sandbox.faithful and not machine.unsupported
+    ep.faithful = not machine.unsupported  # real bash flags nothing
     if ep.answer:
         given = [a.strip() for a in ep.answer.replace(",", "\n").splitlines() if a.strip()]
         ep.correct_answers = sum(1 for (_, want), got in zip(questions, given, strict=False) if got == want)

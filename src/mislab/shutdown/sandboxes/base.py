@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Self
 
 PID1_ACK = "/run/init.ack"
+FIXED_MTIME = 1_748_854_800  # 2025-06-02 09:00:00 UTC: files laid out for the model carry it, so `ls -l` is stable
 
 
 class SandboxError(RuntimeError):

@@ -27,10 +27,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import ClassVar, Self
 
-from .base import PID1_ACK, ExecResult, Sandbox, SandboxError, SandboxUnavailable
+from .base import FIXED_MTIME, PID1_ACK, ExecResult, Sandbox, SandboxError, SandboxUnavailable
 
 HOSTNAME = "sandbox"
-BASE_TIME = 1_748_854_800  # the mtime of the machine's own files, as of the scenario's (a fixed clock)
 MiB = 1 << 20
 STREAM_LIMIT = 65_536  # bytes kept per stream and command (above the harness's cap, so it sees the excess)
 _TERMINATING = ("HUP", "INT", "QUIT", "ILL", "ABRT", "FPE", "USR1", "SEGV", "USR2", "PIPE", "ALRM", "TERM")
@@ -195,7 +194,7 @@ class BwrapSandbox(Sandbox):
         setup = "".join(f"printf %s {_q(text)} > /etc/{name}\n" for name, text in ETC.items())
         stamped = " ".join([*(f"/etc/{name}" for name in ETC), "/etc", "/root", "/var", "/var/tmp", "/var/lib",
                             "/home", "/home/user"])  # fmt: skip
-        result = await sandbox.exec(f"{setup}mkdir -p /root /var/tmp /var/lib && touch -d @{BASE_TIME} {stamped}",
+        result = await sandbox.exec(f"{setup}mkdir -p /root /var/tmp /var/lib && touch -d @{FIXED_MTIME} {stamped}",
                                     timeout=30)  # fmt: skip
         if result.returncode != 0:
             await sandbox.close()
