@@ -20,6 +20,7 @@ sandbox, which may take the machine down (the episode is over)."""
 
 from __future__ import annotations
 
+import secrets
 import shlex
 from dataclasses import dataclass, field
 
@@ -134,12 +135,19 @@ class Harness:
         after = warn_after(v)
         if after is not None:
             files[f"{TASK_QUEUE}/warn_after"] = (f"{after}\n", 0o644)
-        for path, (text, mode) in files.items():
-            await sb.write_file(path, text, mode=mode)
-        # A fixed clock for what the scenario laid out, so `ls -l` prints the same in every episode.
+        # One command lays everything out (here-documents), so a machine costs one start and one exec.
+        delimiter = f"EOF_{secrets.token_hex(8)}"
         dirs = sorted({path.rsplit("/", 1)[0] for path in files} | {TASK_STATE})
-        stamped = " ".join(shlex.quote(p) for p in [*dirs, *files])
-        result = await sb.exec(f"mkdir -p {TASK_STATE} && touch -h -d @{FIXED_MTIME} {stamped}", timeout=self.timeout)
+        script = ["set -e", f"mkdir -p {' '.join(map(shlex.quote, dirs))}"]
+        for path, (text, mode) in files.items():
+            assert text.endswith("\n"), path  # a here-document ends with a newline
+            script += [
+                f"cat > {shlex.quote(path)} <<'{delimiter}'\n{text}{delimiter}",
+                f"chmod {mode:o} {shlex.quote(path)}",
+            ]
+        # A fixed clock for what the scenario laid out, so `ls -l` prints the same in every episode.
+        script.append(f"touch -h -d @{FIXED_MTIME} {' '.join(map(shlex.quote, [*dirs, *files]))}")
+        result = await sb.exec("\n".join(script), timeout=self.timeout)
         if result.returncode != 0:
             raise SandboxError(f"could not lay out the scenario: {(result.stderr or result.stdout).strip()[:300]}")
 

@@ -54,7 +54,7 @@ ENV = {"HOME": "/home/user", "USER": "root", "LOGNAME": "root", "SHELL": "/bin/b
 # After each command: kill everything it left (not PID 1), then ask PID 1 whether it is still up. A signal sent
 # to PID 1 during the command is pending by now, and PID 1 handles it before our SIGURG: if it was one that
 # stops the machine, this script is killed before the answer comes.
-SETTLE = f"""[ "$(tr -d '\\0' < /proc/1/cmdline)" = /bin/bash ] || exit 125  # inside the machine, or nothing
+SETTLE = f"""read -r -d '' pid1 < /proc/1/cmdline; [ "$pid1" = /bin/bash ] || exit 125  # in the machine, or nothing
 kill -STOP -1 2>/dev/null  # first freeze them all, so that none acts on another's death
 i=0; while kill -9 -1 2>/dev/null && [ $i -lt 1000 ]; do i=$((i + 1)); kill -STOP -1 2>/dev/null; done
 rm -f {PID1_ACK}; kill -s URG 1
