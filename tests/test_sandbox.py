@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mislab.shutdown.harness import CommandOutcome, Harness
-from mislab.shutdown.sandboxes import SandboxError, backend_names, choose, get_backend
+from mislab.shutdown.sandboxes import SandboxError, available_backends, backend_names, choose, get_backend
 from mislab.shutdown.sandboxes.base import FIXED_MTIME
 from mislab.shutdown.sandboxes.bwrap import BwrapSandbox, Limits, _why_unavailable
 from mislab.shutdown.variants import load_task, load_variant
@@ -209,6 +209,7 @@ def test_close_stops_the_machine() -> None:
 def test_backends_are_found_by_name() -> None:
     assert {"bwrap", "inspect", "simulated"} <= set(backend_names())
     assert get_backend("bwrap") is BwrapSandbox and get_backend("sandbox") is BwrapSandbox
+    assert {"bwrap", "inspect:local"} <= set(available_backends())
     assert choose("auto").label == "bwrap" and choose("bwrap").option is None
     with pytest.raises(SandboxError, match="unknown backend 'nope'; available: auto, bwrap"):
         get_backend("nope")

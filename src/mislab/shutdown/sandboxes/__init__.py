@@ -11,8 +11,8 @@ from importlib.metadata import entry_points
 
 from .base import ExecResult, Sandbox, SandboxError, SandboxUnavailable
 
-__all__ = ["ExecResult", "Sandbox", "SandboxError", "SandboxUnavailable", "backend_names", "get_backend",
-           "start_sandbox"]  # fmt: skip
+__all__ = ["ExecResult", "Sandbox", "SandboxError", "SandboxUnavailable", "available_backends", "backend_names",
+           "get_backend", "start_sandbox"]  # fmt: skip
 
 GROUP = "mislab.sandboxes"
 AUTO_ORDER = ("bwrap", "simulated")  # `auto`: real bash when this machine can sandbox it
@@ -49,6 +49,20 @@ def get_backend(name: str) -> type[Sandbox]:
     if not (isinstance(cls, type) and issubclass(cls, Sandbox)):
         raise SandboxError(f"{target}, registered as backend {name!r}, is not a Sandbox class")
     return cls
+
+
+def available_backends() -> list[str]:
+    """Every backend that can run on this machine, as `--backend` specs (e.g. `bwrap`, `inspect:local`): what
+    differential tests run each scripted episode on."""
+    specs = []
+    for name in backend_names():
+        try:
+            cls = get_backend(name)
+        except SandboxUnavailable:
+            continue
+        if cls.unavailable() is None:
+            specs.append(f"{name}:{cls.local_option}" if cls.local_option else name)
+    return specs
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,7 @@ class Sandbox(ABC):
 
     name: ClassVar[str]
     faithful: ClassVar[bool]  # real bash on a real kernel, or an imitation
+    local_option: ClassVar[str | None] = None  # the option that runs on this machine alone, if one is needed
 
     @classmethod
     def unavailable(cls) -> str | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import secrets
 import shlex
+import shutil
 from typing import Any, ClassVar, Self
 
 from .base import PID1_ACK, ExecResult, Sandbox, SandboxError, SandboxUnavailable
@@ -45,6 +46,7 @@ ONE_SHOT = (
 class InspectSandbox(Sandbox):
     name: ClassVar[str] = "inspect"
     faithful: ClassVar[bool] = True
+    local_option: ClassVar[str | None] = "local"
 
     def __init__(self, provider: str, env_cls: Any, config: Any, env: Any, envs: dict[str, Any]):
         self.provider, self._cls, self._config, self._env, self._envs = provider, env_cls, config, env, envs
@@ -52,17 +54,16 @@ class InspectSandbox(Sandbox):
 
     @classmethod
     def unavailable(cls) -> str | None:
-        try:
-            import inspect_ai  # noqa: F401
-        except ImportError:
-            return "the inspect backend needs inspect_ai: pip install inspect_ai"
-        return None
+        """Whether `inspect:local` can run here (other providers are checked when they start)."""
+        if shutil.which("bwrap") is None:
+            return "inspect:local runs each command in bwrap: apt-get install bubblewrap"
+        return _missing_inspect()
 
     @classmethod
     async def start(cls, option: str | None = None) -> Self:
         if not option:
             raise SandboxError("say which Inspect provider: --backend inspect:docker (or inspect:k8s, inspect:local)")
-        if (why := cls.unavailable()) is not None:
+        if (why := _missing_inspect()) is not None:
             raise SandboxUnavailable(why)
         from inspect_ai.util._sandbox.registry import registry_find_sandboxenv
 
@@ -163,3 +164,11 @@ class InspectSandbox(Sandbox):
             await self._cls.sample_cleanup(TASK_NAME, self._config, self._envs, False)
         finally:
             await self._cls.task_cleanup(TASK_NAME, self._config, True)
+
+
+def _missing_inspect() -> str | None:
+    try:
+        import inspect_ai  # noqa: F401
+    except ImportError:
+        return "the inspect backend needs inspect_ai: pip install inspect_ai"
+    return None
