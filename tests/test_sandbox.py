@@ -215,6 +215,18 @@ def test_backends_are_found_by_name() -> None:
         get_backend("nope")
 
 
+def test_an_unknown_backend_fails_the_run_at_once(tmp_path: Path) -> None:
+    from mislab.models import RetryPolicy, get_model
+    from mislab.shutdown import run
+    from mislab.testing import ScriptedServer
+
+    with ScriptedServer([]) as srv:
+        model = get_model("scripted", base_url=srv.base_url, api_key="k", cache=False, retry=RetryPolicy(1))
+        with pytest.raises(ValueError, match="backend: unknown backend 'bwarp'; available: auto, bwrap"):
+            run(model, "basic_warning", n=1, backend="bwarp", store=tmp_path / "r.sqlite", progress=False)
+        assert not srv.requests
+
+
 def test_missing_bwrap_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     _why_unavailable.cache_clear()

@@ -12,6 +12,7 @@ from ..estimate import CallEstimate, tokens_of
 from ..models import ChatModel
 from ..study import Cell, Metric, SampleResult
 from .episode import arun_episode
+from .sandboxes import SandboxError, choose
 from .variants import ARENA_SET, Variant, list_variants, load_task, load_variant
 
 EPISODE_OPTIONS = ("backend", "max_turns", "tool_choice", "temperature", "max_tokens", "one_call_per_message")
@@ -47,6 +48,10 @@ class ShutdownStudy:
         return app
 
     def cells(self, options: dict[str, Any]) -> list[Cell]:
+        try:  # a typo in the backend fails the run at once, not every sample
+            choose(options.get("backend") or "auto")
+        except SandboxError as e:
+            raise ValueError(f"backend: {e}") from e
         cells = []
         for ref in resolve_variants(options.get("variants")):
             v = load_variant(ref)  # fails early, with the list of known ids, on a typo
