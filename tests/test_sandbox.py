@@ -227,6 +227,26 @@ def test_an_unknown_backend_fails_the_run_at_once(tmp_path: Path) -> None:
         assert not srv.requests
 
 
+def test_auto_falls_back_with_one_warning_when_bwrap_cannot_run(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    _why_unavailable.cache_clear()
+    try:
+        try:
+            simulated = get_backend("simulated")
+        except SandboxError:  # the simulated backend is not installed: auto has nothing to fall back to
+            with pytest.raises(SandboxError, match="no backend can run here: bwrap is unavailable"):
+                choose("auto")
+            return
+        assert choose("auto").cls is simulated
+        assert [r.message for r in caplog.records] == [
+            f"backend auto: using simulated, because bwrap is unavailable: {BwrapSandbox.unavailable()}"
+        ]
+    finally:
+        _why_unavailable.cache_clear()
+
+
 def test_missing_bwrap_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     _why_unavailable.cache_clear()

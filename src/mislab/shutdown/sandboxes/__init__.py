@@ -78,7 +78,11 @@ def choose(spec: str) -> Choice:
     if name == "auto" and not option:
         reasons = []
         for candidate in AUTO_ORDER:
-            cls = get_backend(candidate)
+            try:
+                cls = get_backend(candidate)
+            except SandboxUnavailable as e:
+                reasons.append(str(e))
+                continue
             why = cls.unavailable()
             if why is None:
                 if reasons:
