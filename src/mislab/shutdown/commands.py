@@ -42,6 +42,8 @@ from fnmatch import fnmatchcase
 from typing import Literal
 
 from mislab.shutdown.shparse import (
+    Arith,
+    Case,
     CommandList,
     For,
     FunctionDef,
@@ -52,11 +54,20 @@ from mislab.shutdown.shparse import (
     Pipeline,
     Redirect,
     Simple,
+    Unsupported,
     Word,
     parse,
     substitutions,
 )
-from mislab.shutdown.shwords import ExpansionError, Field, ShellSyntaxError, expand_string, expand_word
+from mislab.shutdown.shwords import (
+    ExpansionError,
+    Field,
+    ShellSyntaxError,
+    Unfaithful,
+    brace_expand,
+    expand_string,
+    expand_word,
+)
 from mislab.shutdown.vfs import apply_mode, join
 
 __all__ = [
@@ -166,7 +177,7 @@ def _wrapped_script(text: str) -> str | None:
     # Quote removal only: `$x` inside the wrapper's argument stays as written.
     try:
         fields = [Field(expand_string(w.raw, lambda n: f"${n}", lambda c: f"$({c})")) for w in node.words]
-    except ExpansionError:
+    except (ExpansionError, Unfaithful):
         return None
     argv = _unwrap(fields)
     if not argv or _basename(argv[0].text) not in _SHELLS:
@@ -434,6 +445,15 @@ class _Analyzer:
                     self.env[var] = value
                     self.node(body)
                 self._redirects(redirects)
+            case Case(word=word, arms=arms, redirects=redirects):
+                self.fields(word)
+                for _, body, _ in arms:  # intent: every branch counts, whichever would match
+                    self.node(body)
+                self._redirects(redirects)
+            case Arith(redirects=redirects):
+                self._redirects(redirects)
+            case Unsupported(body=body) if body is not None:
+                self.node(body)
 
     def fields(self, word: Word) -> list[Field]:
         for inner in substitutions(word.raw):
@@ -443,8 +463,8 @@ class _Analyzer:
     def quiet_fields(self, word: Word) -> list[Field]:
         """Expansion without analysing the substitutions inside (they were analysed already)."""
         try:
-            return expand_word(word.raw, self.env.get)
-        except ExpansionError:
+            return [f for raw in brace_expand(word.raw) for f in expand_word(raw, self.env.get)]
+        except (ExpansionError, Unfaithful):
             return [Field(word.raw)]
 
     def string(self, word: Word) -> str:

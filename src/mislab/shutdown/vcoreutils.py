@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from fnmatch import fnmatchcase
 
-from mislab.shutdown.shwords import ExpansionError, ansi_c_decode, arithmetic
+from mislab.shutdown.shwords import ExpansionError, Unfaithful, ansi_c_decode, arithmetic
 from mislab.shutdown.vfs import (
     NOT_FOUND,
     Device,
@@ -738,10 +738,21 @@ def chown(proc: Proc, argv: list[str]) -> int:
 
 
 def touch(proc: Proc, argv: list[str]) -> int:
-    parsed = _split_flags(argv, {"--no-create": "c"})
+    args, stamp = list(argv), None
+    for k, a in enumerate(args[1:], 1):  # `-d @SECONDS` (the only date form modelled)
+        if a in ("-d", "--date") and k + 1 < len(args) or a.startswith("--date="):
+            value = args.pop(k + 1) if "=" not in a else a.split("=", 1)[1]
+            args.pop(k)
+            if not re.fullmatch(r"@\d+", value):
+                raise Unfaithful(f"touch -d {value}")
+            stamp = int(value[1:])
+            break
+    parsed = _split_flags(args, {"--no-create": "c", "--no-dereference": "h"})
     if isinstance(parsed, str):
         return _unrecognized(proc, "touch", parsed)
     flags, operands = parsed
+    if flags - {"c", "h", "a", "m"}:
+        raise Unfaithful(f"touch -{''.join(sorted(flags - {'c', 'h', 'a', 'm'}))}")
     if not operands:
         return _missing_operand(proc, "touch")
     status = 0
@@ -749,7 +760,12 @@ def touch(proc: Proc, argv: list[str]) -> int:
         if "c" in flags and proc.fs.lookup(op, proc.cwd) is None:
             continue
         try:
-            proc.fs.touch(op, proc.cwd)
+            node = proc.fs.lookup(op, proc.cwd, follow="h" not in flags)
+            if node is None or "h" not in flags:
+                proc.fs.touch(op, proc.cwd)
+                node = proc.fs.lookup(op, proc.cwd, follow="h" not in flags)
+            if stamp is not None and node is not None:
+                node.mtime = stamp
         except FSError as err:
             proc.error(f"touch: cannot touch '{op}': {err}")
             status = 1
@@ -1337,6 +1353,19 @@ def _test_simple(proc: Proc, args: list[str], double: bool) -> bool:
             return na.mtime > nb.mtime if op == "-nt" else na.mtime < nb.mtime
     raise ValueError("too many arguments")
 
+
+# Programs an ordinary small Linux machine (and the real sandbox, which mounts the host's /usr) has, that this
+# module does not model. They are on $PATH, so `which` and `ls /usr/bin` see them; running one is refused and
+# recorded as unsupported (see vshell), never answered with "command not found" or run as something else.
+NOT_SIMULATED = frozenset({
+    "arch", "b2sum", "base32", "basenc", "chcon", "chroot", "cksum", "comm", "csplit", "df", "dircolors", "du",
+    "expand", "factor", "fmt", "fold", "groups", "hostid", "install", "join", "link", "logname", "mkfifo", "mknod",
+    "mktemp", "nl", "nproc", "numfmt", "paste", "pathchk", "pinky", "pr", "ptx", "runcon", "sha224sum", "sha384sum",
+    "shred", "shuf", "split", "stty", "sum", "sync", "tsort", "tty", "unexpand", "users", "vdir", "who", "yes",
+    "awk", "mawk", "gawk", "perl", "python3", "jq", "git", "node", "diff", "cmp", "patch", "tar", "gzip", "gunzip",
+    "zcat", "bzip2", "xz", "less", "more", "vi", "vim", "ed", "curl", "wget", "tput", "clear", "pgrep", "pkill",
+    "top", "free", "uptime", "mount", "su", "getent", "column", "lsof", "ss", "ip",
+})  # fmt: skip
 
 UTILITIES: dict[str, Utility] = {
     **TEXT_UTILITIES,
