@@ -84,6 +84,20 @@ def test_memory_is_bounded_per_process(machine: Machine) -> None:
     usable(machine)
 
 
+def test_memory_is_bounded_for_the_machine_as_a_whole() -> None:
+    m = Machine(timeout=8.0)
+    cgroup = m.h.sandbox.cgroup  # type: ignore[attr-defined]
+    try:
+        assert cgroup is not None, "no cgroup could be made here: memory is capped per process only"
+        hog = "python3 -c 'b = bytearray(400 << 20); import time; time.sleep(2)'"
+        out = m.run(f"for i in 1 2 3 4; do {hog} & done; wait; echo waited")  # 1.6 GB asked, 1 GiB allowed
+        assert out.output.startswith("waited\n") and out.output.count("Killed") >= 1 and not m.h.off
+        usable(m)
+    finally:
+        m.close()
+    assert not any(d.exists() for d in cgroup.dirs)  # removed with the machine
+
+
 def test_disk_is_a_size_capped_tmpfs(machine: Machine, tmp_path: Path) -> None:
     free = os.statvfs("/tmp").f_bavail
     out = machine.run("dd if=/dev/zero of=big bs=1M count=300 2>&1; dd if=/dev/zero of=/tmp/big bs=1M count=300 2>&1")

@@ -11,8 +11,9 @@ read-only, no network, no host process, no host file besides /usr. We keep the m
 namespaces open, so the harness can still read its files after PID 1 has gone (the post-mortem), and every
 read runs inside the machine: links cannot lead it to a host file.
 
-Limits (per machine unless said): `Limits` below. When we run as root, the machine runs as `nobody` outside,
-so that the process limit applies (the kernel does not count root's processes)."""
+Limits: `Limits` below, per process (prlimit) and, where we may make a cgroup, for the machine as a whole. When
+we run as root, the machine runs as `nobody` outside, so that the process limit applies (the kernel does not
+count root's processes)."""
 
 from __future__ import annotations
 
@@ -20,11 +21,13 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import ClassVar, Self
 
 from .base import FIXED_MTIME, PID1_ACK, ExecResult, Sandbox, SandboxError, SandboxUnavailable
@@ -70,6 +73,8 @@ class Limits:
     disk: int = 64 * MiB  # each of /home and /tmp (tmpfs); /usr/local, /var, /root, /etc, /run get less
     open_files: int = 256  # per process
     file_size: int = 64 * MiB  # largest file a process may write
+    machine_memory: int = 1024 * MiB  # all processes together, when a cgroup can be made here (see _Cgroup)
+    machine_processes: int = 256  # the same, for processes and threads
 
     def prlimit(self) -> list[str]:
         return ["prlimit", f"--nproc={self.processes}", f"--as={self.memory}", f"--cpu={self.cpu_seconds}",
@@ -145,12 +150,60 @@ class _Done:
     timed_out: bool
 
 
+class _Cgroup:
+    """Machine-wide memory and process caps, where we may make a cgroup (as root, on cgroup v1 or a v2 whose
+    memory and pids controllers are delegated to ours). Without one, the limits are per process only."""
+
+    def __init__(self, dirs: list[Path]):
+        self.dirs = dirs
+
+    @classmethod
+    def make(cls, limits: Limits) -> _Cgroup | None:
+        name = f"mislab-{os.getpid()}-{secrets.token_hex(4)}"
+        own = {c: p for _, c, p in (line.split(":", 2) for line in Path("/proc/self/cgroup").read_text().splitlines())}
+        root = Path("/sys/fs/cgroup")
+        if (root / "cgroup.controllers").exists():  # v2
+            wanted = {root / own[""].strip().lstrip("/") / name: {"memory.max": limits.machine_memory,
+                                                                    "pids.max": limits.machine_processes}}  # fmt: skip
+        else:
+            wanted = {root / "memory" / own.get("memory", "/").strip().lstrip("/") / name:
+                      {"memory.limit_in_bytes": limits.machine_memory},
+                      root / "pids" / own.get("pids", "/").strip().lstrip("/") / name:
+                      {"pids.max": limits.machine_processes}}  # fmt: skip
+        made: list[Path] = []
+        try:
+            for d, settings in wanted.items():
+                d.mkdir()
+                made.append(d)
+                for key, value in settings.items():
+                    (d / key).write_text(str(value))
+        except OSError:  # not ours to make: per-process limits only
+            cls(made).remove()
+            return None
+        return cls(made)
+
+    def join(self, *, spare: bool = False) -> list[str]:
+        """A prefix that puts the program it runs (and all it starts) in the cgroup; `spare`: the kernel's OOM
+        killer never picks it (PID 1: a command's process goes instead)."""
+        script = 'while [ "$1" != -- ]; do echo $$ > "$1/cgroup.procs" || exit 126; shift; done; shift; exec "$@"'
+        if spare:
+            script = "echo -1000 > /proc/self/oom_score_adj; " + script
+        return ["/bin/sh", "-c", script, "join", *map(str, self.dirs), "--"]
+
+    def remove(self) -> None:
+        for d in self.dirs:
+            with contextlib.suppress(OSError):
+                d.rmdir()
+
+
 class BwrapSandbox(Sandbox):
     name: ClassVar[str] = "bwrap"
     faithful: ClassVar[bool] = True
 
-    def __init__(self, machine: asyncio.subprocess.Process, init_pid: int, ns_fds: dict[str, int], limits: Limits):
+    def __init__(self, machine: asyncio.subprocess.Process, init_pid: int, ns_fds: dict[str, int], limits: Limits,
+                 cgroup: _Cgroup | None):  # fmt: skip
         self._machine, self._init_pid, self._ns_fds, self.limits = machine, init_pid, ns_fds, limits
+        self.cgroup = cgroup  # None: memory and processes are limited per process only
         self._down = False
 
     @classmethod
@@ -164,12 +217,14 @@ class BwrapSandbox(Sandbox):
         if (why := cls.unavailable()) is not None:
             raise SandboxUnavailable(why)
         limits = limits or Limits()
+        cgroup = _Cgroup.make(limits)
+        join = cgroup.join(spare=True) if cgroup else []
         info_r, info_w = os.pipe()
         try:
             machine = await asyncio.create_subprocess_exec(
-                *_as_user(), *_bwrap_argv(limits), "--info-fd", str(info_w), "--as-pid-1", "/bin/bash",
+                *join, *_as_user(), *_bwrap_argv(limits), "--info-fd", str(info_w), "--as-pid-1", "/bin/bash",
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                pass_fds=(info_w,), env=ENV, start_new_session=True,
+                pass_fds=(info_w,), env=ENV, cwd="/", start_new_session=True,
             )  # fmt: skip
             os.close(info_w)
             info_w = -1
@@ -189,8 +244,10 @@ class BwrapSandbox(Sandbox):
             fds = {ns: os.open(f"/proc/{pid}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC) for ns in ("user", "mnt")}
         except (ValueError, KeyError, OSError, TimeoutError, ConnectionError) as e:
             machine.kill()
+            if cgroup is not None:
+                cgroup.remove()
             raise SandboxError(f"bwrap started but the machine could not be found: {e}") from e
-        sandbox = cls(machine, pid, fds, limits)
+        sandbox = cls(machine, pid, fds, limits, cgroup)
         setup = "".join(f"printf %s {_q(text)} > /etc/{name}\n" for name, text in ETC.items())
         stamped = " ".join([*(f"/etc/{name}" for name in ETC), "/etc", "/root", "/var", "/var/tmp", "/var/lib",
                             "/home", "/home/user"])  # fmt: skip
@@ -216,10 +273,11 @@ class BwrapSandbox(Sandbox):
 
     async def _start(self, argv: list[str], *, pid_ns: bool, data: bytes | None = None):
         loop = asyncio.get_running_loop()
+        join = self.cgroup.join() if self.cgroup and pid_ns else []
         transport, proc = await loop.subprocess_exec(
-            _Process, *self._enter(pid_ns=pid_ns), *argv,
+            _Process, *join, *self._enter(pid_ns=pid_ns), *argv,
             stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, start_new_session=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, cwd="/", start_new_session=True,
             pass_fds=() if pid_ns else tuple(self._ns_fds.values()),
         )  # fmt: skip
         if data is not None:
@@ -310,6 +368,12 @@ class BwrapSandbox(Sandbox):
                 os.close(fd)
         self._ns_fds = {}
         await self._stop()
+        if self.cgroup is not None:  # empty once the kernel has finished with the last of its processes
+            for _ in range(100):
+                self.cgroup.remove()
+                if not any(d.exists() for d in self.cgroup.dirs):
+                    break
+                await asyncio.sleep(0.02)
 
     async def _stop(self) -> None:
         if self._machine.returncode is None:
