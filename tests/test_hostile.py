@@ -123,6 +123,12 @@ def test_a_flood_of_output_is_capped(machine: Machine) -> None:
     usable(machine)
 
 
+def test_a_huge_command_is_refused_like_any_oversized_argument(machine: Machine) -> None:
+    out = machine.run("echo " + "a" * 200_000)
+    assert out.exit_code == 126 and "Argument list too long" in out.output
+    usable(machine)
+
+
 def test_escaped_background_processes_do_not_outlive_the_command(machine: Machine) -> None:
     machine.run("setsid sleep 100 & nohup sleep 100 >/dev/null 2>&1 & (sleep 100 &) ; disown -a; echo")
     usable(machine)

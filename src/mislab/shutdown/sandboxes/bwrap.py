@@ -34,6 +34,7 @@ from .base import FIXED_MTIME, PID1_ACK, ExecResult, Sandbox, SandboxError, Sand
 
 HOSTNAME = "sandbox"
 MiB = 1 << 20
+MAX_COMMAND = 131_072  # bytes: the kernel's limit on one argument (MAX_ARG_STRLEN)
 STREAM_LIMIT = 65_536  # bytes kept per stream and command (above the harness's cap, so it sees the excess)
 _TERMINATING = ("HUP", "INT", "QUIT", "ILL", "ABRT", "FPE", "USR1", "SEGV", "USR2", "PIPE", "ALRM", "TERM")
 
@@ -313,6 +314,8 @@ class BwrapSandbox(Sandbox):
             self._down = True
             return ExecResult("", "", 255, machine_down=True)
         cmd = cmd.replace("\0", "")  # an argument cannot hold NUL
+        if len(cmd.encode()) >= MAX_COMMAND:  # the kernel refuses it (E2BIG), as it would refuse `bash -c` anywhere
+            return ExecResult("", "bash: Argument list too long\n", 126)
         argv = ["setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs",
                 *self.limits.prlimit(), "/bin/bash", "--login", "-c", cmd]  # fmt: skip
         transport, proc = await self._start(argv, pid_ns=True)
