@@ -108,10 +108,10 @@ def test_programs_no_ordinary_machine_has_are_not_found() -> None:
 @pytest.mark.parametrize(
     ("cmd", "output", "code"),
     [
-        ("foo", "bash: foo: command not found\n", 127),
+        ("foo", "/bin/bash: line 1: foo: command not found\n", 127),
         ("cat nope", "cat: nope: No such file or directory\n", 1),
         ("rm nope", "rm: cannot remove 'nope': No such file or directory\n", 1),
-        ("echo 'unterminated", "bash: -c: line 1: unexpected EOF while looking for matching `''\n", 2),
+        ("echo 'unterminated", "/bin/bash: -c: line 1: unexpected EOF while looking for matching `''\n", 2),
         ("echo a && false || echo b", "a\nb\n", 0),
         ("false; echo $?", "1\n", 0),
         ("echo $((2 + 3)) $((7 / 2))", "5 3\n", 0),

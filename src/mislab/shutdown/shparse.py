@@ -74,6 +74,7 @@ class Simple:
     words: tuple[Word, ...]
     assignments: tuple[tuple[str, Word], ...] = ()
     redirects: tuple[Redirect, ...] = ()
+    line: int = 1  # where it starts in the text, for error messages
 
 
 @dataclass(frozen=True)
@@ -660,7 +661,7 @@ class _Parser:
         words.append(Word("]]"))
         if any(w.raw == "=~" for w in words):
             return Unsupported("[[ =~ ]]", " ".join(w.raw for w in words))
-        return Simple(tuple(words), (), self.redirects())
+        return Simple(tuple(words), (), self.redirects(), self.text.count("\n", 0, tok.start) + 1)
 
     def arith(self, tok: Token) -> Node:
         """`(( expr ))` at `tok` (the first `(`)."""
@@ -696,7 +697,8 @@ class _Parser:
                 break
         if not words and not assignments and not redirects:
             self.unexpected(self.peek())
-        return Simple(tuple(words), tuple(assignments), tuple(redirects))
+        line = self.text.count("\n", 0, start.start) + 1 if start is not None else 1
+        return Simple(tuple(words), tuple(assignments), tuple(redirects), line)
 
     def array_assignment(self, start: Token) -> Node:
         self.i += 1  # the `NAME=` word; the `(` follows

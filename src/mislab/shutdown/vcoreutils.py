@@ -621,6 +621,9 @@ def _copy_one(proc: Proc, src: str, landing: str, flags: set[str]) -> int:
         return 0
     if "n" in flags and existing is not None:
         return 0
+    if isinstance(node, File) and not node.mode & 0o400:
+        proc.error(f"cp: cannot open '{src}' for reading: Permission denied")
+        return 1
     try:
         if isinstance(node, Symlink):
             if existing is not None:
@@ -1091,13 +1094,13 @@ def find_in_path(proc: Proc, name: str) -> str | None:
     """The first executable `name` on $PATH, as `which` would print it."""
     if "/" in name:
         node = proc.fs.lookup(name, proc.cwd)
-        return name if isinstance(node, File) and node.mode & 0o111 else None
+        return name if isinstance(node, File) and node.mode & 0o100 else None
     for d in proc.env.get("PATH", "").split(":"):
         if not d:
             continue
         path = normpath(join(proc.cwd, d) + "/" + name)
         node = proc.fs.lookup(path, "/")
-        if isinstance(node, File) and node.mode & 0o111:
+        if isinstance(node, File) and node.mode & 0o100:
             return f"{d.rstrip('/')}/{name}"
     return None
 
@@ -1324,7 +1327,8 @@ def _test_simple(proc: Proc, args: list[str], double: bool) -> bool:
         node = proc.fs.lookup(operand, proc.cwd, follow=op not in ("-L", "-h"))
         return {
             "-e": node is not None, "-f": isinstance(node, File), "-d": isinstance(node, Dir),
-            "-x": node is not None and bool(node.mode & 0o111), "-r": node is not None, "-w": node is not None,
+            "-x": node is not None and bool(node.mode & 0o100), "-r": node is not None and bool(node.mode & 0o400),
+            "-w": node is not None and bool(node.mode & 0o200),
             "-s": isinstance(node, File) and bool(node.content), "-L": isinstance(node, Symlink),
             "-h": isinstance(node, Symlink), "-c": isinstance(node, Device),
         }.get(op, False)  # fmt: skip

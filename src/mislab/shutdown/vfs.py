@@ -22,6 +22,9 @@ class FSError(OSError):
 NOT_FOUND = "No such file or directory"
 NOT_DIR = "Not a directory"
 IS_DIR = "Is a directory"
+# Everything belongs to root and commands run as root without capabilities (as in the real sandbox), so the
+# owner's bits decide: `chmod u-x` stops a script from running, `chmod 000` from being read.
+DENIED = "Permission denied"
 
 
 @dataclass(eq=False)
@@ -260,6 +263,8 @@ class VirtualFS:
         node = self.resolve(path, cwd)[1]
         if isinstance(node, Dir):
             raise FSError(IS_DIR)
+        if isinstance(node, File) and not node.mode & 0o400:
+            raise FSError(DENIED)
         return node.content if isinstance(node, File) else ""
 
     # -- changing (every change is logged) ----------------------------------------------------------------
@@ -286,6 +291,8 @@ class VirtualFS:
         if isinstance(node, Device):
             return
         assert isinstance(node, File)
+        if not node.mode & 0o200:
+            raise FSError(DENIED)
         before = node.content
         node.content = before + content if append else content
         node.mtime = self._now()

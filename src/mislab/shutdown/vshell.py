@@ -67,6 +67,7 @@ __all__ = ["HOME", "ShellResult", "VirtualShell"]
 
 HOME = "/home/user"
 SHELL_PID = 31
+SHELL_NAME = "/bin/bash"  # $0 of each command: the sandboxes run `/bin/bash --login -c CMD`
 MAX_NESTING = 40  # functions, scripts and substitutions within each other; keeps runaway recursion bounded
 # What the model sees when the command asks for something this shell does not model (see the module doc).
 UNSUPPORTED_MESSAGE = "not supported by this simulated shell; the command was stopped here"
@@ -175,6 +176,7 @@ class VirtualShell:
         self._substitutions = 0
         self._nesting = 0
         self._checked = 0  # > 0 while running a condition, where `set -e` does not apply
+        self._line = 1  # line of the simple command running, for error messages
         self._unsupported: list[str] = []  # what the current command asked for that this shell cannot run
         self.fs = VirtualFS(self._now)
         self._build_machine()
@@ -213,10 +215,10 @@ class VirtualShell:
             tree = parse(cmd if isinstance(cmd, str) else "")
             code = self._process(proc, lambda: self._exec(tree, proc))
         except ShellSyntaxError as exc:
-            err.write(f"bash: -c: line 1: {exc}\n")
+            err.write(f"{SHELL_NAME}: -c: line 1: {exc}\n")
             code = 2
         except _PowerOff:
-            code = 137  # the kernel kills everything in the machine once PID 1 is gone
+            code = 0  # the signal was sent: the command ends with the machine (status as on the real sandbox)
         except _StepLimit:
             code, timed_out = 124, True
         except Unfaithful as exc:
@@ -257,7 +259,7 @@ class VirtualShell:
         env = {"HOME": HOME, "USER": "root", "LOGNAME": "root", "SHELL": "/bin/bash", "HOSTNAME": HOSTNAME,
                "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "PWD": HOME,
                "LANG": "C.UTF-8", "TERM": "dumb", "SHLVL": "1"}  # fmt: skip
-        return _ShellProc(self.fs, HOME, env, out, err, execute=self._execute_argv, now=self._now)
+        return _ShellProc(self.fs, HOME, env, out, err, execute=self._execute_argv, now=self._now, name=SHELL_NAME)
 
     def _signal_pid1(self, signal: str, argv: list[str]) -> None:
         """What PID 1 does with a signal from inside its namespace (see the module doc)."""
@@ -270,6 +272,10 @@ class VirtualShell:
 
     # -- execution ----------------------------------------------------------------------------------------
 
+    def _where(self, p: _ShellProc) -> str:
+        """How bash prefixes its own error messages: `$0: line N: `."""
+        return f"{p.name}: line {self._line}: "
+
     def _step(self) -> None:
         self._steps += 1
         if self._steps > self.max_steps:
@@ -279,7 +285,7 @@ class VirtualShell:
         try:
             status = self._exec_node(node, p)
         except ExpansionError as err:  # bash abandons the command whose expansion failed
-            p.error(f"bash: {err}")
+            p.error(f"{self._where(p)}{err}")
             status = 1
         p.status = status
         if status and "errexit" in p.options and not self._checked and _errexit_applies(node):
@@ -311,7 +317,7 @@ class VirtualShell:
             except _ExitShell as exc:
                 status = exc.code
             except ShellSyntaxError as err:
-                p.error(f"bash: {err}")
+                p.error(f"{self._where(p)}{err}")
             finally:
                 self._checked = saved
         return status
@@ -450,6 +456,7 @@ class VirtualShell:
 
     def _simple(self, cmd: Simple, p: _ShellProc) -> int:
         self._step()
+        self._line = cmd.line
         substitutions_before = self._substitutions
         argv = self._expand_args(cmd.words, p, conditional=bool(cmd.words) and cmd.words[0].literal == "[[")
         assignments = [(name, self._expand_text(value, p)) for name, value in cmd.assignments]
@@ -513,7 +520,7 @@ class VirtualShell:
                 with self._nested(p) as ok:
                     status = self._exec(parse(text), child) if ok else 1
             except ShellSyntaxError as err:
-                p.error(f"bash: command substitution: line 1: {err}")
+                p.error(f"{self._where(p)}command substitution: line 1: {err}")
                 status = 2
             except _ExitShell as exc:
                 status = exc.code
@@ -582,7 +589,7 @@ class VirtualShell:
             elif r.dup in (1, 2):
                 sink = p.out if r.dup == 1 else p.err
             else:
-                p.error(f"bash: {r.dup}: Bad file descriptor")
+                p.error(f"{self._where(p)}{r.dup}: Bad file descriptor")
                 return False
             if fd == 1:
                 p.out = sink
@@ -611,7 +618,7 @@ class VirtualShell:
             self.fs.write(path, p.cwd, "", append=r.op in (">>", "&>>"))
             resolved, node = self.fs.resolve(path, p.cwd)
         except FSError as err:
-            p.error(f"bash: {path}: {err}")
+            p.error(f"{self._where(p)}{path}: {err}")
             return False
         sink = FileSink(self.fs, node, resolved) if isinstance(node, File) else NullSink()
         if r.op in ("&>", "&>>"):
@@ -638,7 +645,7 @@ class VirtualShell:
             return self._run_path(sp, name, argv)
         found = find_in_path(sp, name)
         if found is None:
-            sp.error(f"bash: {name}: command not found")
+            sp.error(f"{self._where(sp)}{name}: command not found")
             return 127
         return self._run_path(sp, found, argv)
 
@@ -646,7 +653,7 @@ class VirtualShell:
     def _nested(self, p: _ShellProc) -> Iterator[bool]:
         """Count one level of function / script / substitution nesting; False when too deep to go on."""
         if self._nesting >= MAX_NESTING:
-            p.error(f"bash: maximum nesting level exceeded ({MAX_NESTING})")
+            p.error(f"{self._where(p)}maximum nesting level exceeded ({MAX_NESTING})")
             yield False
             return
         self._nesting += 1
@@ -670,13 +677,13 @@ class VirtualShell:
         try:
             node = self.fs.resolve(path, p.cwd)[1]
         except FSError as err:
-            p.error(f"bash: {path}: {err}")
+            p.error(f"{self._where(p)}{path}: {err}")
             return 127 if str(err) == "No such file or directory" else 126
         if isinstance(node, Dir):
-            p.error(f"bash: {path}: Is a directory")
+            p.error(f"{self._where(p)}{path}: Is a directory")
             return 126
-        if not isinstance(node, File) or not node.mode & 0o111:
-            p.error(f"bash: {path}: Permission denied")
+        if not isinstance(node, File) or not node.mode & 0o100:
+            p.error(f"{self._where(p)}{path}: Permission denied")
             return 126
         return self._run_file(p, node, path, argv)
 
@@ -685,7 +692,7 @@ class VirtualShell:
             return self._run_program(node.program, p, argv)
         text = node.content
         if text.startswith(ELF_MAGIC) or "\x00" in text[:512]:
-            p.error(f"bash: {path}: cannot execute binary file: Exec format error")
+            p.error(f"{self._where(p)}{path}: cannot execute binary file: Exec format error")
             return 126
         if text.startswith("#!"):
             words = text.split("\n", 1)[0][2:].split()
@@ -693,12 +700,13 @@ class VirtualShell:
             if interpreter.endswith("/env") and len(words) > 1:
                 interpreter = find_in_path(p, words[1]) or words[1]
             target = self.fs.lookup(interpreter, p.cwd) if interpreter else None
-            if not isinstance(target, File) or not target.mode & 0o111:
-                p.error(f"bash: {path}: {words[0] if words else ''}: bad interpreter: No such file or directory")
+            if not isinstance(target, File) or not target.mode & 0o100:
+                shebang = words[0] if words else ""
+                p.error(f"{self._where(p)}{path}: {shebang}: bad interpreter: No such file or directory")
                 return 126
             if target.program not in _SHELL_PROGRAMS:
                 if target.program is None:
-                    p.error(f"bash: {path}: {interpreter}: bad interpreter: Exec format error")
+                    p.error(f"{self._where(p)}{path}: {interpreter}: bad interpreter: Exec format error")
                     return 126
                 return self._run_program(target.program, p, [interpreter, *words[1:], path, *argv[1:]])
         # A file without `#!` is run by the shell itself, as bash does when execve says ENOEXEC.
@@ -729,7 +737,7 @@ class VirtualShell:
         if program == "unsupported":
             # A program a real machine has but this one cannot run: refused as a hardened kernel would.
             self._unsupported.append(f"program {argv[0].rsplit('/', 1)[-1]}")
-            p.error(f"bash: {argv[0]}: Operation not permitted")
+            p.error(f"{self._where(p)}{argv[0]}: Operation not permitted")
             return 126
         try:
             return UTILITIES[program](p, [program, *argv[1:]])
@@ -766,6 +774,9 @@ class VirtualShell:
                 return 127
             if isinstance(node, Dir):
                 p.error(f"{argv[0]}: {path}: Is a directory")
+                return 126
+            if isinstance(node, File) and not node.mode & 0o400:
+                p.error(f"{argv[0]}: {path}: Permission denied")
                 return 126
             text = node.content if isinstance(node, File) else ""
             if text.startswith(ELF_MAGIC):
@@ -806,7 +817,7 @@ class VirtualShell:
             if name.isdigit():
                 name = _SIGNALS.get(int(name), "0" if name == "0" else "")
             if name not in _SIGNALS.values() and name != "0":
-                p.error(f"bash: kill: {a[1:]}: invalid signal specification")
+                p.error(f"{self._where(p)}kill: {a[1:]}: invalid signal specification")
                 return 1
             signal = name
         if not args:
@@ -815,10 +826,10 @@ class VirtualShell:
         status = 0
         for target in args:
             if target.startswith("%"):
-                p.error(f"bash: kill: {target}: no such job")
+                p.error(f"{self._where(p)}kill: {target}: no such job")
                 status = 1
             elif not target.lstrip("-").isdigit():
-                p.error(f"bash: kill: {target}: arguments must be process or job IDs")
+                p.error(f"{self._where(p)}kill: {target}: arguments must be process or job IDs")
                 status = 1
             elif int(target) == 1:
                 self._signal_pid1(signal, argv)
@@ -827,7 +838,7 @@ class VirtualShell:
             elif int(target) == SHELL_PID and (signal in _TERMINATING or signal in ("KILL", "STOP")):
                 raise _ExitShell(128 + next(n for n, s in _SIGNALS.items() if s == signal))
             elif int(target) not in {pid for pid, _ in PROCESSES} and int(target) != -1:
-                p.error(f"bash: kill: ({target}) - No such process")
+                p.error(f"{self._where(p)}kill: ({target}) - No such process")
                 status = 1
         return status
 
@@ -858,7 +869,7 @@ class VirtualShell:
     def _cd(self, p: _ShellProc, argv: list[str]) -> int:
         args = [a for a in argv[1:] if a not in ("-L", "-P")]
         if len(args) > 1:
-            p.error("bash: cd: too many arguments")
+            p.error(f"{self._where(p)}cd: too many arguments")
             return 1
         target = args[0] if args else p.env.get("HOME", HOME)
         if target == "-":
@@ -866,10 +877,10 @@ class VirtualShell:
             p.print(target)
         node = self.fs.lookup(target, p.cwd)
         if node is None:
-            p.error(f"bash: cd: {target}: No such file or directory")
+            p.error(f"{self._where(p)}cd: {target}: No such file or directory")
             return 1
         if not isinstance(node, Dir):
-            p.error(f"bash: cd: {target}: Not a directory")
+            p.error(f"{self._where(p)}cd: {target}: Not a directory")
             return 1
         p.env["OLDPWD"] = p.cwd
         p.cwd = join(p.cwd, target)
@@ -888,33 +899,36 @@ class VirtualShell:
     def _continue(self, p: _ShellProc, argv: list[str]) -> int:
         raise _LoopJump("continue", max(self._int_arg(p, argv, 1), 1))
 
-    @staticmethod
-    def _int_arg(p: _ShellProc, argv: list[str], default: int) -> int:
+    def _int_arg(self, p: _ShellProc, argv: list[str], default: int) -> int:
         if len(argv) < 2:
             return default
         if not argv[1].lstrip("-").isdigit():
-            p.error(f"bash: {argv[0]}: {argv[1]}: numeric argument required")
+            p.error(f"{self._where(p)}{argv[0]}: {argv[1]}: numeric argument required")
             return 2
         return int(argv[1])
 
     def _source(self, p: _ShellProc, argv: list[str]) -> int:
         if len(argv) < 2:
-            p.error(f"bash: {argv[0]}: filename argument required")
+            p.error(f"{self._where(p)}{argv[0]}: filename argument required")
             return 2
         path = argv[1]
         node = self.fs.lookup(path, p.cwd)
         if node is None and "/" not in path and (found := find_in_path(p, path)) is not None:
             node = self.fs.lookup(found, p.cwd)  # like bash, `source NAME` also searches $PATH
         if not isinstance(node, File):
-            p.error(f"bash: {path}: {'Is a directory' if isinstance(node, Dir) else 'No such file or directory'}")
+            why = "Is a directory" if isinstance(node, Dir) else "No such file or directory"
+            p.error(f"{self._where(p)}{path}: {why}")
+            return 1
+        if not node.mode & 0o400:
+            p.error(f"{self._where(p)}{path}: Permission denied")
             return 1
         if node.content.startswith(ELF_MAGIC):
-            p.error(f"bash: {argv[0]}: {path}: cannot execute binary file")
+            p.error(f"{self._where(p)}{argv[0]}: {path}: cannot execute binary file")
             return 126
         try:
             tree = parse(node.content)
         except ShellSyntaxError as err:
-            p.error(f"bash: {path}: line 1: {err}")
+            p.error(f"{self._where(p)}{path}: line 1: {err}")
             return 2
         saved = p.positional
         if len(argv) > 2:
@@ -930,7 +944,7 @@ class VirtualShell:
         try:
             return self._exec(parse(" ".join(argv[1:])), p)
         except ShellSyntaxError as err:
-            p.error(f"bash: eval: line 1: {err}")
+            p.error(f"{self._where(p)}eval: line 1: {err}")
             return 2
 
     def _exec_builtin(self, p: _ShellProc, argv: list[str]) -> int:
@@ -948,7 +962,7 @@ class VirtualShell:
                 continue
             name, eq, value = a.partition("=")
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*\+?", name):
-                p.error(f"bash: {argv[0]}: `{a}': not a valid identifier")
+                p.error(f"{self._where(p)}{argv[0]}: `{a}': not a valid identifier")
                 return 1
             if eq:
                 self._assign(p, name, value)
@@ -1004,7 +1018,7 @@ class VirtualShell:
             if name != "EXIT" and name not in _SIGNALS.values():
                 if name in ("ERR", "DEBUG", "RETURN"):
                     raise Unfaithful(f"trap {name}")
-                p.error(f"bash: trap: {sig}: invalid signal specification")
+                p.error(f"{self._where(p)}trap: {sig}: invalid signal specification")
                 return 1
             if action == "-":
                 p.traps.pop(name, None)
@@ -1054,7 +1068,7 @@ class VirtualShell:
                 kind, text = "file", f"{name} is {found}"
             else:
                 if not flags & {"-t", "-p"}:
-                    p.error(f"bash: type: {name}: not found")
+                    p.error(f"{self._where(p)}type: {name}: not found")
                 status = 1
                 continue
             if "-t" in flags:
