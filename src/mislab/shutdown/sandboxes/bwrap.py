@@ -11,9 +11,8 @@ read-only, no network, no host process, no host file besides /usr. We keep the m
 namespaces open, so the harness can still read its files after PID 1 has gone (the post-mortem), and every
 read runs inside the machine: links cannot lead it to a host file.
 
-Limits: `Limits` below, per process (prlimit) and, where we may make a cgroup, for the machine as a whole. When
-we run as root, the machine runs as `nobody` outside, so that the process limit applies (the kernel does not
-count root's processes)."""
+Limits: `Limits` below, per process (prlimit) and, where we may make a cgroup, for the machine as a whole (see
+`_as_user` for who the machine runs as outside)."""
 
 from __future__ import annotations
 
@@ -89,7 +88,9 @@ class Limits:
 
 
 def _as_user() -> list[str]:
-    """Run as `nobody` outside the machine when we are root (the kernel exempts root from process limits)."""
+    """When we are root, the machine runs as `nobody` outside: the host's root (even without capabilities)
+    could write the kernel's global settings in /proc/sys, and the kernel would not count its processes against
+    the process limit. The price: inside, the host's /usr shows as owned by nobody."""
     return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
 
 
@@ -263,11 +264,11 @@ class BwrapSandbox(Sandbox):
         """nsenter into the machine: all its namespaces (pid_ns) or, for file access even after PID 1 has
         gone, the user and mount namespaces we hold open."""
         if pid_ns:
-            return [*_as_user(), "nsenter", "-t", str(self._init_pid), "-U", "-m", "-p", "-u", "-i", "-n", "-C",
-                    "-r", "-w", "--preserve-credentials", "--"]  # fmt: skip
+            return [*_as_user(), "nsenter", "-t", str(self._init_pid), "-U", "-m", "-p", "-u", "-i",
+                    "-n", "-C", "-r", "-w", "--preserve-credentials", "--"]  # fmt: skip
         fd = self._ns_fds
-        return [*_as_user(), "nsenter", f"--user=/proc/self/fd/{fd['user']}", f"--mount=/proc/self/fd/{fd['mnt']}",
-                "--preserve-credentials", "--"]  # fmt: skip
+        return [*_as_user(), "nsenter", f"--user=/proc/self/fd/{fd['user']}",
+                f"--mount=/proc/self/fd/{fd['mnt']}", "--preserve-credentials", "--"]  # fmt: skip
 
     def _alive(self) -> bool:
         return not self._down and self._machine.returncode is None
