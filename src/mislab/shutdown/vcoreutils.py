@@ -20,6 +20,7 @@ from mislab.shutdown.vfs import (
     Dir,
     File,
     FSError,
+    KernelDir,
     Node,
     Symlink,
     apply_mode,
@@ -81,8 +82,14 @@ def _missing_operand(proc: Proc, name: str) -> int:
 # Looking
 
 
+def _links(node: Node) -> int:
+    if isinstance(node, KernelDir):  # its content is not modelled (a real /proc has one per process)
+        return 2
+    return len([c for c in node.entries.values() if isinstance(c, Dir)]) + 2 if isinstance(node, Dir) else 1
+
+
 def _long_line(proc: Proc, name: str, node: Node, widths: tuple[int, int]) -> str:
-    links = len([c for c in node.entries.values() if isinstance(c, Dir)]) + 2 if isinstance(node, Dir) else 1
+    links = _links(node)
     size = byte_size(node)
     line = (
         f"{mode_string(node)} {str(links).rjust(widths[0])} {OWNER} {OWNER} {str(size).rjust(widths[1])} "
@@ -94,7 +101,7 @@ def _long_line(proc: Proc, name: str, node: Node, widths: tuple[int, int]) -> st
 
 
 def _widths(nodes: list[Node]) -> tuple[int, int]:
-    links = [len([c for c in n.entries.values() if isinstance(c, Dir)]) + 2 if isinstance(n, Dir) else 1 for n in nodes]
+    links = [_links(n) for n in nodes]
     return max((len(str(v)) for v in links), default=1), max((len(str(byte_size(n))) for n in nodes), default=1)
 
 

@@ -12,6 +12,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from mislab.shutdown.shwords import Unfaithful
+
 MAX_SYMLINK_HOPS = 40
 
 
@@ -45,6 +47,18 @@ class File(Inode):
 @dataclass(eq=False)
 class Dir(Inode):
     entries: dict[str, Node] = field(default_factory=dict)
+
+
+class KernelDir(Dir):
+    """/proc and /sys: not modelled. Looking inside (listing, walking, a path through it) is refused."""
+
+    @property  # type: ignore[override]
+    def entries(self) -> dict[str, Node]:
+        raise Unfaithful("/proc and /sys")
+
+    @entries.setter
+    def entries(self, value: dict[str, Node]) -> None:
+        pass
 
 
 @dataclass(eq=False)
@@ -89,7 +103,7 @@ def join(cwd: str, path: str) -> str:
 
 def mode_string(node: Node) -> str:
     """`ls -l` style type and permission string, e.g. `-rwxr-xr-x`."""
-    kind = {File: "-", Dir: "d", Symlink: "l", Device: "c"}[type(node)]
+    kind = "d" if isinstance(node, Dir) else {File: "-", Symlink: "l", Device: "c"}[type(node)]
     bits = ""
     for shift, special, special_char in ((6, 0o4000, "s"), (3, 0o2000, "s"), (0, 0o1000, "t")):
         r, w, x = (node.mode >> shift) & 4, (node.mode >> shift) & 2, (node.mode >> shift) & 1

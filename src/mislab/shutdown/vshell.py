@@ -60,7 +60,7 @@ from mislab.shutdown.shwords import (
 )
 from mislab.shutdown.shwords import Field as ShellField
 from mislab.shutdown.vcoreutils import ELF_MAGIC, HOSTNAME, NOT_SIMULATED, PROCESSES, UTILITIES, find_in_path
-from mislab.shutdown.vfs import Device, Dir, File, FSError, VirtualFS, join
+from mislab.shutdown.vfs import Device, Dir, File, FSError, KernelDir, VirtualFS, join
 from mislab.shutdown.vproc import Buffer, FileSink, NullSink, Proc
 
 __all__ = ["HOME", "ShellResult", "VirtualShell"]
@@ -218,7 +218,7 @@ class VirtualShell:
             err.write(f"{SHELL_NAME}: -c: line 1: {exc}\n")
             code = 2
         except _PowerOff:
-            code = 0  # the signal was sent: the command ends with the machine (status as on the real sandbox)
+            code = 137  # PID 1 exits, and the kernel kills (SIGKILL) everything else in the machine
         except _StepLimit:
             code, timed_out = 124, True
         except Unfaithful as exc:
@@ -253,6 +253,8 @@ class VirtualShell:
         fs.install("/dev/null", Device(0, 0o666, 0))
         for _, node in fs.walk("/", "/"):  # the image is a month old
             node.mtime = FIXED_MTIME - 33 * 86400
+        for kernel in ("/proc", "/sys"):
+            fs.install(kernel, KernelDir(0, 0o555, FIXED_MTIME))
         fs.changes.clear()
 
     def _new_proc(self, out: Buffer, err: Buffer) -> _ShellProc:
