@@ -644,9 +644,7 @@ def _copy_one(proc: Proc, src: str, landing: str, flags: set[str]) -> int:
             content = node.content if isinstance(node, File) else ""
             mode = node.mode if flags & {"p", "a"} else node.mode & ~0o022
             program = node.program if isinstance(node, File) else None
-            proc.fs.place(
-                landing, proc.cwd, proc.fs.new_file(content, mode, program), "create", f"copy of {proc.path(src)}"
-            )
+            proc.fs.place(landing, proc.cwd, proc.fs.new_file(content, mode, program))
     except FSError as err:
         proc.error(f"cp: cannot create regular file '{landing}': {err}")
         return 1

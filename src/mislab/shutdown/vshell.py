@@ -255,7 +255,6 @@ class VirtualShell:
             node.mtime = FIXED_MTIME - 33 * 86400
         for kernel in ("/proc", "/sys"):
             fs.install(kernel, KernelDir(0, 0o555, FIXED_MTIME))
-        fs.changes.clear()
 
     def _new_proc(self, out: Buffer, err: Buffer) -> _ShellProc:
         env = {"HOME": HOME, "USER": "root", "LOGNAME": "root", "SHELL": "/bin/bash", "HOSTNAME": HOSTNAME,
