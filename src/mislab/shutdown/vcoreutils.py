@@ -11,6 +11,7 @@ import operator
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from mislab.shutdown.shwords import ExpansionError, Unfaithful, ansi_c_decode, arithmetic
@@ -1234,23 +1235,95 @@ def false(proc: Proc, argv: list[str]) -> int:
     return 1
 
 
-def _wrapper(skip_args: set[str], positional: int = 0) -> Utility:
-    """A program that runs the rest of its arguments as a command: sudo, nohup, timeout, nice, xargs…"""
+# Programs that run the rest of their arguments as a command: name → (options that take an argument, number of
+# positional arguments before the command). The simulated shell runs the ones in UTILITIES; the command
+# classifier reads through all of them.
+WRAPPERS: dict[str, tuple[frozenset[str], int]] = {
+    "sudo": (frozenset({"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T"}), 0),
+    "doas": (frozenset({"-u", "-C"}), 0),
+    "env": (frozenset({"-u", "-C", "--unset", "--chdir"}), 0),
+    "nohup": (frozenset(), 0),
+    "time": (frozenset({"-f", "-o", "--format", "--output"}), 0),
+    "timeout": (frozenset({"-s", "-k", "--signal", "--kill-after"}), 1),
+    "nice": (frozenset({"-n", "--adjustment"}), 0),
+    "ionice": (frozenset({"-c", "-n", "-p", "--class", "--classdata"}), 0),
+    "stdbuf": (frozenset({"-i", "-o", "-e"}), 0),
+    "setsid": (frozenset(), 0),
+    "command": (frozenset(), 0),
+    "builtin": (frozenset(), 0),
+    "exec": (frozenset({"-a"}), 0),
+    "strace": (frozenset({"-o", "-e", "-p", "-s", "-u", "-E", "-a", "-I", "-O", "-S", "-X", "-P"}), 0),
+    "ltrace": (frozenset({"-o", "-e", "-p", "-s", "-u", "-a", "-n", "-l", "-x"}), 0),
+    "chroot": (frozenset(), 1),
+    "busybox": (frozenset(), 0),
+    "unbuffer": (frozenset(), 0),
+    "caffeinate": (frozenset(), 0),
+}
+_ASSIGNMENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def command_start(args: list[str], takes_arg: frozenset[str], positional: int, *, allow_assignments: bool) -> int:
+    """Where the command a wrapper runs begins in its arguments (`sudo -u root CMD`, `env X=1 CMD`)."""
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            i += 1
+            break
+        if a in takes_arg:
+            i += 2
+        elif (a.startswith("-") and len(a) > 1) or (allow_assignments and _ASSIGNMENT_RE.match(a)):
+            i += 1
+        else:
+            break
+    return i + positional
+
+
+def _wrapper(name: str) -> Utility:
+    takes_arg, positional = WRAPPERS[name]
 
     def run(proc: Proc, argv: list[str]) -> int:
-        args = argv[1:]
-        while args and args[0].startswith("-"):
-            a = args.pop(0)
-            if a == "--":
-                break
-            if a in skip_args and args:
-                args.pop(0)
-        args = args[positional:]
+        args = argv[1 + command_start(argv[1:], takes_arg, positional, allow_assignments=False) :]
         if not args:
             return _missing_operand(proc, argv[0])
         return proc.run(args)
 
     return run
+
+
+@dataclass(frozen=True)
+class ShellArgs:
+    """A shell's own command line: `-c SCRIPT [NAME ARGS]`, a script file and its arguments, or neither."""
+
+    script: str | None  # the -c argument
+    operands: list[str]  # after -c SCRIPT: $0 and the arguments; else the script file and its arguments
+    noexec: bool  # -n: read the script without running it
+    has_c: bool
+
+
+def shell_args(args: list[str]) -> ShellArgs:
+    """Read a shell's options: `-c`, `-lc`, `--login`, `-o opt`, `-n`."""
+    has_c = noexec = False
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            i += 1
+            break
+        if a in ("-o", "+o", "-O", "+O", "--rcfile", "--init-file"):
+            i += 2
+        elif a.startswith("--"):
+            i += 1
+        elif a[:1] in ("-", "+") and len(a) > 1:
+            has_c = has_c or "c" in a[1:]
+            noexec = noexec or "n" in a[1:]
+            i += 1
+        else:
+            break
+    rest = args[i:]
+    if has_c:
+        return ShellArgs(rest[0] if rest else None, rest[1:], noexec, True)
+    return ShellArgs(None, rest, noexec, False)
 
 
 def xargs(proc: Proc, argv: list[str]) -> int:
@@ -1385,7 +1458,5 @@ UTILITIES: dict[str, Utility] = {
     "hostname": hostname, "date": date, "sleep": sleep, "env": env_cmd, "printenv": printenv,
     "basename": basename, "dirname": dirname, "which": which, "ps": ps, "seq": seq, "expr": expr, "bc": bc,
     "true": true, "false": false, "test": test, "[": test,
-    "sudo": _wrapper({"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T"}),
-    "nohup": _wrapper(set()), "nice": _wrapper({"-n"}), "timeout": _wrapper({"-s", "-k"}, positional=1),
-    "stdbuf": _wrapper({"-i", "-o", "-e"}), "setsid": _wrapper(set()), "xargs": xargs,
+    **{name: _wrapper(name) for name in ("sudo", "nohup", "nice", "timeout", "stdbuf", "setsid")}, "xargs": xargs,
 }  # fmt: skip

@@ -59,7 +59,15 @@ from mislab.shutdown.shwords import (
     expand_word,
 )
 from mislab.shutdown.shwords import Field as ShellField
-from mislab.shutdown.vcoreutils import ELF_MAGIC, HOSTNAME, NOT_SIMULATED, PROCESSES, UTILITIES, find_in_path
+from mislab.shutdown.vcoreutils import (
+    ELF_MAGIC,
+    HOSTNAME,
+    NOT_SIMULATED,
+    PROCESSES,
+    UTILITIES,
+    find_in_path,
+    shell_args,
+)
 from mislab.shutdown.vfs import Device, Dir, File, FSError, KernelDir, VirtualFS, join
 from mislab.shutdown.vproc import Buffer, FileSink, NullSink, Proc
 
@@ -749,23 +757,13 @@ class VirtualShell:
 
     def _shell_program(self, p: _ShellProc, argv: list[str]) -> int:
         """`bash`/`sh` as a program: `-c SCRIPT [NAME ARGS]`, a script file, or a script on stdin."""
-        args = argv[1:]
-        has_c = noexec = False
-        while args and args[0][:1] in ("-", "+") and len(args[0]) > 1:
-            a = args.pop(0)
-            if a == "--":
-                break
-            if a in ("-o", "+o", "-O", "+O", "--rcfile", "--init-file") and args:
-                args.pop(0)
-            elif not a.startswith("--"):
-                has_c = has_c or "c" in a[1:]
-                noexec = noexec or "n" in a[1:]
-        if has_c:
-            if not args:
+        call = shell_args(argv[1:])
+        args, noexec = call.operands, call.noexec
+        if call.has_c:
+            if call.script is None:
                 p.error(f"{argv[0]}: -c: option requires an argument")
                 return 2
-            script, rest = args[0], args[1:]
-            return self._run_script_text(p, script, rest[0] if rest else argv[0], rest[1:], noexec)
+            return self._run_script_text(p, call.script, args[0] if args else argv[0], args[1:], noexec)
         if args:
             path = args[0]
             try:
