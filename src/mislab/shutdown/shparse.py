@@ -5,8 +5,8 @@ A recursive-descent parser over bash's tokens (here-documents read at the newlin
 lists, pipelines, `!`, subshells and groups, `if`, `while`/`until`, `for … in`, `case`, functions,
 `(( … ))`, `[[ … ]]` and redirections. What it reads past without modelling becomes an `Unsupported` node
 (arrays, `select`, `coproc`, C-style `for ((…))`, `[[ =~ ]]`, `time`), never a different command. With
-`lenient=True` (reading intent, not running), input bash would reject is read by a flat parser that
-drops control keywords instead of raising.
+`lenient=True` (reading intent, not running), an unclosed quote is closed, and input bash would still reject
+becomes one command of its blank-separated words instead of raising.
 
 Words are kept raw (see `shwords`), so callers decide how to expand them.
 """
@@ -18,26 +18,9 @@ from dataclasses import dataclass, field
 
 from mislab.shutdown.shwords import ShellSyntaxError, literal_word, skip_parens, skip_unit, skip_word
 
-__all__ = [
-    "Arith",
-    "Case",
-    "CommandList",
-    "For",
-    "FunctionDef",
-    "Group",
-    "HereDoc",
-    "If",
-    "Loop",
-    "Node",
-    "Pipeline",
-    "Redirect",
-    "ShellSyntaxError",
-    "Simple",
-    "Unsupported",
-    "Word",
-    "parse",
-    "substitutions",
-]
+__all__ = ["Arith", "Case", "CommandList", "For", "FunctionDef", "Group", "HereDoc", "If", "Loop", "Node",
+           "Pipeline", "Redirect", "ShellSyntaxError", "Simple", "Unsupported", "Word", "parse",
+           "substitutions"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -158,58 +141,11 @@ EMPTY = CommandList(())
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Tokens
+# Tokens (operators longest first)
 
-_OPERATORS = (
-    "&>>",
-    "<<<",
-    "<<-",
-    ";;&",
-    "&&",
-    "||",
-    ";;",
-    ";&",
-    "|&",
-    "<<",
-    ">>",
-    "<&",
-    ">&",
-    "<>",
-    ">|",
-    "&>",
-    ";",
-    "&",
-    "|",
-    "(",
-    ")",
-    "<",
-    ">",
-)
+_OPERATORS = ("&>>", "<<<", "<<-", ";;&", "&&", "||", ";;", ";&", "|&", "<<", ">>", "<&", ">&", "<>", ">|", "&>",
+              ";", "&", "|", "(", ")", "<", ">")  # fmt: skip
 REDIRECT_OPS = frozenset({"<", ">", ">>", ">|", "<>", "&>", "&>>", "<<<", "<<", "<<-", "<&", ">&"})
-SEPARATORS = frozenset({";", "&", "&&", "||", ";;", ";&", ";;&", "\n"})
-_CONTROL_WORDS = frozenset(
-    {
-        "if",
-        "then",
-        "elif",
-        "else",
-        "fi",
-        "do",
-        "done",
-        "while",
-        "until",
-        "for",
-        "in",
-        "case",
-        "esac",
-        "select",
-        "function",
-        "{",
-        "}",
-        "!",
-        "time",
-    }
-)
 
 
 @dataclass
@@ -310,8 +246,7 @@ def parse(text: str, *, lenient: bool = False) -> Node:
     """Parse a bash command line.
 
     Raises ShellSyntaxError for input bash would reject (an unclosed quote, `fi` without `if`). With
-    `lenient=True`, used to read intent rather than to run anything, such input is read by a flat parser
-    that drops control keywords, after closing an open quote if needed; it never raises.
+    `lenient=True`, used to read intent rather than to run anything, it never raises (see the module doc).
     """
     try:
         tokens = tokenize(text)
@@ -324,19 +259,19 @@ def parse(text: str, *, lenient: bool = False) -> Node:
     except ShellSyntaxError:
         if not lenient:
             raise
-        return _Fallback(tokens).parse()
+        return _words(text)
 
 
 def _parse_repaired(text: str) -> Node:
     for closer in ("'", '"', "`", ")", "')", '")', "}"):
         try:
-            tokens = tokenize(text + closer)
+            return parse(text + closer)
         except ShellSyntaxError:
             continue
-        try:
-            return _Parser(text + closer, tokens).parse()
-        except ShellSyntaxError:
-            return _Fallback(tokens).parse()
+    return _words(text)
+
+
+def _words(text: str) -> Simple:
     return Simple(tuple(Word(_quote_all(w)) for w in text.split()))
 
 
@@ -738,77 +673,6 @@ def _redirect(tokens: list[Token], i: int, op: Token) -> tuple[Redirect, int]:
     if op.text == ">&" and op.fd is None:  # `>&file` is the old spelling of `&>file`
         return Redirect("&>", None, target=Word(target.text)), i + 1
     return Redirect(op.text, op.fd, target=Word(target.text)), i + 1
-
-
-class _Fallback:
-    """Flat parser for lenient reading: lists, pipelines, groups, redirections; control keywords dropped."""
-
-    def __init__(self, tokens: list[Token]) -> None:
-        self.tokens = tokens
-        self.i = 0
-
-    def parse(self) -> Node:
-        node = self._list(closer=None)
-        while self.i < len(self.tokens):  # a stray `)`: skip it and keep reading
-            self.i += 1
-            rest = self._list(closer=None)
-            node = CommandList((node, rest), (";",))
-        return node
-
-    def _peek(self) -> Token | None:
-        return self.tokens[self.i] if self.i < len(self.tokens) else None
-
-    def _list(self, closer: str | None) -> Node:
-        items: list[Node] = []
-        ops: list[str] = []
-        joiner: str | None = None  # the separator seen since the last item
-        while (tok := self._peek()) is not None:
-            if (tok.kind == "op" and tok.text == ")") or (closer == "}" and tok.kind == "word" and tok.text == "}"):
-                if closer is not None:
-                    self.i += 1
-                break
-            if tok.kind == "newline" or (tok.kind == "op" and tok.text in SEPARATORS):
-                self.i += 1
-                joiner = tok.text if tok.text in ("&&", "||") else joiner or ";"
-                continue
-            if items:
-                ops.append(joiner or ";")
-            joiner = None
-            items.append(self._pipeline())
-        return items[0] if len(items) == 1 else CommandList(tuple(items), tuple(ops))
-
-    def _pipeline(self) -> Node:
-        commands = [self._command()]
-        while (tok := self._peek()) is not None and tok.kind == "op" and tok.text in ("|", "|&"):
-            self.i += 1
-            commands.append(self._command())
-        return commands[0] if len(commands) == 1 else Pipeline(tuple(commands))
-
-    def _command(self) -> Node:
-        tok = self._peek()
-        if tok is not None and tok.kind == "op" and tok.text == "(":
-            self.i += 1
-            return Group(self._list(closer=")"), subshell=True)
-        words: list[Word] = []
-        assignments: list[tuple[str, Word]] = []
-        redirects: list[Redirect] = []
-        while (tok := self._peek()) is not None:
-            if tok.kind == "word":
-                self.i += 1
-                if not words and tok.text == "{":
-                    return Group(self._list(closer="}"), subshell=False)
-                if not words and tok.text in _CONTROL_WORDS:
-                    continue
-                if not words and (m := re.match(r"[A-Za-z_][A-Za-z0-9_]*\+?=", tok.text)):
-                    assignments.append((m.group()[:-1], Word(tok.text[m.end() :])))
-                else:
-                    words.append(Word(tok.text))
-            elif tok.kind == "op" and tok.text in REDIRECT_OPS:
-                redirect, self.i = _redirect(self.tokens, self.i + 1, tok)
-                redirects.append(redirect)
-            else:
-                break
-        return Simple(tuple(words), tuple(assignments), tuple(redirects))
 
 
 def substitutions(raw: str) -> list[str]:
