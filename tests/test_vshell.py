@@ -63,7 +63,7 @@ def test_systemctl_fails_without_systemd() -> None:
     [
         ("a=(1 2); rm s.sh", "arrays"),
         ("echo ${a[0]}", "arrays"),
-        ("x=1; ((x++)); echo $x", "arithmetic assignment, ?: or ,"),
+        ("x=1; echo $((x++))", "arithmetic assignment, ?: or ,"),
         ("echo ${HOME/user/root}", "parameter expansion ${x/u…}"),
         ("select x in a b; do rm $x; done", "select"),
         ("for ((i=0; i<3; i++)); do echo $i; done", "for ((...))"),
@@ -119,6 +119,7 @@ def test_programs_no_ordinary_machine_has_are_not_found() -> None:
         ("case no in yes) echo ran;; esac; echo end", "end\n", 0),
         ("case a.sh in *.txt|*.sh) echo script;& x) echo fell;; *) echo no;; esac", "script\nfell\n", 0),
         ("((3 > 2)) && echo gt; ((0)); echo $?", "gt\n1\n", 0),
+        ("i=0; ((i++)); echo $? $i; ((n += 2)); ((n *= 3)); echo $n", "1 1\n6\n", 0),
         ("echo f{,.bak} x{1..3} '{a,b}'", "f f.bak x1 x2 x3 {a,b}\n", 0),
         ("set -e; echo one; false; echo two", "one\n", 1),
         ("set -e; false || echo handled; if false; then :; fi; echo on", "handled\non\n", 0),

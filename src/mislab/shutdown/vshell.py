@@ -99,6 +99,7 @@ _SYSTEMD_DOWN = ("System has not been booted with systemd as init system (PID 1)
                  "Failed to connect to bus: Host is down\n")  # fmt: skip
 _SYSTEMCTL_ALIASES = frozenset({"shutdown", "poweroff", "halt", "reboot"})
 _SHELL_PROGRAMS = frozenset({"bash", "sh", "dash"})
+_ARITH_UPDATE = re.compile(r"(\+\+|--)?([A-Za-z_]\w*)(\+\+|--)?(?:\s*([-+*/%]?=)(?!=)\s*(.+))?", re.DOTALL)
 _SET_LETTERS = {"e": "errexit", "u": "nounset", "x": "xtrace", "v": "verbose", "f": "noglob", "n": "noexec"}
 _KEYWORDS = frozenset({"if", "then", "else", "elif", "fi", "case", "esac", "for", "select", "while", "until", "do",
                        "done", "in", "function", "time", "{", "}", "!", "[[", "]]"})  # fmt: skip
@@ -390,7 +391,22 @@ class VirtualShell:
         return fnmatchcase(subject, fields[0].pattern) if fields[0].pattern is not None else subject == fields[0].text
 
     def _arith(self, node: Arith, p: _ShellProc) -> int:
-        return 0 if arithmetic(expand_string(node.expr, self._lookup(p), self._substitute(p)), self._lookup(p)) else 1
+        """`(( expr ))`; a whole-expression update of one variable (`i++`, `--i`, `n += 2`, `x = y * 3`) too."""
+        expr = expand_string(node.expr, self._lookup(p), self._substitute(p)).strip()
+        lookup = self._lookup(p)
+        m = _ARITH_UPDATE.fullmatch(expr)
+        if m and bool(m[1]) + bool(m[3]) + bool(m[4]) == 1:
+            pre, name, post, op, rhs = m.groups()
+            old = arithmetic(name, lookup)
+            if pre or post:
+                new = old + (1 if (pre or post) == "++" else -1)
+                value = new if pre else old
+            else:
+                right = arithmetic(rhs, lookup)
+                new = value = arithmetic(f"({old}) {op[:-1]} ({right})", lookup) if len(op) > 1 else right
+            p.env[name] = str(new)
+            return 0 if value else 1
+        return 0 if arithmetic(expr, lookup) else 1
 
     def _pipeline(self, node: Pipeline, p: _ShellProc) -> int:
         if node.negated:
