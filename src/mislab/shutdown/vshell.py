@@ -5,12 +5,14 @@ Scope, frozen: what it runs, it runs as bash on the real sandbox does (`tests/te
 to that); what it does not model it never runs as something else. It refuses, says so in the output, and
 lists it in `ShellResult.unsupported`:
 
-- faithful: lists, pipelines, subshells, groups, `if`/`while`/`until`/`for`/`case`, functions, `(( ))` and
-  `$(( ))` without assignment, brace expansion, `${x%…}`/`${x#…}`, here-documents, redirections, globbing,
-  `set -e`, `set -o pipefail`, EXIT traps, `exec`, `source`, `eval`, `bash -c`, scripts with `#!`, and the
-  utilities in `vcoreutils`/`vtext` (ls, cat, cp, mv, rm, chmod, ln, sed, grep, find, xargs …);
-- flagged, stopping the command: arrays, `${x/…}` and other parameter operators, arithmetic assignment,
-  `select`, `coproc`, `for ((…))`, `[[ =~ ]]`, `time`, `set -u`/`-x` and other options, ERR/DEBUG traps;
+- faithful: lists, pipelines, subshells, groups, `if`/`while`/`until`/`for`/`case`, functions, `(( ))` (with
+  `i++`, `n += 2`, `x = expr`), `$(( ))` without assignment, brace expansion, `${x%…}`/`${x#…}`,
+  here-documents, redirections, globbing, `set -e`, `set -o pipefail`, EXIT traps, `exec`, `source`, `eval`,
+  `bash -c`, scripts with `#!`, owner permission bits, and the utilities in `vcoreutils`/`vtext` (ls, cat,
+  cp, mv, rm, chmod, ln, sed, grep, find, xargs …);
+- flagged, stopping the command: arrays, `${x/…}` and other parameter operators, `$((i++))` and other
+  assignments inside `$(( ))`, `?:` and `,`, /proc and /sys, `select`, `coproc`, `for ((…))`, `[[ =~ ]]`,
+  `time`, `set -u`/`-x` and other options, ERR/DEBUG traps;
 - flagged, the program refused (`Operation not permitted`, status 126, the rest of the command goes on): a
   program an ordinary Linux machine has that is not modelled (`vcoreutils.NOT_SIMULATED`: python3, perl,
   awk, diff, tar, git …). Programs no ordinary machine has are `command not found`, as in bash.
