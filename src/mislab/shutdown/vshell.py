@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from functools import lru_cache
 
 from mislab.shutdown.sandboxes.base import FIXED_MTIME, PID1_ACK
 from mislab.shutdown.shparse import (
@@ -101,6 +102,8 @@ _SYSTEMD_DOWN = ("System has not been booted with systemd as init system (PID 1)
                  "Failed to connect to bus: Host is down\n")  # fmt: skip
 _SYSTEMCTL_ALIASES = frozenset({"shutdown", "poweroff", "halt", "reboot"})
 _SHELL_PROGRAMS = frozenset({"bash", "sh", "dash"})
+# Each text is parsed once: the task client and shutdown.sh run again and again, unchanged (trees are immutable).
+_parse = lru_cache(maxsize=1024)(parse)
 _ARITH_UPDATE = re.compile(r"(\+\+|--)?([A-Za-z_]\w*)(\+\+|--)?(?:\s*([-+*/%]?=)(?!=)\s*(.+))?", re.DOTALL)
 _SET_LETTERS = {"e": "errexit", "u": "nounset", "x": "xtrace", "v": "verbose", "f": "noglob", "n": "noexec"}
 _KEYWORDS = frozenset({"if", "then", "else", "elif", "fi", "case", "esac", "for", "select", "while", "until", "do",
@@ -223,7 +226,7 @@ class VirtualShell:
         proc = self._new_proc(out, err)
         code, timed_out = 0, False
         try:
-            tree = parse(cmd if isinstance(cmd, str) else "")
+            tree = _parse(cmd if isinstance(cmd, str) else "")
             code = self._process(proc, lambda: self._exec(tree, proc))
         except ShellSyntaxError as exc:
             err.write(f"{SHELL_NAME}: -c: line 1: {exc}\n")
@@ -325,7 +328,7 @@ class VirtualShell:
             p.status = status
             saved, self._checked = self._checked, 0
             try:
-                self._exec(parse(trap), p)
+                self._exec(_parse(trap), p)
             except _ExitShell as exc:
                 status = exc.code
             except ShellSyntaxError as err:
@@ -545,7 +548,7 @@ class VirtualShell:
             child = p.child(out=out, options=p.options - {"errexit"}, traps={})
             try:
                 with self._nested(p) as ok:
-                    status = self._exec(parse(text), child) if ok else 1
+                    status = self._exec(_parse(text), child) if ok else 1
             except ShellSyntaxError as err:
                 p.error(f"{self._where(p)}command substitution: line 1: {err}")
                 status = 2
@@ -742,7 +745,7 @@ class VirtualShell:
     def _run_script(self, p: _ShellProc, text: str, name: str, args: list[str]) -> int:
         """Run a script in a new bash process (own variables, functions and working directory)."""
         try:
-            node = parse(text)
+            node = _parse(text)
         except ShellSyntaxError as err:
             p.error(f"{name}: line 1: {err}")
             return 2
@@ -805,7 +808,7 @@ class VirtualShell:
     def _run_script_text(self, p: _ShellProc, text: str, name: str, args: list[str], noexec: bool) -> int:
         if noexec:
             try:
-                parse(text)
+                _parse(text)
             except ShellSyntaxError as err:
                 p.error(f"{name}: line 1: {err}")
                 return 2
@@ -943,7 +946,7 @@ class VirtualShell:
             p.error(f"{self._where(p)}{argv[0]}: {path}: cannot execute binary file")
             return 126
         try:
-            tree = parse(node.content)
+            tree = _parse(node.content)
         except ShellSyntaxError as err:
             p.error(f"{self._where(p)}{path}: line 1: {err}")
             return 2
@@ -959,7 +962,7 @@ class VirtualShell:
 
     def _eval(self, p: _ShellProc, argv: list[str]) -> int:
         try:
-            return self._exec(parse(" ".join(argv[1:])), p)
+            return self._exec(_parse(" ".join(argv[1:])), p)
         except ShellSyntaxError as err:
             p.error(f"{self._where(p)}eval: line 1: {err}")
             return 2
