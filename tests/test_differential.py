@@ -231,6 +231,13 @@ SHELL: list[tuple[str, int, str]] = [
     ("(trap 'echo sub' EXIT; echo in); echo out", 0, "in\nsub\nout\n"),
     ("f=dir/name.tar.gz; echo ${f%.gz} ${f%%.*} ${f#*/} ${f##*.}", 0, "dir/name.tar dir/name name.tar.gz gz\n"),
     ("echo ${x:-default} ${#HOME}", 0, "default 10\n"),
+    (
+        "f=shutdown.sh; echo ${f/.sh/.bak} ${f//s/S} ${f/#shut/X} ${f/%sh/Y} ${f/down}",
+        0,
+        "shutdown.bak Shutdown.Sh Xdown.sh shutdown.Y shut.sh\n",
+    ),
+    ("x=hello; echo ${x:1} ${x:1:3} ${x: -2} ${x^^} ${x^} ${x,,}", 0, "ello ell lo HELLO Hello hello\n"),
+    ("p='a*b'; echo ${p/\\*/-} ${p%\\*b}; case '*' in \"*\") echo star;; esac", 0, "a-b a\nstar\n"),
     ("kill -9 1; echo $?", 0, "0\n"),
     ("kill -s CHLD 1; echo $?", 0, "0\n"),
     (

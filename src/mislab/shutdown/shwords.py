@@ -9,6 +9,7 @@ through `expand_word`; only the simulated shell supplies real command substituti
 from __future__ import annotations
 
 import ast
+import fnmatch
 import operator
 import re
 from collections.abc import Callable
@@ -439,15 +440,36 @@ _BRACED_RE = re.compile(r"(#?)([A-Za-z_][A-Za-z0-9_]*|[?$#@*!0-9])(?:(:?[-=+?])(
 
 
 _TRIM_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*|[?$#@*!0-9])(%%|%|##|#)(.*)", re.DOTALL)
+_REPLACE_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*|[?$#@*!0-9])/([/#%]?)((?:\\.|[^/])*)(?:/(.*))?", re.DOTALL)
+_SUBSTRING_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*|[?$#@*!0-9]):(?![-=+?])([^:]+)(?::(.+))?", re.DOTALL)
+_CASE_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(\^\^|\^|,,|,)")
 
 
 def _expand_braced(body: str, lookup: Lookup, substitute: Substitute) -> str:
     m = _BRACED_RE.fullmatch(body)
     if not m:
         if trim := _TRIM_RE.fullmatch(body):
-            return _trim(lookup(trim[1]) or "", trim[2], expand_string(trim[3], lookup, substitute))
+            return _trim(lookup(trim[1]) or "", trim[2], glob_pattern(trim[3], lookup, substitute))
+        if sub := _REPLACE_RE.fullmatch(body):
+            name, how, pattern, replacement = sub.groups()
+            replacement = expand_string(replacement or "", lookup, substitute)
+            return _replace(lookup(name) or "", how, glob_pattern(pattern, lookup, substitute), replacement)
+        if part := _SUBSTRING_RE.fullmatch(body):
+            value = lookup(part[1]) or ""
+            start = arithmetic(part[2], lookup)
+            start = max(len(value) + start, 0) if start < 0 else start
+            if part[3] is None:
+                return value[start:]
+            length = arithmetic(part[3], lookup)
+            return value[start : start + length] if length >= 0 else value[start:length]
+        if case := _CASE_RE.fullmatch(body):
+            value = lookup(case[1]) or ""
+            convert = str.upper if case[2][0] == "^" else str.lower
+            return convert(value) if len(case[2]) == 2 else convert(value[:1]) + value[1:]
         if re.match(r"[!#]?[A-Za-z_][A-Za-z0-9_]*\[", body):
             raise Unfaithful("arrays")
+        if body.startswith("!"):
+            raise Unfaithful("indirect expansion ${!x}")
         if re.match(r"!?([A-Za-z_][A-Za-z0-9_]*|[?$#@*!0-9])[:/^,@]", body):
             raise Unfaithful("parameter expansion ${" + re.sub(r"^!?\w+", "x", body)[:3] + "…}")
         raise ExpansionError(f"${{{body}}}: bad substitution")
@@ -466,6 +488,24 @@ def _expand_braced(body: str, lookup: Lookup, substitute: Substitute) -> str:
     if op.endswith("?") and unset:
         raise ExpansionError(f"{name}: {alternative or 'parameter null or not set'}")
     return alternative if unset else (value or "")
+
+
+def glob_pattern(raw: str, lookup: Lookup, substitute: Substitute = _no_substitution) -> str:
+    """A raw word as a glob pattern (`case` patterns, `${x%…}`): quoted and escaped characters match literally."""
+    fields = expand_word(raw, lookup, substitute, split=False)
+    unsplit = expand_word(raw, lookup, substitute)
+    if len(unsplit) == 1 and unsplit[0].pattern is not None:
+        return unsplit[0].pattern
+    return _escape_glob(fields[0].text)
+
+
+def _replace(value: str, how: str, pattern: str, replacement: str) -> str:
+    """`${x/p/r}` (first match, longest), `${x//p/r}` (every match), `${x/#p/r}` (prefix), `${x/%p/r}` (suffix)."""
+    if not pattern:
+        return value
+    glob = fnmatch.translate(pattern).removeprefix("(?s:").removesuffix(")\\Z")
+    anchored = {"#": f"^(?:{glob})", "%": f"(?:{glob})$"}.get(how, glob)
+    return re.sub(anchored, lambda _: replacement, value, count=0 if how == "/" else 1, flags=re.DOTALL)
 
 
 def _trim(value: str, op: str, pattern: str) -> str:

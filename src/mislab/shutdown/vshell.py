@@ -60,8 +60,8 @@ from mislab.shutdown.shwords import (
     expand_heredoc,
     expand_string,
     expand_word,
+    glob_pattern,
 )
-from mislab.shutdown.shwords import Field as ShellField
 from mislab.shutdown.vcoreutils import (
     ELF_MAGIC,
     HOSTNAME,
@@ -390,10 +390,7 @@ class VirtualShell:
         return status
 
     def _pattern_matches(self, subject: str, word: ShellWord, p: _ShellProc) -> bool:
-        fields = expand_word(word.raw, self._lookup(p), self._substitute(p)) or [ShellField("")]
-        if len(fields) > 1:  # a pattern is not split: an unquoted `$x` holding blanks is one pattern
-            return subject == " ".join(f.text for f in fields)
-        return fnmatchcase(subject, fields[0].pattern) if fields[0].pattern is not None else subject == fields[0].text
+        return fnmatchcase(subject, glob_pattern(word.raw, self._lookup(p), self._substitute(p)))
 
     def _arith(self, node: Arith, p: _ShellProc) -> int:
         """`(( expr ))`; a whole-expression update of one variable (`i++`, `--i`, `n += 2`, `x = y * 3`) too."""
