@@ -6,11 +6,12 @@ to that); what it does not model it never runs as something else. It refuses, sa
 lists it in `ShellResult.unsupported`:
 
 - faithful: lists, pipelines, subshells, groups, `if`/`while`/`until`/`for`/`case`, functions, `(( ))` (with
-  `i++`, `n += 2`, `x = expr`), `$(( ))` without assignment, brace expansion, `${x%…}`/`${x#…}`,
+  `i++`, `n += 2`, `x = expr`), `$(( ))` without assignment, brace expansion, `${x%…}` `${x#…}` `${x/…}`
+  `${x:n:m}` `${x^^}` `${x:-…}`,
   here-documents, redirections, globbing, `set -e`, `set -o pipefail`, EXIT traps, `exec`, `source`, `eval`,
   `bash -c`, scripts with `#!`, owner permission bits, and the utilities in `vcoreutils`/`vtext` (ls, cat,
   cp, mv, rm, chmod, ln, sed, grep, find, xargs …);
-- flagged, stopping the command: arrays, `${x/…}` and other parameter operators, `$((i++))` and other
+- flagged, stopping the command: arrays, `${!x}`, `${x@…}`, `${x:=…}`, `$((i++))` and other
   assignments inside `$(( ))`, `?:` and `,`, /proc and /sys, `select`, `coproc`, `for ((…))`, `[[ =~ ]]`,
   `time`, `set -u`/`-x` and other options, ERR/DEBUG traps;
 - flagged, the program refused (`Operation not permitted`, status 126, the rest of the command goes on): a
