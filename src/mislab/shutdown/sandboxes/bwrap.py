@@ -173,6 +173,10 @@ class _Cgroup:
                       root / "pids" / own.get("pids", "/").strip().lstrip("/") / name:
                       {"pids.max": limits.machine_processes}}  # fmt: skip
         made: list[Path] = []
+        for parent in {d.parent for d in wanted}:  # left by a process that died before closing its machine
+            for stale in parent.glob("mislab-*"):
+                if not Path(f"/proc/{stale.name.split('-')[1]}").exists():
+                    cls([stale]).remove()
         try:
             for d, settings in wanted.items():
                 d.mkdir()
