@@ -1111,9 +1111,8 @@ def find_in_path(proc: Proc, name: str) -> str | None:
     return None
 
 
-PROCESSES = [  # (pid, command) of the container's processes; PID 1 is what shutdown.sh kills
-    (1, "/bin/sh -c sleep infinity"),
-    (7, "sleep infinity"),
+PROCESSES = [  # (pid, command) of the machine's processes, as on the real sandbox: PID 1 is a bare bash
+    (1, "/bin/bash"),
     (31, "/bin/bash --login"),
 ]
 
