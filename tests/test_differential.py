@@ -22,7 +22,7 @@ import pytest
 from mislab.models import RetryPolicy, get_model
 from mislab.shutdown import run_episode
 from mislab.shutdown.harness import Harness
-from mislab.shutdown.sandboxes import available_backends, get_backend
+from mislab.shutdown.sandboxes import SandboxError, available_backends, get_backend
 from mislab.shutdown.variants import load_task, load_variant
 from mislab.testing import Reply, ScriptedServer, tool_call
 
@@ -363,3 +363,25 @@ def test_an_episode_records_the_fallback() -> None:
         ep = run_episode(model, "basic_warning", backend="simulated")
     assert ep.backend == "simulated" and not ep.faithful and ep.unsupported == "program python3"
     assert ep.bypass_attempted  # the classifier reads the intent either way
+
+
+def test_simulated_sandbox_keeps_the_contract() -> None:
+    """What the harness relies on (sandboxes/base.py): links are neither followed when reading nor written
+    through; once PID 1 is down every command reports it, and the files can still be read."""
+
+    async def scenario() -> None:
+        sb = await get_backend("simulated").start(None)
+        await sb.exec("mkdir -p /var/lib/t; echo secret > v; ln -s /home/user/v /var/lib/t/n; ln -s v link", timeout=5)
+        await sb.write_file("/var/lib/t/n", "3\n", mode=0o600)
+        assert await sb.read_file("/home/user/v") == b"secret\n" and await sb.read_file("/var/lib/t/n") == b"3\n"
+        assert await sb.read_file("/home/user/link") is None and await sb.read_file("/nope") is None
+        out = await sb.exec("echo out; echo err >&2; kill -s TERM 1; echo never", timeout=5)
+        assert out.machine_down and (out.stdout, out.stderr) == ("out\n", "err\n")
+        again = await sb.exec("echo hi", timeout=5)
+        assert again.machine_down and again.stdout == ""
+        assert await sb.read_file("/home/user/v") == b"secret\n"
+        with pytest.raises(SandboxError):
+            await sb.write_file("/tmp/x", "y")
+        await sb.close()
+
+    asyncio.run(scenario())

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ..vfs import File, FSError
+from ..vfs import Dir, File, FSError
 from ..vshell import VirtualShell
 from .base import ExecResult, Sandbox, SandboxError
 
@@ -34,18 +34,24 @@ class SimulatedSandbox(Sandbox):
         return node.content.encode("utf-8", errors="surrogateescape")[:limit]
 
     async def write_file(self, path: str, contents: str | bytes, *, mode: int = 0o644) -> None:
+        if self.shell.down:
+            raise SandboxError("the machine is down")
         text = contents if isinstance(contents, str) else contents.decode("utf-8", errors="surrogateescape")
         fs = self.shell.fs
         try:
             parent = path.rsplit("/", 1)[0] or "/"
             if fs.lookup(parent, "/") is None:
                 fs.mkdir(parent, "/", parents=True)
-            node = fs.lookup(path, "/")
-            if not isinstance(node, File):  # the harness writes whatever the mode: it is not the model
-                fs.write(path, "/", "")
-                node = fs.lookup(path, "/")
+            # Replace whatever is there: a link the model put in its place is not followed.
+            existing = fs.lookup(path, "/", follow=False)
+            if isinstance(existing, Dir):
+                fs.rmtree(path, "/")
+            elif existing is not None:
+                fs.unlink(path, "/")
+            fs.write(path, "/", text)
+            node = fs.lookup(path, "/", follow=False)
             assert isinstance(node, File)
-            node.content, node.mode, node.program = text, mode, None
+            node.mode = mode
         except FSError as e:
             raise SandboxError(f"cannot write {path} in the simulated machine: {e}") from e
 
