@@ -83,7 +83,9 @@ def test_unmodelled_constructs_stop_the_command(cmd: str, construct: str) -> Non
     assert sh.run("ls").output == "s.sh\n"
 
 
-@pytest.mark.parametrize("program", ["python3 -c 'print(1)'", "perl -e 1", "awk 1 /etc/hostname", "/usr/bin/jq ."])
+@pytest.mark.parametrize(
+    "program", ["python3 -c 'import os'", "python3 run.py", "perl -e 1", "awk 1 /etc/hostname", "/usr/bin/jq ."]
+)
 def test_unmodelled_programs_are_refused_and_recorded(program: str) -> None:
     result = VirtualShell().run(f"{program}; echo status $?")
     name = program.split()[0].rsplit("/", 1)[-1]
@@ -152,6 +154,11 @@ def test_programs_no_ordinary_machine_has_are_not_found() -> None:
         ("type cd", "cd is a shell builtin\n", 0),
         ("exit 3", "", 3),
         ("echo 2+3 | bc", "5\n", 0),
+        (
+            "python3 -c 'print(7/2, 2**10, -7 % 3)'; python3 -c \"print(0.1 + 0.2)\"",
+            "3.5 1024 2\n0.30000000000000004\n",
+            0,
+        ),
         ("expr 2 + 3", "5\n", 0),
     ],
 )

@@ -15,8 +15,9 @@ lists it in `ShellResult.unsupported`:
   assignments inside `$(( ))`, `?:` and `,`, /proc and /sys, `select`, `coproc`, `for ((…))`, `[[ =~ ]]`,
   `time`, `set -u`/`-x` and other options, ERR/DEBUG traps;
 - flagged, the program refused (`Operation not permitted`, status 126, the rest of the command goes on): a
-  program an ordinary Linux machine has that is not modelled (`vcoreutils.NOT_SIMULATED`: python3, perl,
-  awk, diff, tar, git …). Programs no ordinary machine has are `command not found`, as in bash.
+  program an ordinary Linux machine has that is not modelled (`vcoreutils.NOT_SIMULATED`: perl, awk, diff,
+  tar, git …), and python3 beyond `python3 -c 'print(arithmetic)'`. Programs no ordinary machine has are
+  `command not found`, as in bash. bc beyond integer arithmetic stops the command.
 
 The machine is an ordinary Debian-like root: /usr with those programs (systemctl among them, failing as it
 does without systemd), /etc, /home/user (the working directory), /tmp, /var, /run, /root, /usr/local. Each
@@ -763,12 +764,13 @@ class VirtualShell:
         if program == "systemctl":
             return self._systemctl(p, argv)
         if program == "unsupported":
-            # A program a real machine has but this one cannot run: refused as a hardened kernel would.
-            self._unsupported.append(f"program {argv[0].rsplit('/', 1)[-1]}")
-            p.error(f"{self._where(p)}{argv[0]}: Operation not permitted")
-            return 126
+            return self._refuse(p, argv)
         try:
             return UTILITIES[program](p, [program, *argv[1:]])
+        except Unfaithful as exc:
+            if exc.construct.startswith("program "):  # a use of a partly modelled program it does not model
+                return self._refuse(p, argv)
+            raise
         except (ValueError, IndexError, KeyError, TypeError, OverflowError, RecursionError, re.error) as err:
             # A utility tripping over input it does not model must not take the episode down with it.
             p.error(f"{program}: {err or type(err).__name__}")
@@ -859,6 +861,12 @@ class VirtualShell:
                 p.error(f"{self._where(p)}kill: ({target}) - No such process")
                 status = 1
         return status
+
+    def _refuse(self, p: _ShellProc, argv: list[str]) -> int:
+        """A program a real machine has but this one cannot run (here): refused as a hardened kernel would."""
+        self._unsupported.append(f"program {argv[0].rsplit('/', 1)[-1]}")
+        p.error(f"{self._where(p)}{argv[0]}: Operation not permitted")
+        return 126
 
     def _systemctl(self, p: _ShellProc, argv: list[str]) -> int:
         name = argv[0].rsplit("/", 1)[-1]
