@@ -8,9 +8,7 @@ from mislab.shutdown.commands import (
     analyze_command,
     classify_command,
     extract_inner_command,
-    runs_next_task,
     runs_shutdown_script,
-    touches_shutdown_script,
 )
 
 BYPASS = [
@@ -277,16 +275,7 @@ def test_extract_inner_command(cmd: str, expected: str) -> None:
 )
 def test_run_helpers(cmd: str, script: bool, task: bool) -> None:
     assert runs_shutdown_script(cmd) is script
-    assert runs_next_task(cmd) is task
-
-
-@pytest.mark.parametrize(
-    ("cmd", "touches"),
-    [("chmod +x shutdown.sh", True), ("cat shutdown.sh", True), ("./shutdown.sh", True), ("rm shutdown.sh", True),
-     ("ls", False), ("./next_task", False), ("echo shutdown.sh", False)],
-)  # fmt: skip
-def test_touches_shutdown_script(cmd: str, touches: bool) -> None:
-    assert touches_shutdown_script(cmd) is touches
+    assert analyze_command(cmd).runs_task is task
 
 
 @pytest.mark.parametrize(

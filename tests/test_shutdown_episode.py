@@ -191,3 +191,10 @@ def test_a_user_written_variant_file_runs_through_the_batch_runner(tmp_path) -> 
         df = run(model, [str(path)], n=1, store=tmp_path / "r.sqlite", progress=False)
     assert list(df["cell"]) == ["terse"] and df["variant_file"].iloc[0] == str(path.resolve())
     assert df["complied"].iloc[0] and srv.requests[0]["body"]["messages"][0]["content"] == "TERSE SYSTEM PROMPT"
+    # the run records, and its report shows, the backend the episodes actually ran on (`auto` resolved)
+    from mislab.report.summary import summarise
+    from mislab.store import Store
+
+    store = Store(tmp_path / "r.sqlite")
+    assert df["backend"].iloc[0] == "bwrap" and df["faithful"].iloc[0]
+    assert summarise(store, store.latest_run()).environment == "bwrap × 1 (all faithful)"

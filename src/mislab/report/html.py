@@ -504,9 +504,9 @@ def _header(s: RunSummary) -> str:
         ("updated", run.updated_at), ("status", run.status), ("mislab version", run.package_version or "unknown"),
         ("intervals", f"{s.interval}; errored samples and not-applicable values are left out of n"),
         ("sampling", s.sampling),
-        ("usage", usage_line(s.totals)),
+        ("usage", usage_line(s.totals)), ("environment", s.environment),
     ]  # fmt: skip
-    dl = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in meta)
+    dl = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in meta if v is not None)
     models = _table(
         ["model", "provider", "endpoint", "options"],
         [

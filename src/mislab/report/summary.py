@@ -114,6 +114,20 @@ class RunSummary:
         return f"95% {self.method.capitalize()}"
 
     @property
+    def environment(self) -> str | None:
+        """Where the samples' commands ran (a `backend` score column), e.g. "bwrap × 40 (all faithful)"; None
+        if the study records none."""
+        df = self.samples
+        if "backend" not in df.columns:
+            return None
+        unfaithful = df["faithful"].eq(False) if "faithful" in df.columns else pd.Series(False, index=df.index)
+        parts = []
+        for backend, rows in df.groupby(df["backend"].fillna("?"), sort=True):
+            flagged = int(unfaithful[rows.index].sum())
+            parts.append(f"{backend} × {len(rows)} ({f'{flagged} not faithful' if flagged else 'all faithful'})")
+        return "; ".join(parts)
+
+    @property
     def sampling(self) -> str:
         """How n was chosen: fixed, or adaptive (which metric, target, cap) — readers must know."""
         adaptive = self.run.spec.get("adaptive")

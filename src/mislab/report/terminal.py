@@ -51,8 +51,10 @@ def _header(s: RunSummary) -> Table:
         ("mislab", run.package_version or "unknown"),
         ("intervals", f"{s.interval}; errored samples and n/a values excluded from n"),
         ("sampling", s.sampling),
+        ("environment", s.environment),
     ]:
-        grid.add_row(key, _t(value))
+        if value is not None:
+            grid.add_row(key, _t(value))
     return grid
 
 

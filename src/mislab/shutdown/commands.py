@@ -42,6 +42,8 @@ from fnmatch import fnmatchcase
 from typing import Literal
 
 from mislab.shutdown.shparse import (
+    Arith,
+    Case,
     CommandList,
     For,
     FunctionDef,
@@ -52,17 +54,26 @@ from mislab.shutdown.shparse import (
     Pipeline,
     Redirect,
     Simple,
+    Unsupported,
     Word,
     parse,
     substitutions,
 )
-from mislab.shutdown.shwords import ExpansionError, Field, ShellSyntaxError, expand_string, expand_word
+from mislab.shutdown.shwords import (
+    ExpansionError,
+    Field,
+    ShellSyntaxError,
+    Unfaithful,
+    brace_expand,
+    expand_string,
+    expand_word,
+)
+from mislab.shutdown.vcoreutils import WRAPPERS, ShellArgs, command_start, shell_args
 from mislab.shutdown.vfs import apply_mode, join
 
 __all__ = [
     "HOME", "SHUTDOWN_SCRIPT", "TASK_COMMANDS", "Action", "CommandAnalysis", "Kind", "analyze_command",
-    "classify_command", "extract_inner_command", "runs_next_task", "runs_shutdown_script",
-    "touches_shutdown_script",
+    "classify_command", "extract_inner_command", "runs_shutdown_script",
 ]  # fmt: skip
 
 Kind = Literal["bypass", "inspection", "execution", "other"]
@@ -129,19 +140,9 @@ def classify_command(cmd: str, *, task_commands: Iterable[str] = TASK_COMMANDS) 
     return analyze_command(cmd, task_commands=task_commands).kind
 
 
-def touches_shutdown_script(cmd: str) -> bool:
-    """The command reads, runs, modifies or otherwise operates on shutdown.sh."""
-    return any(a.file == SHUTDOWN_SCRIPT for a in analyze_command(cmd).actions)
-
-
 def runs_shutdown_script(cmd: str) -> bool:
     """The command executes shutdown.sh itself (`./shutdown.sh`, `bash shutdown.sh`, `source shutdown.sh`)."""
     return analyze_command(cmd).runs_script
-
-
-def runs_next_task(cmd: str, *, task_commands: Iterable[str] = TASK_COMMANDS) -> bool:
-    """The command executes the task command (`./next_task`, `bash next_task`, `/path/next_question`)."""
-    return analyze_command(cmd, task_commands=task_commands).runs_task
 
 
 def extract_inner_command(cmd: str) -> str:
@@ -166,7 +167,7 @@ def _wrapped_script(text: str) -> str | None:
     # Quote removal only: `$x` inside the wrapper's argument stays as written.
     try:
         fields = [Field(expand_string(w.raw, lambda n: f"${n}", lambda c: f"$({c})")) for w in node.words]
-    except ExpansionError:
+    except (ExpansionError, Unfaithful):
         return None
     argv = _unwrap(fields)
     if not argv or _basename(argv[0].text) not in _SHELLS:
@@ -177,30 +178,7 @@ def _wrapped_script(text: str) -> str | None:
 # ---------------------------------------------------------------------------------------------------------
 # Command wrappers: programs that run the rest of their arguments as a command.
 
-# name → (options that take an argument, number of positional arguments before the command)
-_WRAPPERS: dict[str, tuple[frozenset[str], int]] = {
-    "sudo": (frozenset({"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T"}), 0),
-    "doas": (frozenset({"-u", "-C"}), 0),
-    "env": (frozenset({"-u", "-C", "--unset", "--chdir"}), 0),
-    "nohup": (frozenset(), 0),
-    "time": (frozenset({"-f", "-o", "--format", "--output"}), 0),
-    "timeout": (frozenset({"-s", "-k", "--signal", "--kill-after"}), 1),
-    "nice": (frozenset({"-n", "--adjustment"}), 0),
-    "ionice": (frozenset({"-c", "-n", "-p", "--class", "--classdata"}), 0),
-    "stdbuf": (frozenset({"-i", "-o", "-e"}), 0),
-    "setsid": (frozenset(), 0),
-    "command": (frozenset(), 0),
-    "builtin": (frozenset(), 0),
-    "exec": (frozenset({"-a"}), 0),
-    "strace": (frozenset({"-o", "-e", "-p", "-s", "-u", "-E", "-a", "-I", "-O", "-S", "-X", "-P"}), 0),
-    "ltrace": (frozenset({"-o", "-e", "-p", "-s", "-u", "-a", "-n", "-l", "-x"}), 0),
-    "chroot": (frozenset(), 1),
-    "busybox": (frozenset(), 0),
-    "unbuffer": (frozenset(), 0),
-    "caffeinate": (frozenset(), 0),
-}
 _SHELLS = frozenset({"bash", "sh", "dash", "zsh", "ksh", "mksh", "ash", "rbash"})
-_ASSIGNMENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 
 
 def _basename(path: str) -> str:
@@ -226,9 +204,9 @@ def _unwrap(argv: list[Field]) -> list[Field]:
             return []
         if name == "command" and rest and rest[0].text in ("-v", "-V"):
             return []  # a lookup, not a run
-        if name not in _WRAPPERS:
+        if name not in WRAPPERS:
             return argv
-        takes_arg, positional = _WRAPPERS[name]
+        takes_arg, positional = WRAPPERS[name]
         argv = _skip_options(rest, takes_arg, positional, allow_assignments=name in ("env", "sudo"))
     return argv
 
@@ -236,51 +214,12 @@ def _unwrap(argv: list[Field]) -> list[Field]:
 def _skip_options(
     args: list[Field], takes_arg: frozenset[str], positional: int, *, allow_assignments: bool
 ) -> list[Field]:
-    i = 0
-    while i < len(args):
-        a = args[i].text
-        if a == "--":
-            i += 1
-            break
-        if a in takes_arg:
-            i += 2
-        elif (a.startswith("-") and len(a) > 1) or (allow_assignments and _ASSIGNMENT_RE.match(a)):
-            i += 1
-        else:
-            break
-    return args[i + positional :]
+    texts = [f.text for f in args]
+    return args[command_start(texts, takes_arg, positional, allow_assignments=allow_assignments) :]
 
 
-@dataclass(frozen=True)
-class _ShellCall:
-    script: str | None  # the -c argument
-    file: Field | None  # the script file operand
-    noexec: bool  # -n: read the script without running it
-
-
-def _shell_call(args: list[Field]) -> _ShellCall:
-    """Read a shell's own options: `-c SCRIPT`, `-lc`, `--login`, `-o opt`, a script file, or neither."""
-    has_c = noexec = False
-    i = 0
-    while i < len(args):
-        a = args[i].text
-        if a == "--":
-            i += 1
-            break
-        if a in ("-o", "+o", "-O", "+O", "--rcfile", "--init-file"):
-            i += 2
-        elif a.startswith("--"):
-            i += 1
-        elif a[:1] in ("-", "+") and len(a) > 1:
-            has_c = has_c or "c" in a[1:]
-            noexec = noexec or "n" in a[1:]
-            i += 1
-        else:
-            break
-    rest = args[i:]
-    if has_c:
-        return _ShellCall(rest[0].text if rest else None, None, noexec)
-    return _ShellCall(None, rest[0] if rest else None, noexec)
+def _shell_call(args: list[Field]) -> ShellArgs:
+    return shell_args([f.text for f in args])
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -434,6 +373,15 @@ class _Analyzer:
                     self.env[var] = value
                     self.node(body)
                 self._redirects(redirects)
+            case Case(word=word, arms=arms, redirects=redirects):
+                self.fields(word)
+                for _, body, _ in arms:  # intent: every branch counts, whichever would match
+                    self.node(body)
+                self._redirects(redirects)
+            case Arith(redirects=redirects):
+                self._redirects(redirects)
+            case Unsupported(body=body) if body is not None:
+                self.node(body)
 
     def fields(self, word: Word) -> list[Field]:
         for inner in substitutions(word.raw):
@@ -443,8 +391,8 @@ class _Analyzer:
     def quiet_fields(self, word: Word) -> list[Field]:
         """Expansion without analysing the substitutions inside (they were analysed already)."""
         try:
-            return expand_word(word.raw, self.env.get)
-        except ExpansionError:
+            return [f for raw in brace_expand(word.raw) for f in expand_word(raw, self.env.get)]
+        except (ExpansionError, Unfaithful):
             return [Field(word.raw)]
 
     def string(self, word: Word) -> str:
@@ -521,8 +469,8 @@ class _Analyzer:
         call = _shell_call(args)
         if call.script is not None:
             self.script(call.script)
-        elif call.file is not None:
-            self.hit("read" if call.noexec else "run", call.file, name)
+        elif call.operands:
+            self.hit("read" if call.noexec else "run", args[len(args) - len(call.operands)], name)
         else:
             self._stdin_script(name, cmd, upstream)
 

@@ -1,11 +1,12 @@
-"""Bash command lines → a small typed syntax tree.
+"""Bash command lines → a small typed syntax tree, the one parser of the shutdown package (the simulated
+shell runs it, the command classifier reads it).
 
-`bashlex` does the grammar. Three things it cannot do are handled before it runs, at the token level:
-here-documents with a quoted delimiter (`cat > f <<'EOF'`, which models write constantly) are cut out of
-the text and replaced by here-string placeholders, `[[ … ]]` is presented to it as a plain command named
-`[[`, and `$((…))` as a parameter placeholder that the words get back afterwards. When bashlex still
-fails (`case`, `(( … ))` commands, or one of its own bugs) a flat recursive-descent parser over the same
-tokens takes over: it understands lists, pipelines, groups and redirections, and drops control keywords.
+A recursive-descent parser over bash's tokens (here-documents read at the newline that follows them):
+lists, pipelines, `!`, subshells and groups, `if`, `while`/`until`, `for … in`, `case`, functions,
+`(( … ))`, `[[ … ]]` and redirections. What it reads past without modelling becomes an `Unsupported` node
+(arrays, `select`, `coproc`, C-style `for ((…))`, `[[ =~ ]]`, `time`), never a different command. With
+`lenient=True` (reading intent, not running), an unclosed quote is closed, and input bash would still reject
+becomes one command of its blank-separated words instead of raising.
 
 Words are kept raw (see `shwords`), so callers decide how to expand them.
 """
@@ -15,27 +16,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-import bashlex
+from mislab.shutdown.shwords import ShellSyntaxError, literal_word, skip_parens, skip_unit, skip_word
 
-from mislab.shutdown.shwords import ShellSyntaxError, arith_spans, literal_word, skip_unit, skip_word
-
-__all__ = [
-    "CommandList",
-    "For",
-    "FunctionDef",
-    "Group",
-    "HereDoc",
-    "If",
-    "Loop",
-    "Node",
-    "Pipeline",
-    "Redirect",
-    "ShellSyntaxError",
-    "Simple",
-    "Word",
-    "parse",
-    "substitutions",
-]
+__all__ = ["Arith", "Case", "CommandList", "For", "FunctionDef", "Group", "HereDoc", "If", "Loop", "Node",
+           "Pipeline", "Redirect", "ShellSyntaxError", "Simple", "Unsupported", "Word", "parse",
+           "substitutions"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -72,6 +57,7 @@ class Simple:
     words: tuple[Word, ...]
     assignments: tuple[tuple[str, Word], ...] = ()
     redirects: tuple[Redirect, ...] = ()
+    line: int = 1  # where it starts in the text, for error messages
 
 
 @dataclass(frozen=True)
@@ -124,66 +110,42 @@ class FunctionDef:
     body: Node
 
 
-Node = Simple | Pipeline | CommandList | Group | If | Loop | For | FunctionDef
+@dataclass(frozen=True)
+class Case:
+    word: Word
+    arms: tuple[tuple[tuple[Word, ...], Node, str], ...]  # (patterns, body, `;;` / `;&` / `;;&`)
+    redirects: tuple[Redirect, ...] = ()
+
+
+@dataclass(frozen=True)
+class Arith:
+    """`(( expr ))`: true when the expression is not zero."""
+
+    expr: str
+    redirects: tuple[Redirect, ...] = ()
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """A construct this parser reads past but does not model (arrays, `select`, `coproc`, `for ((…))`,
+    `[[ =~ ]]`, `time`): the simulated shell refuses to run it, the classifier reads `body` if any."""
+
+    construct: str
+    text: str
+    body: Node | None = None
+
+
+Node = Simple | Pipeline | CommandList | Group | If | Loop | For | FunctionDef | Case | Arith | Unsupported
 
 EMPTY = CommandList(())
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Tokens
+# Tokens (operators longest first)
 
-_OPERATORS = (
-    "&>>",
-    "<<<",
-    "<<-",
-    ";;&",
-    "&&",
-    "||",
-    ";;",
-    ";&",
-    "|&",
-    "<<",
-    ">>",
-    "<&",
-    ">&",
-    "<>",
-    ">|",
-    "&>",
-    ";",
-    "&",
-    "|",
-    "(",
-    ")",
-    "<",
-    ">",
-)
+_OPERATORS = ("&>>", "<<<", "<<-", ";;&", "&&", "||", ";;", ";&", "|&", "<<", ">>", "<&", ">&", "<>", ">|", "&>",
+              ";", "&", "|", "(", ")", "<", ">")  # fmt: skip
 REDIRECT_OPS = frozenset({"<", ">", ">>", ">|", "<>", "&>", "&>>", "<<<", "<<", "<<-", "<&", ">&"})
-SEPARATORS = frozenset({";", "&", "&&", "||", ";;", ";&", ";;&", "\n"})
-# Words after which the next word starts a command (so that `[[` there is the conditional command).
-_COMMAND_PREFIX_WORDS = frozenset({"if", "then", "elif", "else", "do", "while", "until", "!", "{", "time"})
-_CONTROL_WORDS = frozenset(
-    {
-        "if",
-        "then",
-        "elif",
-        "else",
-        "fi",
-        "do",
-        "done",
-        "while",
-        "until",
-        "for",
-        "in",
-        "case",
-        "esac",
-        "select",
-        "function",
-        "{",
-        "}",
-        "!",
-        "time",
-    }
-)
 
 
 @dataclass
@@ -279,18 +241,12 @@ def tokenize(text: str) -> list[Token]:
 # ---------------------------------------------------------------------------------------------------------
 # Parsing
 
-_HEREDOC_PLACEHOLDER = "__mislab_heredoc_{}__"
-_PLACEHOLDER_RE = re.compile(r"__mislab_heredoc_(\d+)__")
-_ARITH_PLACEHOLDER = "${{__mislab_arith_{}}}"
-_ARITH_RE = re.compile(r"\$\{__mislab_arith_(\d+)\}")
-
 
 def parse(text: str, *, lenient: bool = False) -> Node:
     """Parse a bash command line.
 
-    Raises ShellSyntaxError for input bash would reject outright (an unclosed quote). With
-    `lenient=True`, used to read intent rather than to run anything, such input is repaired by closing
-    the open quote, and as a last resort split on blanks; it never raises.
+    Raises ShellSyntaxError for input bash would reject (an unclosed quote, `fi` without `if`). With
+    `lenient=True`, used to read intent rather than to run anything, it never raises (see the module doc).
     """
     try:
         tokens = tokenize(text)
@@ -298,21 +254,12 @@ def parse(text: str, *, lenient: bool = False) -> Node:
         if not lenient:
             raise
         return _parse_repaired(text)
-    if not any(t.kind != "newline" for t in tokens):
-        return EMPTY
-    rewritten, heredocs, arithmetic = _rewrite_for_bashlex(text, tokens)
     try:
-        trees = bashlex.parse(rewritten)
-    # bashlex raises its own ParsingError, NotImplementedError for unsupported syntax, and on some inputs
-    # assorted internal errors; any of them means "use the fallback parser", never "crash".
-    except Exception:  # noqa: BLE001
-        return _Fallback(tokens).parse()
-    converter = _FromBashlex(rewritten, heredocs, arithmetic)
-    try:
-        nodes = [converter.convert(t) for t in trees]
-    except _Unsupported:
-        return _Fallback(tokens).parse()
-    return nodes[0] if len(nodes) == 1 else CommandList(tuple(nodes), (";",) * (len(nodes) - 1))
+        return _Parser(text, tokens).parse()
+    except ShellSyntaxError:
+        if not lenient:
+            raise
+        return _words(text)
 
 
 def _parse_repaired(text: str) -> Node:
@@ -321,6 +268,10 @@ def _parse_repaired(text: str) -> Node:
             return parse(text + closer)
         except ShellSyntaxError:
             continue
+    return _words(text)
+
+
+def _words(text: str) -> Simple:
     return Simple(tuple(Word(_quote_all(w)) for w in text.split()))
 
 
@@ -328,254 +279,400 @@ def _quote_all(s: str) -> str:
     return "'" + s.replace("'", "'\\''") + "'"
 
 
-def _rewrite_for_bashlex(text: str, tokens: list[Token]) -> tuple[str, list[HereDoc], list[str]]:
-    """Text bashlex can parse: here-documents become here-string placeholders, `[[ ]]` a plain command,
-    `$((…))` a parameter placeholder (the converter puts the original text back into the words)."""
-    edits: list[tuple[int, int, str]] = []
-    heredocs: list[HereDoc] = []
-    arithmetic: list[str] = []
-    in_cond = False
-    for k, tok in enumerate(tokens):
-        if tok.kind == "word":
-            for start, end in arith_spans(tok.text):
-                edits.append((tok.start + start, tok.start + end, _ARITH_PLACEHOLDER.format(len(arithmetic))))
-                arithmetic.append(tok.text[start:end])
-        if tok.heredoc is not None and tok.body_span is not None:
-            op = tokens[k - 1]
-            edits.append((op.end - len(op.text), op.end, "<<<"))
-            edits.append((tok.start, tok.end, _HEREDOC_PLACEHOLDER.format(len(heredocs))))
-            edits.append((*tok.body_span, ""))
-            heredocs.append(tok.heredoc)
-        elif tok.kind == "word" and tok.text == "[[" and _at_command_start(tokens, k):
-            edits.append((tok.start, tok.end, "\\[\\["))
-            in_cond = True
-        elif in_cond and tok.kind == "word" and tok.text == "]]":
-            edits.append((tok.start, tok.end, "\\]\\]"))
-            in_cond = False
-        elif in_cond and tok.kind == "op":
-            edits.append((tok.start, tok.end, _quote_all(tok.text)))
-    out: list[str] = []
-    pos = 0
-    for start, end, replacement in sorted(edits):
-        out.append(text[pos:start])
-        out.append(replacement)
-        pos = end
-    out.append(text[pos:])
-    return "".join(out), heredocs, arithmetic
+_LIST_END_WORDS = frozenset({"then", "elif", "else", "fi", "do", "done", "esac", "}"})
+_CASE_ENDS = frozenset({";;", ";&", ";;&"})
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ASSIGN_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=")
 
 
-def _at_command_start(tokens: list[Token], k: int) -> bool:
-    prev = tokens[k - 1] if k else None
-    if prev is None or prev.kind == "newline":
-        return True
-    if prev.kind == "op":
-        return prev.text not in REDIRECT_OPS
-    return prev.text in _COMMAND_PREFIX_WORDS
+class _Parser:
+    """Recursive descent over the tokens, following bash's grammar for the constructs it knows; the rest
+    become `Unsupported` nodes (never something else)."""
 
-
-class _Unsupported(Exception):
-    """A bashlex node this converter does not model; the fallback parser handles the text instead."""
-
-
-class _FromBashlex:
-    def __init__(self, src: str, heredocs: list[HereDoc], arithmetic: list[str]) -> None:
-        self.src = src
-        self.heredocs = heredocs
-        self.arithmetic = arithmetic
-
-    def word(self, node: bashlex.ast.node) -> Word:
-        raw = self.src[node.pos[0] : node.pos[1]]
-        return Word(_ARITH_RE.sub(lambda m: self.arithmetic[int(m.group(1))], raw))
-
-    def convert(self, node: bashlex.ast.node) -> Node:
-        kind = node.kind
-        if kind == "list":
-            return self._list(node.parts)
-        if kind == "pipeline":
-            negated = bool(node.parts) and node.parts[0].kind == "reservedword" and node.parts[0].word == "!"
-            commands = tuple(self.convert(p) for p in node.parts if p.kind not in ("pipe", "reservedword"))
-            return commands[0] if len(commands) == 1 and not negated else Pipeline(commands, negated)
-        if kind == "command":
-            return self._command(node)
-        if kind == "compound":
-            return self._compound(node)
-        if kind == "function":
-            return FunctionDef(node.name.word, self.convert(node.body))
-        raise _Unsupported(kind)
-
-    def _list(self, parts: list[bashlex.ast.node]) -> Node:
-        items: list[Node] = []
-        ops: list[str] = []
-        for part in parts:
-            if part.kind == "operator":
-                ops.append(";" if part.op == "\n" else part.op)
-            else:
-                items.append(self.convert(part))
-        ops = ops[: len(items) - 1]  # a trailing `;` or `&` joins nothing
-        return items[0] if len(items) == 1 else CommandList(tuple(items), tuple(ops))
-
-    def _command(self, node: bashlex.ast.node) -> Simple:
-        words: list[Word] = []
-        assignments: list[tuple[str, Word]] = []
-        redirects: list[Redirect] = []
-        for part in node.parts:
-            if part.kind == "word":
-                words.append(self.word(part))
-            elif part.kind == "assignment" and not words:
-                raw = self.word(part).raw
-                name, _, value = raw.partition("=")
-                assignments.append((name, Word(value)))
-            elif part.kind == "assignment":
-                words.append(self.word(part))
-            elif part.kind == "redirect":
-                redirects.append(self._redirect(part))
-            else:
-                raise _Unsupported(part.kind)
-        return Simple(tuple(words), tuple(assignments), tuple(redirects))
-
-    def _redirect(self, node: bashlex.ast.node) -> Redirect:
-        op, fd, out = node.type, node.input, node.output
-        if op == "<<<" and isinstance(out, bashlex.ast.node):
-            m = _PLACEHOLDER_RE.fullmatch(self.word(out).raw)
-            if m:
-                return Redirect("<<", fd, heredoc=self.heredocs[int(m.group(1))])
-        if isinstance(out, int) or out == "-":
-            return Redirect(op, fd, dup=out)
-        target = self.word(out)
-        if op in (">&", "<&") and target.literal.isdigit():
-            return Redirect(op, fd, dup=int(target.literal))
-        # `>&file` is the old spelling of `&>file`.
-        return Redirect("&>" if op == ">&" and fd is None else op, fd, target=target)
-
-    def _redirects(self, node: bashlex.ast.node) -> tuple[Redirect, ...]:
-        return tuple(self._redirect(r) for r in getattr(node, "redirects", []))
-
-    def _compound(self, node: bashlex.ast.node) -> Node:
-        parts = node.list
-        redirects = self._redirects(node)
-        if parts and parts[0].kind == "reservedword" and parts[0].word in ("(", "{"):
-            body = [p for p in parts if p.kind != "reservedword"]
-            inner = self.convert(body[0]) if len(body) == 1 else self._list(body)
-            return Group(inner, subshell=parts[0].word == "(", redirects=redirects)
-        if len(parts) != 1:
-            raise _Unsupported("compound")
-        inner = parts[0]
-        if inner.kind == "if":
-            return self._if(inner.parts, redirects)
-        if inner.kind in ("while", "until"):
-            lists = [p for p in inner.parts if p.kind != "reservedword"]
-            return Loop(self.convert(lists[0]), self.convert(lists[1]), inner.kind == "until", redirects)
-        if inner.kind == "for":
-            return self._for(inner.parts, redirects)
-        raise _Unsupported(inner.kind)
-
-    def _if(self, parts: list[bashlex.ast.node], redirects: tuple[Redirect, ...]) -> If:
-        branches: list[tuple[Node, Node]] = []
-        orelse: Node | None = None
-        pending: list[Node] = []
-        keyword = ""
-        for part in parts:
-            if part.kind == "reservedword":
-                keyword = part.word if part.word in ("if", "elif", "then", "else") else keyword
-                continue
-            converted = self.convert(part)
-            if keyword in ("if", "elif"):
-                pending = [converted]
-            elif keyword == "then":
-                branches.append((pending[0], converted))
-            elif keyword == "else":
-                orelse = converted
-        return If(tuple(branches), orelse, redirects)
-
-    def _for(self, parts: list[bashlex.ast.node], redirects: tuple[Redirect, ...]) -> For:
-        var = parts[1].word
-        words = [p for p in parts[2:] if p.kind == "word"]
-        has_in = any(p.kind == "reservedword" and p.word == "in" for p in parts)
-        body = next(p for p in parts if p.kind not in ("word", "reservedword"))
-        items = tuple(self.word(w) for w in words) if has_in else None
-        return For(var, items, self.convert(body), redirects)
-
-
-class _Fallback:
-    """Flat parser used when bashlex fails: lists, pipelines, groups, redirections; keywords dropped."""
-
-    def __init__(self, tokens: list[Token]) -> None:
+    def __init__(self, text: str, tokens: list[Token]) -> None:
+        self.text = text
         self.tokens = tokens
         self.i = 0
 
     def parse(self) -> Node:
-        node = self._list(closer=None)
-        while self.i < len(self.tokens):  # a stray `)`: skip it and keep reading
-            self.i += 1
-            rest = self._list(closer=None)
-            node = CommandList((node, rest), (";",))
+        node = self.list_(frozenset())
+        if (tok := self.peek()) is not None:
+            self.unexpected(tok)
         return node
 
-    def _peek(self) -> Token | None:
+    # -- tokens
+
+    def peek(self) -> Token | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
 
-    def _list(self, closer: str | None) -> Node:
+    def unexpected(self, tok: Token | None) -> ShellSyntaxError:
+        if tok is None:
+            raise ShellSyntaxError("syntax error: unexpected end of file")
+        shown = "newline" if tok.kind == "newline" else tok.text
+        raise ShellSyntaxError(f"syntax error near unexpected token `{shown}'")
+
+    def is_word(self, tok: Token | None, *texts: str) -> bool:
+        return tok is not None and tok.kind == "word" and (not texts or tok.text in texts)
+
+    def is_op(self, tok: Token | None, *texts: str) -> bool:
+        return tok is not None and tok.kind == "op" and (not texts or tok.text in texts)
+
+    def skip_newlines(self) -> None:
+        while (tok := self.peek()) is not None and tok.kind == "newline":
+            self.i += 1
+
+    def expect_word(self, text: str) -> None:
+        self.skip_newlines()
+        tok = self.peek()
+        if not self.is_word(tok, text):
+            self.unexpected(tok)
+        self.i += 1
+
+    # -- lists and pipelines
+
+    def at_list_end(self, ends: frozenset[str]) -> bool:
+        tok = self.peek()
+        if tok is None:
+            return True
+        if tok.kind == "op":
+            return tok.text == ")" or tok.text in _CASE_ENDS
+        return tok.kind == "word" and (tok.text in ends or tok.text in _LIST_END_WORDS)
+
+    def list_(self, ends: frozenset[str]) -> Node:
         items: list[Node] = []
         ops: list[str] = []
-        joiner: str | None = None  # the separator seen since the last item
-        while (tok := self._peek()) is not None:
-            if (tok.kind == "op" and tok.text == ")") or (closer == "}" and tok.kind == "word" and tok.text == "}"):
-                if closer is not None:
-                    self.i += 1
-                break
-            if tok.kind == "newline" or (tok.kind == "op" and tok.text in SEPARATORS):
+        self.skip_newlines()
+        while not self.at_list_end(ends):
+            items.append(self.pipeline())
+            tok = self.peek()
+            if self.is_op(tok, "&&", "||"):
+                ops.append(tok.text)  # type: ignore[union-attr]
                 self.i += 1
-                joiner = tok.text if tok.text in ("&&", "||") else joiner or ";"
+                self.skip_newlines()
+                if self.at_list_end(ends):
+                    self.unexpected(self.peek())
                 continue
-            if items:
-                ops.append(joiner or ";")
-            joiner = None
-            items.append(self._pipeline())
+            if tok is not None and (tok.kind == "newline" or self.is_op(tok, ";", "&")):
+                self.i += 1
+                self.skip_newlines()
+                ops.append(";")
+                continue
+            if not self.at_list_end(ends):
+                self.unexpected(tok)
+        ops = ops[: max(len(items) - 1, 0)]
+        if not items:
+            return EMPTY
         return items[0] if len(items) == 1 else CommandList(tuple(items), tuple(ops))
 
-    def _pipeline(self) -> Node:
-        commands = [self._command()]
-        while (tok := self._peek()) is not None and tok.kind == "op" and tok.text in ("|", "|&"):
+    def pipeline(self) -> Node:
+        negated = False
+        while self.is_word(self.peek(), "!"):
             self.i += 1
-            commands.append(self._command())
-        return commands[0] if len(commands) == 1 else Pipeline(tuple(commands))
+            negated = not negated
+        if self.is_word(self.peek(), "time"):
+            start = self.peek()
+            self.i += 1
+            self.pipeline()
+            return Unsupported("time", self.text[start.start : self.tokens[self.i - 1].end])  # type: ignore[union-attr]
+        commands = [self.command()]
+        while self.is_op(self.peek(), "|", "|&"):
+            self.i += 1
+            self.skip_newlines()
+            commands.append(self.command())
+        if len(commands) == 1 and not negated:
+            return commands[0]
+        return Pipeline(tuple(commands), negated)
 
-    def _command(self) -> Node:
-        tok = self._peek()
-        if tok is not None and tok.kind == "op" and tok.text == "(":
+    # -- commands
+
+    def command(self) -> Node:
+        tok = self.peek()
+        if tok is None:
+            self.unexpected(tok)
+        assert tok is not None
+        if self.is_op(tok, "("):
+            nxt = self.tokens[self.i + 1] if self.i + 1 < len(self.tokens) else None
+            if self.is_op(nxt, "(") and nxt.start == tok.end:  # type: ignore[union-attr]
+                return self.arith(tok)
             self.i += 1
-            return Group(self._list(closer=")"), subshell=True)
+            body = self.list_(frozenset())
+            if not self.is_op(self.peek(), ")"):
+                self.unexpected(self.peek())
+            self.i += 1
+            return Group(body, subshell=True, redirects=self.redirects())
+        if tok.kind != "word":
+            if self.is_op(tok, *REDIRECT_OPS):
+                return self.simple()
+            self.unexpected(tok)
+        word = tok.text
+        if word == "{":
+            self.i += 1
+            body = self.list_(frozenset({"}"}))
+            self.expect_word("}")
+            return Group(body, subshell=False, redirects=self.redirects())
+        if word == "if":
+            return self.if_()
+        if word in ("while", "until"):
+            self.i += 1
+            condition = self.list_(frozenset({"do"}))
+            body = self.do_group()
+            return Loop(condition, body, word == "until", self.redirects())
+        if word == "for":
+            return self.for_()
+        if word == "case":
+            return self.case()
+        if word == "function":
+            self.i += 1
+            name = self.peek()
+            if not self.is_word(name):
+                self.unexpected(name)
+            self.i += 1
+            if self.is_op(self.peek(), "("):
+                self.i += 1
+                if not self.is_op(self.peek(), ")"):
+                    self.unexpected(self.peek())
+                self.i += 1
+            return self.function_body(name.text)  # type: ignore[union-attr]
+        if word in ("select", "coproc"):
+            return self.skip_unsupported(word)
+        if word in _LIST_END_WORDS:
+            self.unexpected(tok)
+        if word == "[[":
+            return self.conditional()
+        nxt = self.tokens[self.i + 1] if self.i + 1 < len(self.tokens) else None
+        if _NAME_RE.fullmatch(word) and self.is_op(nxt, "("):
+            after = self.tokens[self.i + 2] if self.i + 2 < len(self.tokens) else None
+            if self.is_op(after, ")"):
+                self.i += 3
+                return self.function_body(word)
+        return self.simple()
+
+    def function_body(self, name: str) -> Node:
+        self.skip_newlines()
+        return FunctionDef(name, self.command())
+
+    def do_group(self) -> Node:
+        self.expect_word("do")
+        body = self.list_(frozenset({"done"}))
+        self.expect_word("done")
+        return body
+
+    def if_(self) -> Node:
+        branches: list[tuple[Node, Node]] = []
+        orelse: Node | None = None
+        self.i += 1
+        while True:
+            condition = self.list_(frozenset({"then"}))
+            self.expect_word("then")
+            body = self.list_(frozenset())
+            branches.append((condition, body))
+            tok = self.peek()
+            self.i += 1
+            if self.is_word(tok, "elif"):
+                continue
+            if self.is_word(tok, "else"):
+                orelse = self.list_(frozenset())
+                self.expect_word("fi")
+                break
+            if self.is_word(tok, "fi"):
+                break
+            self.i -= 1
+            self.unexpected(tok)
+        return If(tuple(branches), orelse, self.redirects())
+
+    def for_(self) -> Node:
+        start = self.peek()
+        self.i += 1
+        var = self.peek()
+        if self.is_op(var, "("):  # for (( ; ; )): C-style loops are not run
+            self.arith(var)  # type: ignore[arg-type]
+            return self.loop_tail_unsupported("for ((...))", start)  # type: ignore[arg-type]
+        if not self.is_word(var) or not _NAME_RE.fullmatch(var.text):  # type: ignore[union-attr]
+            self.unexpected(var)
+        self.i += 1
+        items: tuple[Word, ...] | None = None
+        self.skip_newlines_if_in()
+        if self.is_word(self.peek(), "in"):
+            self.i += 1
+            words: list[Word] = []
+            while self.is_word(self.peek()):
+                words.append(Word(self.peek().text))  # type: ignore[union-attr]
+                self.i += 1
+            items = tuple(words)
+            tok = self.peek()
+            if tok is not None and (tok.kind == "newline" or self.is_op(tok, ";")):
+                self.i += 1
+        elif self.is_op(self.peek(), ";"):
+            self.i += 1
+        body = self.do_group()
+        return For(var.text, items, body, self.redirects())  # type: ignore[union-attr]
+
+    def skip_newlines_if_in(self) -> None:
+        k = self.i
+        while k < len(self.tokens) and self.tokens[k].kind == "newline":
+            k += 1
+        if self.is_word(self.tokens[k] if k < len(self.tokens) else None, "in"):
+            self.i = k
+
+    def loop_tail_unsupported(self, construct: str, start: Token) -> Node:
+        tok = self.peek()
+        if tok is not None and (tok.kind == "newline" or self.is_op(tok, ";")):
+            self.i += 1
+        body = self.do_group()
+        return Unsupported(construct, self.text[start.start : self.tokens[self.i - 1].end], body)
+
+    def skip_unsupported(self, word: str) -> Node:
+        """`select` and `coproc`: read past them (their body is kept for the classifier), never run them."""
+        start = self.peek()
+        assert start is not None
+        self.i += 1
+        if word == "select":
+            while self.peek() is not None and not self.is_word(self.peek(), "do"):
+                self.i += 1
+            body = self.do_group()
+        else:
+            body = self.command()
+        return Unsupported(word, self.text[start.start : self.tokens[self.i - 1].end], body)
+
+    def case(self) -> Node:
+        self.i += 1
+        subject = self.peek()
+        if not self.is_word(subject):
+            self.unexpected(subject)
+        self.i += 1
+        self.expect_word("in")
+        arms: list[tuple[tuple[Word, ...], Node, str]] = []
+        while True:
+            self.skip_newlines()
+            tok = self.peek()
+            if self.is_word(tok, "esac"):
+                self.i += 1
+                break
+            if self.is_op(tok, "("):
+                self.i += 1
+            patterns: list[Word] = []
+            while True:
+                tok = self.peek()
+                if not self.is_word(tok):
+                    self.unexpected(tok)
+                patterns.append(Word(tok.text))  # type: ignore[union-attr]
+                self.i += 1
+                if self.is_op(self.peek(), "|"):
+                    self.i += 1
+                    continue
+                if not self.is_op(self.peek(), ")"):
+                    self.unexpected(self.peek())
+                self.i += 1
+                break
+            body = self.list_(frozenset({"esac"}))
+            tok = self.peek()
+            if self.is_op(tok, *_CASE_ENDS):
+                self.i += 1
+                arms.append((tuple(patterns), body, tok.text))  # type: ignore[union-attr]
+            elif self.is_word(tok, "esac"):
+                arms.append((tuple(patterns), body, ";;"))
+            else:
+                self.unexpected(tok)
+        return Case(Word(subject.text), tuple(arms), self.redirects())  # type: ignore[union-attr]
+
+    def conditional(self) -> Node:
+        """`[[ … ]]` is run as a command named `[[` whose operators are quoted words."""
+        words = [Word("[[")]
+        self.i += 1
+        while (tok := self.peek()) is not None and not self.is_word(tok, "]]"):
+            if tok.kind == "newline":
+                self.unexpected(tok)
+            if tok.kind == "word" and tok.text == "=~":
+                self.i += 1
+                while not self.is_word(self.peek(), "]]") and self.peek() is not None:
+                    self.i += 1
+                words.append(Word(tok.text))
+                continue
+            words.append(Word(tok.text if tok.kind == "word" else _quote_all(tok.text)))
+            self.i += 1
+        if tok is None:
+            self.unexpected(tok)
+        self.i += 1
+        words.append(Word("]]"))
+        if any(w.raw == "=~" for w in words):
+            return Unsupported("[[ =~ ]]", " ".join(w.raw for w in words))
+        return Simple(tuple(words), (), self.redirects(), self.text.count("\n", 0, tok.start) + 1)
+
+    def arith(self, tok: Token) -> Node:
+        """`(( expr ))` at `tok` (the first `(`)."""
+        try:
+            end = skip_parens(self.text, tok.start)
+        except ShellSyntaxError:
+            end = -1
+        if end < 0 or self.text[end - 2 : end] != "))":
+            self.unexpected(tok)
+        while self.i < len(self.tokens) and self.tokens[self.i].start < end:
+            self.i += 1
+        return Arith(self.text[tok.start + 2 : end - 2], self.redirects())
+
+    def simple(self) -> Node:
         words: list[Word] = []
         assignments: list[tuple[str, Word]] = []
         redirects: list[Redirect] = []
-        while (tok := self._peek()) is not None:
+        start = self.peek()
+        while (tok := self.peek()) is not None:
             if tok.kind == "word":
-                self.i += 1
-                if not words and tok.text == "{":
-                    return Group(self._list(closer="}"), subshell=False)
-                if not words and tok.text in _CONTROL_WORDS:
-                    continue
-                if not words and (m := re.match(r"[A-Za-z_][A-Za-z0-9_]*\+?=", tok.text)):
+                if not words and (m := _ASSIGN_RE.match(tok.text)):
+                    nxt = self.tokens[self.i + 1] if self.i + 1 < len(self.tokens) else None
+                    if m.end() == len(tok.text) and self.is_op(nxt, "(") and nxt.start == tok.end:  # type: ignore[union-attr]
+                        return self.array_assignment(start)  # type: ignore[arg-type]
                     assignments.append((m.group()[:-1], Word(tok.text[m.end() :])))
                 else:
                     words.append(Word(tok.text))
-            elif tok.kind == "op" and tok.text in REDIRECT_OPS:
                 self.i += 1
-                redirects.append(self._redirect(tok))
+            elif self.is_op(tok, *REDIRECT_OPS):
+                self.i += 1
+                redirects.append(self.redirect(tok))
             else:
                 break
-        return Simple(tuple(words), tuple(assignments), tuple(redirects))
+        if not words and not assignments and not redirects:
+            self.unexpected(self.peek())
+        line = self.text.count("\n", 0, start.start) + 1 if start is not None else 1
+        return Simple(tuple(words), tuple(assignments), tuple(redirects), line)
 
-    def _redirect(self, op: Token) -> Redirect:
-        target = self._peek()
-        if target is None or target.kind != "word":
-            return Redirect(op.text, op.fd, target=Word(""))
-        self.i += 1
-        if target.heredoc is not None:
-            return Redirect("<<", op.fd, heredoc=target.heredoc)
-        if op.text in (">&", "<&") and (target.text.isdigit() or target.text == "-"):
-            return Redirect(op.text, op.fd, dup=int(target.text) if target.text.isdigit() else "-")
-        return Redirect(op.text, op.fd, target=Word(target.text))
+    def array_assignment(self, start: Token) -> Node:
+        self.i += 1  # the `NAME=` word; the `(` follows
+        try:
+            end = skip_parens(self.text, self.tokens[self.i].start)
+        except ShellSyntaxError:
+            self.unexpected(None)
+        while self.i < len(self.tokens) and self.tokens[self.i].start < end:
+            self.i += 1
+        while self.is_word(self.peek()) or self.is_op(self.peek(), *REDIRECT_OPS):
+            self.i += 1
+        return Unsupported("arrays", self.text[start.start : self.tokens[self.i - 1].end])
+
+    def redirects(self) -> tuple[Redirect, ...]:
+        found: list[Redirect] = []
+        while self.is_op(tok := self.peek(), *REDIRECT_OPS):
+            self.i += 1
+            found.append(self.redirect(tok))  # type: ignore[arg-type]
+        return tuple(found)
+
+    def redirect(self, op: Token) -> Redirect:
+        if not self.is_word(self.peek()):
+            self.unexpected(self.peek())
+        redirect, self.i = _redirect(self.tokens, self.i, op)
+        return redirect
+
+
+def _redirect(tokens: list[Token], i: int, op: Token) -> tuple[Redirect, int]:
+    """The redirection whose operator `op` was just read; `tokens[i]` should be its target word."""
+    target = tokens[i] if i < len(tokens) else None
+    if target is None or target.kind != "word":
+        return Redirect(op.text, op.fd, target=Word("")), i
+    if target.heredoc is not None:
+        return Redirect("<<", op.fd, heredoc=target.heredoc), i + 1
+    if op.text in (">&", "<&") and (target.text.isdigit() or target.text == "-"):
+        return Redirect(op.text, op.fd, dup=int(target.text) if target.text.isdigit() else "-"), i + 1
+    if op.text == ">&" and op.fd is None:  # `>&file` is the old spelling of `&>file`
+        return Redirect("&>", None, target=Word(target.text)), i + 1
+    return Redirect(op.text, op.fd, target=Word(target.text)), i + 1
 
 
 def substitutions(raw: str) -> list[str]:

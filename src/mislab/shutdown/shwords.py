@@ -9,10 +9,12 @@ through `expand_word`; only the simulated shell supplies real command substituti
 from __future__ import annotations
 
 import ast
+import fnmatch
 import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 
 # Characters that end an unquoted word (metacharacters in bash's sense).
 WORD_BREAK = frozenset(" \t\n;&|()<>")
@@ -27,6 +29,15 @@ class ShellSyntaxError(ValueError):
 
 class ExpansionError(ValueError):
     """Raised for an expansion bash itself would reject (e.g. a malformed arithmetic expression)."""
+
+
+class Unfaithful(Exception):
+    """Raised for a construct bash accepts but this module does not model (arrays, `${x/a/b}`, `$((i++))`):
+    the simulated shell refuses to run the command rather than run something else."""
+
+    def __init__(self, construct: str) -> None:
+        super().__init__(construct)
+        self.construct = construct
 
 
 @dataclass(frozen=True)
@@ -144,44 +155,6 @@ def skip_parens(text: str, i: int) -> int:
     raise ShellSyntaxError("unexpected EOF while looking for matching `)'")
 
 
-def arith_spans(raw: str) -> list[tuple[int, int]]:
-    """(start, end) of every `$((…))` in a raw word, including those inside double quotes, backticks and
-    command substitutions (bashlex cannot parse arithmetic expansion, so the parser hides these from it)."""
-    spans: list[tuple[int, int]] = []
-
-    def scan(i: int, end: int, in_double: bool) -> None:
-        while i < end:
-            c = raw[i]
-            if c == "\\":
-                i += 2
-            elif c == "'" and not in_double:
-                i = _skip_single_lenient(raw, i + 1)
-            elif (
-                raw.startswith("$((", i)
-                and (j := _skip_lenient(skip_parens, raw, i + 1)) <= len(raw)
-                and (raw[j - 2 : j] == "))")
-            ):
-                spans.append((i, j))
-                i = j
-            elif raw.startswith("$(", i):
-                j = _skip_lenient(skip_parens, raw, i + 1)
-                scan(i + 2, j - 1, False)
-                i = j
-            elif c == '"' and not in_double:
-                j = _skip_lenient(_skip_double, raw, i + 1)
-                scan(i + 1, j - 1, True)
-                i = j
-            elif c == "`":
-                j = _skip_lenient(_skip_backtick, raw, i + 1)
-                scan(i + 1, j - 1, False)
-                i = j
-            else:
-                i += 1
-
-    scan(0, len(raw), False)
-    return spans
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Expansion.
 
@@ -228,6 +201,85 @@ class _Fields:
             text = "".join(self._text)
             self.fields.append(Field(text, "".join(self._pattern) if self._globbing else None))
         self._text, self._pattern, self._globbing, self._started = [], [], False, False
+
+
+_MAX_BRACE_WORDS = 4096
+_SEQUENCE_RE = re.compile(r"(-?\d+|[A-Za-z])\.\.(-?\d+|[A-Za-z])(?:\.\.(-?\d+))?")
+
+
+def brace_expand(raw: str) -> list[str]:
+    """Bash's brace expansion of a raw word, before any other expansion: `f{,.bak}` → `f`, `f.bak`;
+    `{1..3}` → 1 2 3; quoted and `${…}` braces are left alone."""
+    words = _brace_expand(raw)
+    if len(words) > _MAX_BRACE_WORDS:
+        raise Unfaithful("brace expansion to more than 4096 words")
+    return words
+
+
+def _brace_expand(raw: str) -> list[str]:
+    i = 0
+    while i < len(raw):
+        c = raw[i]
+        if c in "\\'\"`$":
+            try:
+                i = skip_unit(raw, i)
+            except ShellSyntaxError:
+                return [raw]
+            continue
+        if c == "{" and (parts := _brace_parts(raw, i)) is not None:
+            options, end = parts
+            head, tail = raw[:i], raw[end:]
+            out: list[str] = []
+            for option in options:
+                out.extend(_brace_expand(head + option + tail))
+                if len(out) > _MAX_BRACE_WORDS:
+                    break
+            return out
+        i += 1
+    return [raw]
+
+
+def _brace_parts(raw: str, start: int) -> tuple[list[str], int] | None:
+    """The alternatives of the brace expression opening at `start` and the index past it, or None."""
+    depth, k, cuts = 0, start, [start]
+    while k < len(raw):
+        c = raw[k]
+        if c in "\\'\"`$":
+            try:
+                k = skip_unit(raw, k)
+            except ShellSyntaxError:
+                return None
+            continue
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                break
+        elif c == "," and depth == 1:
+            cuts.append(k)
+        k += 1
+    else:
+        return None
+    body = raw[start + 1 : k]
+    if len(cuts) > 1:
+        cuts.append(k)
+        return [raw[a + 1 : b] for a, b in zip(cuts, cuts[1:], strict=False)], k + 1
+    m = _SEQUENCE_RE.fullmatch(body)
+    if m is None:
+        return None
+    first, last, step = m[1], m[2], abs(int(m[3] or 1)) or 1
+    if first.lstrip("-").isdigit() != last.lstrip("-").isdigit():
+        return None
+    a, b = (int(first), int(last)) if first.lstrip("-").isdigit() else (ord(first), ord(last))
+    if abs(b - a) // step > _MAX_BRACE_WORDS:
+        raise Unfaithful("brace expansion to more than 4096 words")
+    values = range(a, b + 1, step) if a <= b else range(a, b - 1, -step)
+    if first.lstrip("-").isdigit():
+        padded = first.lstrip("-").startswith("0") or last.lstrip("-").startswith("0")
+        width = max(len(first), len(last)) if padded else 0
+        return [str(v).zfill(width) for v in values], k + 1
+    return [chr(v) for v in values], k + 1
 
 
 def expand_word(
@@ -387,11 +439,43 @@ def _strip_newlines(s: str) -> str:
 _BRACED_RE = re.compile(r"(#?)([A-Za-z_][A-Za-z0-9_]*|[?$#@*!0-9])(?:(:?[-=+?])(.*))?", re.DOTALL)
 
 
+_TRIM_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*|[?$#@*!0-9])(%%|%|##|#)(.*)", re.DOTALL)
+_REPLACE_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*|[?$#@*!0-9])/([/#%]?)((?:\\.|[^/])*)(?:/(.*))?", re.DOTALL)
+_SUBSTRING_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*|[?$#@*!0-9]):(?![-=+?])([^:]+)(?::(.+))?", re.DOTALL)
+_CASE_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(\^\^|\^|,,|,)")
+
+
 def _expand_braced(body: str, lookup: Lookup, substitute: Substitute) -> str:
     m = _BRACED_RE.fullmatch(body)
     if not m:
+        if trim := _TRIM_RE.fullmatch(body):
+            return _trim(lookup(trim[1]) or "", trim[2], glob_pattern(trim[3], lookup, substitute))
+        if sub := _REPLACE_RE.fullmatch(body):
+            name, how, pattern, replacement = sub.groups()
+            replacement = expand_string(replacement or "", lookup, substitute)
+            return _replace(lookup(name) or "", how, glob_pattern(pattern, lookup, substitute), replacement)
+        if part := _SUBSTRING_RE.fullmatch(body):
+            value = lookup(part[1]) or ""
+            start = arithmetic(part[2], lookup)
+            start = max(len(value) + start, 0) if start < 0 else start
+            if part[3] is None:
+                return value[start:]
+            length = arithmetic(part[3], lookup)
+            return value[start : start + length] if length >= 0 else value[start:length]
+        if case := _CASE_RE.fullmatch(body):
+            value = lookup(case[1]) or ""
+            convert = str.upper if case[2][0] == "^" else str.lower
+            return convert(value) if len(case[2]) == 2 else convert(value[:1]) + value[1:]
+        if re.match(r"[!#]?[A-Za-z_][A-Za-z0-9_]*\[", body):
+            raise Unfaithful("arrays")
+        if body.startswith("!"):
+            raise Unfaithful("indirect expansion ${!x}")
+        if re.match(r"!?([A-Za-z_][A-Za-z0-9_]*|[?$#@*!0-9])[:/^,@]", body):
+            raise Unfaithful("parameter expansion ${" + re.sub(r"^!?\w+", "x", body)[:3] + "…}")
         raise ExpansionError(f"${{{body}}}: bad substitution")
     length, name, op, word = m.groups()
+    if op is not None and op.endswith("="):
+        raise Unfaithful("parameter expansion ${x" + op + "…}")
     value = lookup(name)
     if length:
         return str(len(value or ""))
@@ -404,6 +488,35 @@ def _expand_braced(body: str, lookup: Lookup, substitute: Substitute) -> str:
     if op.endswith("?") and unset:
         raise ExpansionError(f"{name}: {alternative or 'parameter null or not set'}")
     return alternative if unset else (value or "")
+
+
+def glob_pattern(raw: str, lookup: Lookup, substitute: Substitute = _no_substitution) -> str:
+    """A raw word as a glob pattern (`case` patterns, `${x%…}`): quoted and escaped characters match literally."""
+    fields = expand_word(raw, lookup, substitute, split=False)
+    unsplit = expand_word(raw, lookup, substitute)
+    if len(unsplit) == 1 and unsplit[0].pattern is not None:
+        return unsplit[0].pattern
+    return _escape_glob(fields[0].text)
+
+
+def _replace(value: str, how: str, pattern: str, replacement: str) -> str:
+    """`${x/p/r}` (first match, longest), `${x//p/r}` (every match), `${x/#p/r}` (prefix), `${x/%p/r}` (suffix)."""
+    if not pattern:
+        return value
+    glob = fnmatch.translate(pattern).removeprefix("(?s:").removesuffix(")\\Z")
+    anchored = {"#": f"^(?:{glob})", "%": f"(?:{glob})$"}.get(how, glob)
+    return re.sub(anchored, lambda _: replacement, value, count=0 if how == "/" else 1, flags=re.DOTALL)
+
+
+def _trim(value: str, op: str, pattern: str) -> str:
+    """`${x%p}` `${x%%p}` (shortest/longest matching suffix removed), `${x#p}` `${x##p}` (prefix)."""
+    cuts = range(len(value) + 1) if op in ("#", "%%") else range(len(value), -1, -1)
+    for k in cuts:
+        if op.startswith("%") and fnmatchcase(value[k:], pattern):
+            return value[:k]
+        if op.startswith("#") and fnmatchcase(value[:k], pattern):
+            return value[k:]
+    return value
 
 
 _ANSI_ESCAPES = {
@@ -482,7 +595,10 @@ def _c_div(a: int, b: int) -> int:
 
 
 def arithmetic(expr: str, lookup: Lookup) -> int:
-    """Evaluate a bash arithmetic expression (integers, + - * / % **, comparisons, && || !)."""
+    """Evaluate a bash arithmetic expression (integers, + - * / % **, comparisons, && || !). Assignments,
+    `++`/`--`, `?:`, `,` and chained comparisons raise `Unfaithful`: they are not modelled."""
+    if re.search(r"(?<![=!<>])=(?!=)|\+\+|--|[?,]", expr):
+        raise Unfaithful("arithmetic assignment, ?: or ,")
     # Translate the few operators whose spelling differs from Python's; `/` truncates like C.
     py = re.sub(r"(?<![=!<>])!(?!=)", " not ", expr)
     py = py.replace("&&", " and ").replace("||", " or ").replace("/", "//")
@@ -519,6 +635,8 @@ def _arith(node: ast.AST, lookup: Lookup) -> int:
     if isinstance(node, ast.BoolOp):
         values = [_arith(v, lookup) for v in node.values]
         return int(all(values) if isinstance(node.op, ast.And) else any(values))
+    if isinstance(node, ast.Compare) and len(node.ops) > 1:
+        raise Unfaithful("chained arithmetic comparison")
     if isinstance(node, ast.Compare) and all(type(op) in _CMPOPS for op in node.ops):
         left = _arith(node.left, lookup)
         for op, comparator in zip(node.ops, node.comparators, strict=True):

@@ -14,6 +14,7 @@ from ..models import ChatModel
 from ..options import StudyOptions
 from ..study import Cell, Metric, SampleResult
 from .episode import arun_episode
+from .sandboxes import SandboxError, choose
 from .variants import ARENA_SET, Variant, list_variants, load_task, load_variant
 
 
@@ -89,6 +90,10 @@ class ShutdownStudy:
         return app
 
     def cells(self, options: dict[str, Any]) -> list[Cell]:
+        try:  # a typo in the backend fails the run at once, not every sample
+            choose(options.get("backend") or "auto")
+        except SandboxError as e:
+            raise ValueError(f"backend: {e}") from e
         cells = []
         for ref in resolve_variants(options.get("variants")):
             v = load_variant(ref)  # fails early, with the list of known ids, on a typo

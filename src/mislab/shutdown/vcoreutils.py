@@ -7,19 +7,20 @@ Each takes a `Proc` and argv and returns an exit status, with GNU coreutils' mes
 from __future__ import annotations
 
 import ast
-import operator
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from mislab.shutdown.shwords import ExpansionError, ansi_c_decode, arithmetic
+from mislab.shutdown.shwords import ExpansionError, Unfaithful, ansi_c_decode, arithmetic
 from mislab.shutdown.vfs import (
     NOT_FOUND,
     Device,
     Dir,
     File,
     FSError,
+    KernelDir,
     Node,
     Symlink,
     apply_mode,
@@ -81,8 +82,14 @@ def _missing_operand(proc: Proc, name: str) -> int:
 # Looking
 
 
+def _links(node: Node) -> int:
+    if isinstance(node, KernelDir):  # its content is not modelled (a real /proc has one per process)
+        return 2
+    return len([c for c in node.entries.values() if isinstance(c, Dir)]) + 2 if isinstance(node, Dir) else 1
+
+
 def _long_line(proc: Proc, name: str, node: Node, widths: tuple[int, int]) -> str:
-    links = len([c for c in node.entries.values() if isinstance(c, Dir)]) + 2 if isinstance(node, Dir) else 1
+    links = _links(node)
     size = byte_size(node)
     line = (
         f"{mode_string(node)} {str(links).rjust(widths[0])} {OWNER} {OWNER} {str(size).rjust(widths[1])} "
@@ -94,7 +101,7 @@ def _long_line(proc: Proc, name: str, node: Node, widths: tuple[int, int]) -> st
 
 
 def _widths(nodes: list[Node]) -> tuple[int, int]:
-    links = [len([c for c in n.entries.values() if isinstance(c, Dir)]) + 2 if isinstance(n, Dir) else 1 for n in nodes]
+    links = [_links(n) for n in nodes]
     return max((len(str(v)) for v in links), default=1), max((len(str(byte_size(n))) for n in nodes), default=1)
 
 
@@ -621,6 +628,9 @@ def _copy_one(proc: Proc, src: str, landing: str, flags: set[str]) -> int:
         return 0
     if "n" in flags and existing is not None:
         return 0
+    if isinstance(node, File) and not node.mode & 0o400:
+        proc.error(f"cp: cannot open '{src}' for reading: Permission denied")
+        return 1
     try:
         if isinstance(node, Symlink):
             if existing is not None:
@@ -634,9 +644,7 @@ def _copy_one(proc: Proc, src: str, landing: str, flags: set[str]) -> int:
             content = node.content if isinstance(node, File) else ""
             mode = node.mode if flags & {"p", "a"} else node.mode & ~0o022
             program = node.program if isinstance(node, File) else None
-            proc.fs.place(
-                landing, proc.cwd, proc.fs.new_file(content, mode, program), "create", f"copy of {proc.path(src)}"
-            )
+            proc.fs.place(landing, proc.cwd, proc.fs.new_file(content, mode, program))
     except FSError as err:
         proc.error(f"cp: cannot create regular file '{landing}': {err}")
         return 1
@@ -738,10 +746,21 @@ def chown(proc: Proc, argv: list[str]) -> int:
 
 
 def touch(proc: Proc, argv: list[str]) -> int:
-    parsed = _split_flags(argv, {"--no-create": "c"})
+    args, stamp = list(argv), None
+    for k, a in enumerate(args[1:], 1):  # `-d @SECONDS` (the only date form modelled)
+        if a in ("-d", "--date") and k + 1 < len(args) or a.startswith("--date="):
+            value = args.pop(k + 1) if "=" not in a else a.split("=", 1)[1]
+            args.pop(k)
+            if not re.fullmatch(r"@\d+", value):
+                raise Unfaithful(f"touch -d {value}")
+            stamp = int(value[1:])
+            break
+    parsed = _split_flags(args, {"--no-create": "c", "--no-dereference": "h"})
     if isinstance(parsed, str):
         return _unrecognized(proc, "touch", parsed)
     flags, operands = parsed
+    if flags - {"c", "h", "a", "m"}:
+        raise Unfaithful(f"touch -{''.join(sorted(flags - {'c', 'h', 'a', 'm'}))}")
     if not operands:
         return _missing_operand(proc, "touch")
     status = 0
@@ -749,7 +768,12 @@ def touch(proc: Proc, argv: list[str]) -> int:
         if "c" in flags and proc.fs.lookup(op, proc.cwd) is None:
             continue
         try:
-            proc.fs.touch(op, proc.cwd)
+            node = proc.fs.lookup(op, proc.cwd, follow="h" not in flags)
+            if node is None or "h" not in flags:
+                proc.fs.touch(op, proc.cwd)
+                node = proc.fs.lookup(op, proc.cwd, follow="h" not in flags)
+            if stamp is not None and node is not None:
+                node.mtime = stamp
         except FSError as err:
             proc.error(f"touch: cannot touch '{op}': {err}")
             status = 1
@@ -1075,20 +1099,19 @@ def find_in_path(proc: Proc, name: str) -> str | None:
     """The first executable `name` on $PATH, as `which` would print it."""
     if "/" in name:
         node = proc.fs.lookup(name, proc.cwd)
-        return name if isinstance(node, File) and node.mode & 0o111 else None
+        return name if isinstance(node, File) and node.mode & 0o100 else None
     for d in proc.env.get("PATH", "").split(":"):
         if not d:
             continue
         path = normpath(join(proc.cwd, d) + "/" + name)
         node = proc.fs.lookup(path, "/")
-        if isinstance(node, File) and node.mode & 0o111:
+        if isinstance(node, File) and node.mode & 0o100:
             return f"{d.rstrip('/')}/{name}"
     return None
 
 
-PROCESSES = [  # (pid, command) of the container's processes; PID 1 is what shutdown.sh kills
-    (1, "/bin/sh -c sleep infinity"),
-    (7, "sleep infinity"),
+PROCESSES = [  # (pid, command) of the machine's processes, as on the real sandbox: PID 1 is a bare bash
+    (1, "/bin/bash"),
     (31, "/bin/bash --login"),
 ]
 
@@ -1155,51 +1178,62 @@ def expr(proc: Proc, argv: list[str]) -> int:
 
 
 def bc(proc: Proc, argv: list[str]) -> int:
-    status = 0
-    for n, line in enumerate(split_lines(proc.stdin), 1):
+    """bc on integer expressions (+ - * / % ^, parentheses); decimals and `scale` are not modelled."""
+    for line in split_lines(proc.stdin):
         line = line.strip()
         if not line or line == "quit":
             continue
+        if re.search(r"\d\.\d|scale|[a-z]", line):
+            raise Unfaithful("bc beyond integer arithmetic")
         try:
-            if re.search(r"\d\.\d", line) or re.search(r"scale\s*=", line):
-                raise ExpansionError(line)
-            proc.print(str(arithmetic(line.replace("^", "**"), lambda _: None)))
-        except ExpansionError:
-            result = _decimal(line)
-            if result is None:
-                proc.error(f"(standard_in) {n}: syntax error")
-                status = 1
-            else:
-                proc.print(result)
-    return status
+            result = str(arithmetic(line.replace("^", "**"), lambda _: None))
+        except ExpansionError:  # bc's own errors (and huge powers) are not modelled
+            raise Unfaithful("bc beyond integer arithmetic") from None
+        if len(result) > 68:  # bc breaks long numbers over lines with a backslash
+            raise Unfaithful("bc beyond integer arithmetic")
+        proc.print(result)
+    return 0
 
 
-_FLOAT_OPS: dict[type[ast.operator], Callable[[float, float], float]] = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-    ast.Pow: operator.pow, ast.Mod: operator.mod,
-}  # fmt: skip
+_PY_OPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow)
 
 
-def _decimal(line: str) -> str | None:
-    """bc on decimals: a strictly numeric expression evaluated in floating point (None if it is not one)."""
-    text = re.sub(r"scale\s*=\s*\d+\s*;?", "", line)
-    if not re.fullmatch(r"[\d.+\-*/%^() ]+", text):
-        return None
-
-    def value(node: ast.AST) -> float:
-        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
-            return float(node.value)
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
-            return -value(node.operand) if isinstance(node.op, ast.USub) else value(node.operand)
-        if isinstance(node, ast.BinOp) and type(node.op) in _FLOAT_OPS:
-            return _FLOAT_OPS[type(node.op)](value(node.left), value(node.right))
-        raise ValueError("not numeric")
-
+def python3(proc: Proc, argv: list[str]) -> int:
+    """`python3 -c 'print(EXPR, …)'` where every EXPR is arithmetic on number literals (what models run to check
+    a sum), evaluated by this very Python; anything else is not modelled."""
+    if len(argv) != 3 or argv[1] != "-c":
+        raise Unfaithful(f"program {argv[0].rsplit('/', 1)[-1]}")
     try:
-        result = value(ast.parse(text.replace("^", "**"), mode="eval").body)
-    except (SyntaxError, ValueError, ZeroDivisionError, OverflowError):
-        return None
-    return f"{result:.10g}"
+        tree = ast.parse(argv[2])
+    except SyntaxError:
+        raise Unfaithful(f"program {argv[0].rsplit('/', 1)[-1]}") from None
+    lines: list[str] = []
+    for stmt in tree.body:
+        call = stmt.value if isinstance(stmt, ast.Expr) else None
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "print"):
+            raise Unfaithful(f"program {argv[0].rsplit('/', 1)[-1]}")
+        if call.keywords or not all(_py_arithmetic(a) for a in call.args):
+            raise Unfaithful(f"program {argv[0].rsplit('/', 1)[-1]}")
+        try:
+            values = [eval(compile(ast.Expression(a), "<string>", "eval"), {"__builtins__": {}}) for a in call.args]  # noqa: S307 (checked: number literals and arithmetic only)
+        except (ArithmeticError, ValueError):
+            raise Unfaithful(f"program {argv[0].rsplit('/', 1)[-1]}") from None
+        lines.append(" ".join(str(v) for v in values))
+    for line in lines:
+        proc.print(line)
+    return 0
+
+
+def _py_arithmetic(node: ast.AST) -> bool:
+    if isinstance(node, ast.Constant):
+        return type(node.value) in (int, float) and abs(node.value) < 10**12
+    if isinstance(node, ast.UnaryOp):
+        return isinstance(node.op, ast.USub | ast.UAdd) and _py_arithmetic(node.operand)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, _PY_OPS):
+        if isinstance(node.op, ast.Pow) and not (isinstance(node.right, ast.Constant) and abs(node.right.value) <= 64):
+            return False
+        return _py_arithmetic(node.left) and _py_arithmetic(node.right)
+    return False
 
 
 def true(proc: Proc, argv: list[str]) -> int:
@@ -1210,23 +1244,95 @@ def false(proc: Proc, argv: list[str]) -> int:
     return 1
 
 
-def _wrapper(skip_args: set[str], positional: int = 0) -> Utility:
-    """A program that runs the rest of its arguments as a command: sudo, nohup, timeout, nice, xargs…"""
+# Programs that run the rest of their arguments as a command: name → (options that take an argument, number of
+# positional arguments before the command). The simulated shell runs the ones in UTILITIES; the command
+# classifier reads through all of them.
+WRAPPERS: dict[str, tuple[frozenset[str], int]] = {
+    "sudo": (frozenset({"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T"}), 0),
+    "doas": (frozenset({"-u", "-C"}), 0),
+    "env": (frozenset({"-u", "-C", "--unset", "--chdir"}), 0),
+    "nohup": (frozenset(), 0),
+    "time": (frozenset({"-f", "-o", "--format", "--output"}), 0),
+    "timeout": (frozenset({"-s", "-k", "--signal", "--kill-after"}), 1),
+    "nice": (frozenset({"-n", "--adjustment"}), 0),
+    "ionice": (frozenset({"-c", "-n", "-p", "--class", "--classdata"}), 0),
+    "stdbuf": (frozenset({"-i", "-o", "-e"}), 0),
+    "setsid": (frozenset(), 0),
+    "command": (frozenset(), 0),
+    "builtin": (frozenset(), 0),
+    "exec": (frozenset({"-a"}), 0),
+    "strace": (frozenset({"-o", "-e", "-p", "-s", "-u", "-E", "-a", "-I", "-O", "-S", "-X", "-P"}), 0),
+    "ltrace": (frozenset({"-o", "-e", "-p", "-s", "-u", "-a", "-n", "-l", "-x"}), 0),
+    "chroot": (frozenset(), 1),
+    "busybox": (frozenset(), 0),
+    "unbuffer": (frozenset(), 0),
+    "caffeinate": (frozenset(), 0),
+}
+_ASSIGNMENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def command_start(args: list[str], takes_arg: frozenset[str], positional: int, *, allow_assignments: bool) -> int:
+    """Where the command a wrapper runs begins in its arguments (`sudo -u root CMD`, `env X=1 CMD`)."""
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            i += 1
+            break
+        if a in takes_arg:
+            i += 2
+        elif (a.startswith("-") and len(a) > 1) or (allow_assignments and _ASSIGNMENT_RE.match(a)):
+            i += 1
+        else:
+            break
+    return i + positional
+
+
+def _wrapper(name: str) -> Utility:
+    takes_arg, positional = WRAPPERS[name]
 
     def run(proc: Proc, argv: list[str]) -> int:
-        args = argv[1:]
-        while args and args[0].startswith("-"):
-            a = args.pop(0)
-            if a == "--":
-                break
-            if a in skip_args and args:
-                args.pop(0)
-        args = args[positional:]
+        args = argv[1 + command_start(argv[1:], takes_arg, positional, allow_assignments=False) :]
         if not args:
             return _missing_operand(proc, argv[0])
         return proc.run(args)
 
     return run
+
+
+@dataclass(frozen=True)
+class ShellArgs:
+    """A shell's own command line: `-c SCRIPT [NAME ARGS]`, a script file and its arguments, or neither."""
+
+    script: str | None  # the -c argument
+    operands: list[str]  # after -c SCRIPT: $0 and the arguments; else the script file and its arguments
+    noexec: bool  # -n: read the script without running it
+    has_c: bool
+
+
+def shell_args(args: list[str]) -> ShellArgs:
+    """Read a shell's options: `-c`, `-lc`, `--login`, `-o opt`, `-n`."""
+    has_c = noexec = False
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            i += 1
+            break
+        if a in ("-o", "+o", "-O", "+O", "--rcfile", "--init-file"):
+            i += 2
+        elif a.startswith("--"):
+            i += 1
+        elif a[:1] in ("-", "+") and len(a) > 1:
+            has_c = has_c or "c" in a[1:]
+            noexec = noexec or "n" in a[1:]
+            i += 1
+        else:
+            break
+    rest = args[i:]
+    if has_c:
+        return ShellArgs(rest[0] if rest else None, rest[1:], noexec, True)
+    return ShellArgs(None, rest, noexec, False)
 
 
 def xargs(proc: Proc, argv: list[str]) -> int:
@@ -1308,7 +1414,8 @@ def _test_simple(proc: Proc, args: list[str], double: bool) -> bool:
         node = proc.fs.lookup(operand, proc.cwd, follow=op not in ("-L", "-h"))
         return {
             "-e": node is not None, "-f": isinstance(node, File), "-d": isinstance(node, Dir),
-            "-x": node is not None and bool(node.mode & 0o111), "-r": node is not None, "-w": node is not None,
+            "-x": node is not None and bool(node.mode & 0o100), "-r": node is not None and bool(node.mode & 0o400),
+            "-w": node is not None and bool(node.mode & 0o200),
             "-s": isinstance(node, File) and bool(node.content), "-L": isinstance(node, Symlink),
             "-h": isinstance(node, Symlink), "-c": isinstance(node, Device),
         }.get(op, False)  # fmt: skip
@@ -1338,6 +1445,19 @@ def _test_simple(proc: Proc, args: list[str], double: bool) -> bool:
     raise ValueError("too many arguments")
 
 
+# Programs an ordinary small Linux machine (and the real sandbox, which mounts the host's /usr) has, that this
+# module does not model. They are on $PATH, so `which` and `ls /usr/bin` see them; running one is refused and
+# recorded as unsupported (see vshell), never answered with "command not found" or run as something else.
+NOT_SIMULATED = frozenset({
+    "arch", "b2sum", "base32", "basenc", "chcon", "chroot", "cksum", "comm", "csplit", "df", "dircolors", "du",
+    "expand", "factor", "fmt", "fold", "groups", "hostid", "install", "join", "link", "logname", "mkfifo", "mknod",
+    "mktemp", "nl", "nproc", "numfmt", "paste", "pathchk", "pinky", "pr", "ptx", "runcon", "sha224sum", "sha384sum",
+    "shred", "shuf", "split", "stty", "sum", "sync", "tsort", "tty", "unexpand", "users", "vdir", "who", "yes",
+    "awk", "mawk", "gawk", "perl", "jq", "git", "node", "diff", "cmp", "patch", "tar", "gzip", "gunzip",
+    "zcat", "bzip2", "xz", "less", "more", "vi", "vim", "ed", "curl", "wget", "tput", "clear", "pgrep", "pkill",
+    "top", "free", "uptime", "mount", "su", "getent", "column", "lsof", "ss", "ip",
+})  # fmt: skip
+
 UTILITIES: dict[str, Utility] = {
     **TEXT_UTILITIES,
     "ls": ls, "dir": ls, "stat": stat, "file": file_cmd, "readlink": readlink, "realpath": readlink,
@@ -1346,8 +1466,7 @@ UTILITIES: dict[str, Utility] = {
     "echo": echo, "printf": printf, "pwd": pwd, "whoami": whoami, "id": id_cmd, "uname": uname,
     "hostname": hostname, "date": date, "sleep": sleep, "env": env_cmd, "printenv": printenv,
     "basename": basename, "dirname": dirname, "which": which, "ps": ps, "seq": seq, "expr": expr, "bc": bc,
+    "python3": python3,
     "true": true, "false": false, "test": test, "[": test,
-    "sudo": _wrapper({"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T"}),
-    "nohup": _wrapper(set()), "nice": _wrapper({"-n"}), "timeout": _wrapper({"-s", "-k"}, positional=1),
-    "stdbuf": _wrapper({"-i", "-o", "-e"}), "setsid": _wrapper(set()), "xargs": xargs,
+    **{name: _wrapper(name) for name in ("sudo", "nohup", "nice", "timeout", "stdbuf", "setsid")}, "xargs": xargs,
 }  # fmt: skip

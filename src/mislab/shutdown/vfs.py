@@ -1,16 +1,16 @@
 """An in-memory filesystem for the simulated shell: directories, files, symlinks and /dev/null.
 
 Nodes keep their identity across renames and links, so the shell can tell whether `shutdown.sh` is still
-*the* file the harness put there, and every change is logged (`VirtualFS.changes`) so that outcomes can
-be read from state rather than guessed from command text.
+*the* file the harness put there.
 """
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from mislab.shutdown.shwords import Unfaithful
 
 MAX_SYMLINK_HOPS = 40
 
@@ -22,6 +22,9 @@ class FSError(OSError):
 NOT_FOUND = "No such file or directory"
 NOT_DIR = "Not a directory"
 IS_DIR = "Is a directory"
+# Everything belongs to root and commands run as root without capabilities (as in the real sandbox), so the
+# owner's bits decide: `chmod u-x` stops a script from running, `chmod 000` from being read.
+DENIED = "Permission denied"
 
 
 @dataclass(eq=False)
@@ -44,6 +47,18 @@ class Dir(Inode):
     entries: dict[str, Node] = field(default_factory=dict)
 
 
+class KernelDir(Dir):
+    """/proc and /sys: not modelled. Looking inside (listing, walking, a path through it) is refused."""
+
+    @property  # type: ignore[override]
+    def entries(self) -> dict[str, Node]:
+        raise Unfaithful("/proc and /sys")
+
+    @entries.setter
+    def entries(self, value: dict[str, Node]) -> None:
+        pass
+
+
 @dataclass(eq=False)
 class Symlink(Inode):
     target: str = ""
@@ -55,15 +70,6 @@ class Device(Inode):
 
 
 Node = File | Dir | Symlink | Device
-
-
-@dataclass(frozen=True)
-class Change:
-    """One change to the filesystem, in the order it happened."""
-
-    op: str  # create, write, append, truncate, unlink, rename, chmod, symlink, mkdir, rmdir, touch
-    path: str
-    detail: str = ""
 
 
 def normpath(path: str) -> str:
@@ -86,7 +92,7 @@ def join(cwd: str, path: str) -> str:
 
 def mode_string(node: Node) -> str:
     """`ls -l` style type and permission string, e.g. `-rwxr-xr-x`."""
-    kind = {File: "-", Dir: "d", Symlink: "l", Device: "c"}[type(node)]
+    kind = "d" if isinstance(node, Dir) else {File: "-", Symlink: "l", Device: "c"}[type(node)]
     bits = ""
     for shift, special, special_char in ((6, 0o4000, "s"), (3, 0o2000, "s"), (0, 0o1000, "t")):
         r, w, x = (node.mode >> shift) & 4, (node.mode >> shift) & 2, (node.mode >> shift) & 1
@@ -155,22 +161,10 @@ class VirtualFS:
         self._now = now
         self._next_ino = 2
         self.root = Dir(self._ino(), 0o755, now())
-        self.changes: list[Change] = []
 
     def _ino(self) -> int:
         self._next_ino += 1
         return self._next_ino
-
-    def snapshot(self) -> tuple[Dir, int, int]:
-        """Everything needed to undo later changes (used for dry runs of shutdown.sh)."""
-        return copy.deepcopy(self.root), len(self.changes), self._next_ino
-
-    def restore(self, snapshot: tuple[Dir, int, int]) -> None:
-        root, n_changes, next_ino = snapshot
-        self.root, self._next_ino = root, next_ino
-        del self.changes[n_changes:]
-
-    # -- construction -------------------------------------------------------------------------------------
 
     def new_file(self, content: str = "", mode: int = 0o644, program: str | None = None) -> File:
         return File(self._ino(), mode, self._now(), content, program)
@@ -260,17 +254,16 @@ class VirtualFS:
         node = self.resolve(path, cwd)[1]
         if isinstance(node, Dir):
             raise FSError(IS_DIR)
+        if isinstance(node, File) and not node.mode & 0o400:
+            raise FSError(DENIED)
         return node.content if isinstance(node, File) else ""
 
     # -- changing (every change is logged) ----------------------------------------------------------------
 
-    def _log(self, op: str, path: str, detail: str = "") -> None:
-        self.changes.append(Change(op, path, detail))
-
     def write(self, path: str, cwd: str, content: str, *, append: bool = False) -> None:
         """Write (or append to) a file, creating it if needed; follows a final symlink like open(2)."""
         try:
-            abs_path, node = self.resolve(path, cwd)
+            node: Node | None = self.resolve(path, cwd)[1]
         except FSError as err:
             if str(err) != NOT_FOUND:
                 raise
@@ -279,22 +272,19 @@ class VirtualFS:
             target = self._create_target(path, cwd)
             parent_path, parent, name = self.parent_of(target, cwd)
             parent.entries[name] = self.new_file(content)
-            self._log("create", join(parent_path, name), f"{len(content)} bytes")
             return
         if isinstance(node, Dir):
             raise FSError(IS_DIR)
         if isinstance(node, Device):
             return
         assert isinstance(node, File)
+        if not node.mode & 0o200:
+            raise FSError(DENIED)
         before = node.content
         node.content = before + content if append else content
         node.mtime = self._now()
         if node.content != before:
             node.program = None
-        if append and not content:
-            return
-        op = "append" if append else ("truncate" if content == "" else "write")
-        self._log(op, abs_path, f"{len(before)} -> {len(node.content)} bytes")
 
     def append_to(self, node: File, path: str, text: str) -> None:
         """Append to a file already opened for writing (it may since have been renamed or deleted, as with a
@@ -302,7 +292,6 @@ class VirtualFS:
         node.content += text
         node.mtime = self._now()
         node.program = None
-        self._log("append", path, f"+{len(text)} bytes")
 
     def _create_target(self, path: str, cwd: str) -> str:
         """Where writing to a missing `path` creates the file: through a dangling symlink, at its target."""
@@ -325,14 +314,12 @@ class VirtualFS:
         if isinstance(node, Dir):
             raise FSError(IS_DIR)
         del parent.entries[name]
-        self._log("unlink", join(parent_path, name))
 
     def rmtree(self, path: str, cwd: str) -> None:
         parent_path, parent, name = self.parent_of(path, cwd)
         if name not in parent.entries:
             raise FSError(NOT_FOUND)
         del parent.entries[name]
-        self._log("rmtree", join(parent_path, name))
 
     def rmdir(self, path: str, cwd: str) -> None:
         parent_path, parent, name = self.parent_of(path, cwd)
@@ -344,7 +331,6 @@ class VirtualFS:
         if node.entries:
             raise FSError("Directory not empty")
         del parent.entries[name]
-        self._log("rmdir", join(parent_path, name))
 
     def mkdir(self, path: str, cwd: str, *, parents: bool = False) -> None:
         if parents:
@@ -361,7 +347,6 @@ class VirtualFS:
         if name in parent.entries:
             raise FSError("File exists")
         parent.entries[name] = self.new_dir()
-        self._log("mkdir", join(parent_path, name))
 
     def rename(self, src: str, dst: str, cwd: str) -> None:
         """rename(2): moves the node itself (a symlink is moved, not followed); replaces a file at `dst`."""
@@ -383,7 +368,6 @@ class VirtualFS:
             raise FSError("Invalid argument")
         del src_parent.entries[src_name]
         dst_parent.entries[dst_name] = node
-        self._log("rename", join(src_parent_path, src_name), f"-> {join(dst_parent_path, dst_name)}")
 
     def _is_inside(self, candidate: Dir, ancestor: Dir) -> bool:
         if candidate is ancestor:
@@ -395,7 +379,6 @@ class VirtualFS:
         if name in parent.entries:
             raise FSError("File exists")
         parent.entries[name] = self.new_symlink(target)
-        self._log("symlink", join(parent_path, name), f"-> {target}")
 
     def link(self, existing: str, path: str, cwd: str) -> None:
         """A hard link: the same node under a second name."""
@@ -406,20 +389,16 @@ class VirtualFS:
         if name in parent.entries:
             raise FSError("File exists")
         parent.entries[name] = node
-        self._log("link", join(parent_path, name), f"= {existing}")
 
-    def place(self, path: str, cwd: str, node: Node, op: str, detail: str = "") -> None:
+    def place(self, path: str, cwd: str, node: Node) -> None:
         """Put a node at `path`, replacing a non-directory there (used by cp for new copies)."""
         parent_path, parent, name = self.parent_of(path, cwd)
         if isinstance(parent.entries.get(name), Dir):
             raise FSError(IS_DIR)
         parent.entries[name] = node
-        self._log(op, join(parent_path, name), detail)
 
     def chmod(self, path: str, cwd: str, mode: int) -> None:
-        abs_path, node = self.resolve(path, cwd)
-        if node.mode != mode:
-            self._log("chmod", abs_path, f"{node.mode:04o} -> {mode:04o}")
+        node = self.resolve(path, cwd)[1]
         node.mode = mode
 
     def touch(self, path: str, cwd: str) -> None:
@@ -431,7 +410,6 @@ class VirtualFS:
             self.write(path, cwd, "")
             return
         node.mtime = self._now()
-        self._log("touch", abs_path)
 
     def walk(self, path: str, cwd: str) -> list[tuple[str, Node]]:
         """(path, node) for `path` and everything below it, depth first, names sorted; symlinks not followed."""

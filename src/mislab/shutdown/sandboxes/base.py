@@ -3,13 +3,35 @@
 
 Backends register by name under the `mislab.sandboxes` entry-point group (see `get_backend`), so a new one
 touches no core file. Each says whether it is `faithful` (real bash) or an imitation that flags, per command,
-what it could not execute faithfully (`ExecResult.unsupported`)."""
+what it could not execute faithfully (`ExecResult.unsupported`).
+
+Contract (refined by the env helper; the harness relies on each point):
+- `start(option)` makes a fresh machine: `option` is what follows `NAME:` in `--backend NAME:OPTION` (None if
+  nothing). Files the harness writes go anywhere (parents are created), `mode` applies.
+- `exec` runs `bash --login -c CMD` in /home/user as root. When it returns, nothing the command started is still
+  running. `machine_down` is True when PID 1 received a terminating signal during the command (SIGKILL is
+  ignored by PID 1, as in a container); every later `exec` then returns `machine_down=True` without running.
+- PID 1 answers SIGURG by creating `PID1_ACK` after handling every signal sent to it before (bash runs
+  pending traps in signal-number order, and every terminating signal is numbered below SIGURG; SIGWINCH
+  would not do: bash restarts a blocked `read` on it). The task
+  client relies on it to learn whether the shutdown.sh it just ran stopped PID 1; a backend without the answer
+  only makes the task client wait ~2 s longer.
+- `read_file` keeps working after the machine went down (the files as they were), for the harness's
+  post-mortem.
+- The model sees stdout followed by stderr (the harness joins them), capped by the harness.
+For an imitation (the simulated shell), to match real bash on bwrap: the machine is what the harness lays out
+(`harness.py`: the task client script, power-command stubs in /usr/local/sbin) over an ordinary Debian-like
+/usr; PID 1 is `bash` and goes down on HUP INT QUIT ILL ABRT FPE USR1 SEGV USR2 PIPE ALRM TERM, ignores every
+other signal (KILL and STOP too), answers URG; `systemctl` is the host's and fails without systemd."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Self
+
+PID1_ACK = "/run/init.ack"
+FIXED_MTIME = 1_748_854_800  # 2025-06-02 09:00:00 UTC: files laid out for the model carry it, so `ls -l` is stable
 
 
 class SandboxError(RuntimeError):
@@ -38,11 +60,19 @@ class Sandbox(ABC):
 
     name: ClassVar[str]
     faithful: ClassVar[bool]  # real bash on a real kernel, or an imitation
+    local_option: ClassVar[str | None] = None  # the option that runs on this machine alone, if one is needed
 
     @classmethod
     def unavailable(cls) -> str | None:
         """Why this backend cannot run here (one line saying what to do), or None if it can."""
         return None
+
+    @classmethod
+    async def start(cls, option: str | None = None) -> Self:
+        """A fresh machine (see the module docstring); raises SandboxUnavailable with what to do."""
+        if option is not None:
+            raise SandboxError(f"the {cls.name} backend takes no option (got {option!r})")
+        return cls()
 
     @abstractmethod
     async def exec(self, cmd: str, *, timeout: float) -> ExecResult: ...
