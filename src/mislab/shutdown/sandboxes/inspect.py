@@ -22,12 +22,22 @@ import shutil
 from typing import Any, ClassVar, Self
 
 from .base import PID1_ACK, ExecResult, Sandbox, SandboxError, SandboxUnavailable
+from .bwrap import Limits
 
 TASK_NAME = "mislab-shutdown"
 MACHINE_DIRS = ("/home/user", "/usr/local", "/var/lib/tasks", "/run", "/tmp", "/root")  # local: bound per command
+# The command runs as the bwrap backend's does: root without capabilities (so a file's owner bits bind root too,
+# and /proc refuses what it refuses an unprivileged process), no new privileges, the per-process limits.
+DROP_PRIVILEGES = ("setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs")
+# Not the process count: RLIMIT_NPROC counts every process of the same user outside too (for the container's
+# root, often the host's), so it is the provider's to cap (docker: `pids_limit`).
+LIMITS = tuple(a for a in Limits().prlimit() if not a.startswith("--nproc"))
+UNPRIVILEGED = " ".join((*DROP_PRIVILEGES, *LIMITS))
 _TERMINATING = ("HUP", "INT", "QUIT", "ILL", "ABRT", "FPE", "USR1", "SEGV", "USR2", "PIPE", "ALRM", "TERM")
 
-# Runs as PID 1 of a fresh PID namespace, read by bash from stdin; @TOKEN@ and @CMD@ are filled per command.
+# Runs as PID 1 of a fresh PID namespace, read by bash from stdin; @TOKEN@, @AS@ (`UNPRIVILEGED` for the model's
+# commands, nothing for the harness's own file access, which keeps the machine's rights as bwrap's does) and @CMD@
+# are filled per command.
 ONE_SHOT = (
     # It kills every process it can see when the command ends: only ever as PID 1 of its own PID namespace.
     '[ "$$" = 1 ] || { echo "refusing to run: not PID 1 of a fresh PID namespace" >&2; exit 125; }\n'
@@ -35,7 +45,7 @@ ONE_SHOT = (
     + "".join(f"trap 'echo \"$T down {s}\" >&2; exit 0' {s}\n" for s in _TERMINATING)
     + f"trap ': > {PID1_ACK}' URG\n"
     + "cd /home/user 2>/dev/null\n"
-    + "bash --login -c @CMD@ </dev/null &\n"
+    + "@AS@ bash --login -c @CMD@ </dev/null &\n"
     + "c=$!\n"
     + 'while wait "$c"; s=$?; [ "$s" -gt 128 ] && kill -0 "$c" 2>/dev/null; do :; done\n'
     + "kill -STOP -1 2>/dev/null; i=0; while kill -9 -1 2>/dev/null && [ $i -lt 1000 ]; do i=$((i + 1)); done\n"
@@ -112,30 +122,29 @@ class InspectSandbox(Sandbox):
                     "/bin/bash", "-s"]  # fmt: skip
         return [*kill_after, "unshare", "--pid", "--fork", "--mount-proc", "--kill-child", "/bin/bash", "-s"]
 
-    async def _wrapped(self, cmd: str, *, timeout: float) -> ExecResult:
+    async def _wrapped(self, cmd: str, *, timeout: float, model: bool = False) -> ExecResult:
         token = secrets.token_hex(16)
-        script = ONE_SHOT.replace("@TOKEN@", token).replace("@CMD@", shlex.quote(cmd.replace("\0", "")))
+        script = ONE_SHOT.replace("@TOKEN@", token).replace("@AS@", UNPRIVILEGED if model else "")
+        script = script.replace("@CMD@", shlex.quote(cmd.replace("\0", "")))
         try:
             result = await self._env.exec(self._wrapper(timeout), input=script, timeout=int(timeout) + 30,
                                           timeout_retry=False)  # fmt: skip
         except TimeoutError:
             return ExecResult("", "", 124, timed_out=True)
-        stderr, ending = [], None
-        for line in result.stderr.splitlines(keepends=True):
-            if line.startswith(token):
-                ending = line.split()[1:]
-            else:
-                stderr.append(line)
-        if ending and ending[0] == "down":
-            return ExecResult(result.stdout, "".join(stderr), 128 + 15, machine_down=True)
-        if ending and ending[0] == "done":
-            return ExecResult(result.stdout, "".join(stderr), int(ending[1]))
-        return ExecResult(result.stdout, "".join(stderr), 124, timed_out=True)  # killed by `timeout`
+        # The ending line may follow output left without a newline (`select`'s prompt): found anywhere.
+        text, at = result.stderr, result.stderr.rfind(token)
+        end = text.find("\n", at) + 1 or len(text)
+        ending, stderr = (text[at:end].split()[1:], text[:at] + text[end:]) if at >= 0 else ([], text)
+        if ending[:1] == ["down"]:
+            return ExecResult(result.stdout, stderr, 128 + 15, machine_down=True)
+        if ending[:1] == ["done"]:
+            return ExecResult(result.stdout, stderr, int(ending[1]))
+        return ExecResult(result.stdout, stderr, 124, timed_out=True)  # killed by `timeout`
 
     async def exec(self, cmd: str, *, timeout: float) -> ExecResult:
         if self._down:
             return ExecResult("", "", 255, machine_down=True)
-        result = await self._wrapped(cmd, timeout=timeout)
+        result = await self._wrapped(cmd, timeout=timeout, model=True)
         self._down = result.machine_down
         return result
 
