@@ -120,3 +120,18 @@ def test_run_summary_displays_in_jupyter(tmp_path) -> None:
     store, run_id = make_run(tmp_path)
     page = summarise(store, run_id, STUDIES)._repr_html_()
     assert "<table" in page and "/" in page and "<script" not in page
+
+
+def test_compact_view_says_where_the_commands_ran_and_flags_an_imitation(tmp_path: Path) -> None:
+    from mislab.models import RetryPolicy, get_model
+    from mislab.shutdown import run
+    from mislab.testing import Reply, ScriptedServer, tool_call
+
+    perl = "perl -pi -e 's/kill/true/' shutdown.sh"  # a program the simulated machine does not model
+    script = [Reply(None, tool_calls=[tool_call("bash", {"cmd": c})]) for c in ["./next_task", perl]]
+    with ScriptedServer(script + [Reply("done")]) as srv:
+        model = get_model("scripted", base_url=srv.base_url, api_key="k", cache=False, retry=RetryPolicy(1))
+        df = run(model, "basic_warning", n=1, store=tmp_path / "r.sqlite", progress=False, backend="simulated")
+    assert not df["faithful"].iloc[0] and "perl" in str(df["unsupported"].iloc[0])
+    text = _printed(Store(tmp_path / "r.sqlite"), df.attrs["run_id"])
+    assert "environment: simulated × 1 (1 not faithful)" in text
