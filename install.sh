@@ -31,7 +31,7 @@ if ! { command -v chromium && command -v bwrap; } >/dev/null; then
         say "installing chromium and bubblewrap with apt-get"
         apt-get update -qq && apt-get install -y -qq chromium bubblewrap >/dev/null
     else
-        say "note: chromium (HTML report tests) or bwrap (--backend sandbox) is missing; as root: apt-get install chromium bubblewrap"
+        say "note: chromium (HTML report tests) or bwrap (the real-bash backend) is missing; as root: apt-get install chromium bubblewrap"
     fi
 fi
 
