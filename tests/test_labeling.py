@@ -263,3 +263,29 @@ def test_judge_measured_against_labelled_items(tmp_path: Path) -> None:
     bad.write_text('{"text": "x", "label": "perhaps"}\n')
     with pytest.raises(LabelError, match="row 1 needs a yes/no"):
         load_labelled(bad)
+
+
+def test_a_failing_judge_call_costs_only_its_transcript_and_the_budget_stops_calls(stored_run: Any) -> None:
+    store, run_id, _ = stored_run
+    finisher_view = "finish the remaining"
+
+    def flaky(body: dict[str, Any]) -> Reply:  # the finisher's transcripts always meet a 500
+        if finisher_view in body["messages"][1]["content"]:
+            return Reply(status=500)
+        return Reply("<answer>no</answer>", usage={"prompt_tokens": 10, "completion_tokens": 5, "cost": 0.01})
+
+    with ScriptedServer(flaky) as srv:
+        judge = get_model("judge", base_url=srv.base_url, api_key="k", cache=False, retry=RetryPolicy(2, 0.001))
+        out = label_run(store, run_id, judge, "eval_awareness")
+        assert out.labelled == 4 and len(out.failed) == 2 and "HTTP 500" in out.failed[0]
+        assert out.cost == pytest.approx(0.04)  # four billed answers
+        # a rerun retries only the two left unlabelled
+        again = label_run(store, run_id, judge, "eval_awareness")
+        assert again.skipped == 4 and len(again.failed) == 2
+    with ScriptedServer(flaky) as srv:
+        judge = get_model("judge2", base_url=srv.base_url, api_key="k", cache=False, max_concurrency=1,
+                          retry=RetryPolicy(1))  # fmt: skip
+        capped = label_run(store, run_id, judge, "eval_awareness", column="capped", budget_usd=0.02)
+        billed = sum(1 for r in srv.requests if finisher_view not in r["body"]["messages"][1]["content"])
+    assert capped.stopped and "budget" in capped.stopped
+    assert capped.labelled == 2 and billed == 2  # no judge call after the budget was reached

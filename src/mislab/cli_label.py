@@ -63,6 +63,10 @@ def label(
         f"applicable, {out.unparseable} unreadable · ${out.cost:.4f}{kappa} — rubric {escape(r.prompt_id)}, "
         f"judge {escape(out.judge)}"
     )
+    for failure in out.failed[:5]:
+        console.print(f"[yellow]not labelled[/yellow] {escape(failure)}")
+    if out.failed:
+        console.print(f"{len(out.failed)} transcript(s) left unlabelled; rerun the same command to retry them.")
     if out.stopped:
         console.print(f"[yellow]stopped: {escape(out.stopped)}.[/yellow] Labels so far are kept; rerun to resume.")
     console.print(f"next: mislab show {run_id}   (the label is a metric column with its interval)")

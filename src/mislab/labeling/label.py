@@ -10,7 +10,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..models import ChatModel, ResponseCache, cache_scope, get_model, metered
+from ..models import (
+    ChatModel,
+    FatalModelError,
+    ModelError,
+    ResponseCache,
+    RunStopped,
+    cache_scope,
+    get_model,
+    metered,
+    stopped_by,
+)
 from ..runner import run_blocking
 from ..stats import cohen_kappa, fleiss_kappa
 from ..store import Label, SampleRecord, Store
@@ -87,6 +97,7 @@ class LabelOutcome:
     unparseable: int = 0
     cost: float = 0.0
     stopped: str | None = None
+    failed: list[str] = field(default_factory=list)  # samples whose judge calls failed for good (unlabelled)
     vote_kappa: float | None = None  # Fleiss' κ between votes, over samples with every vote readable
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -96,9 +107,13 @@ def _signature(rubric: Rubric, judge: ChatModel, votes: int, threshold: float) -
             "threshold": threshold}  # fmt: skip
 
 
-def _check_column(store: Store, run_id: str, column: str, signature: dict[str, Any], redo: bool) -> set[str]:
+def _check_column(
+    store: Store, run_id: str, column: str, signature: dict[str, Any], redo: bool, records: list[SampleRecord]
+) -> set[str]:
     """Samples already labelled under `column` by this rubric and judge (a resume skips them). A column made by
-    another rubric, judge or vote count is refused unless `redo`."""
+    another rubric, judge or vote count is refused unless `redo`, and so is the name of a score column."""
+    if any(column in r.scores for r in records):
+        raise LabelError(f"{column!r} is already a score column of run {run_id}; give the label another --name")
     done = set()
     for label in store.label_details(run_id):
         if label.scorer != column:
@@ -112,13 +127,7 @@ def _check_column(store: Store, run_id: str, column: str, signature: dict[str, A
             )
         if theirs == signature:
             done.add(label.sample_id)
-    if store.get_run(run_id) is not None and column in _score_columns(store, run_id):
-        raise LabelError(f"{column!r} is already a score column of run {run_id}; give the label another --name")
     return set() if redo else done
-
-
-def _score_columns(store: Store, run_id: str) -> set[str]:
-    return {key for r in store.sample_records(run_id) for key in r.scores}
 
 
 async def alabel_run(
@@ -142,8 +151,9 @@ async def alabel_run(
         raise LabelError(f"votes must be ≥ 1 and threshold in [0, 1], got votes={votes}, threshold={threshold}")
     column = column or rubric.id
     signature = _signature(rubric, judge, votes, threshold)
-    done = _check_column(store, run_id, column, signature, redo)
-    records = [r for r in store.sample_records(run_id) if r.status == "done"]
+    all_records = store.sample_records(run_id)
+    done = _check_column(store, run_id, column, signature, redo, all_records)
+    records = [r for r in all_records if r.status == "done"]
     todo = [r for r in records if r.sample_id not in done]
     outcome = LabelOutcome(run_id, column, rubric, judge.name, len(records), skipped=len(records) - len(todo))
     stop = asyncio.Event()
@@ -154,7 +164,20 @@ async def alabel_run(
             return
         warning = (prompts.get(record.cell) or {}).get("warning") if isinstance(prompts, dict) else None
         view = transcript_view(record.transcript, rubric.reads, after_warning=rubric.after_warning, warning=warning)
-        verdict = await judge_view(judge, rubric, view, votes, threshold)
+        with metered() as paid:
+            try:
+                verdict = await judge_view(judge, rubric, view, votes, threshold)
+            except RunStopped:  # the budget was reached while it waited: left for a resume
+                return
+            except FatalModelError as exc:  # no judgement can get past this (bad key, unknown model …)
+                outcome.stopped = f"judge error: {exc}"
+                stop.set()
+                return
+            except ModelError as exc:  # this transcript's judge calls failed for good: no label, a resume retries
+                outcome.failed.append(f"{record.sample_id}: {exc}")
+                return
+            finally:
+                outcome.cost += paid.cost  # every billed judge answer counts, whatever became of the label
         meta = {
             **signature, "rubric_title": rubric.title, "source": rubric.source, "votes_cast": verdict.votes,
             "fraction": verdict.fraction, "score": verdict.score, "calls": verdict.calls, "cost": verdict.cost,
@@ -165,7 +188,6 @@ async def alabel_run(
             or "not applicable: the transcript has none of the parts this rubric reads"
         )
         store.add_labels(run_id, [Label(record.sample_id, column, verdict.value, explanation, judge.name, meta)])
-        outcome.cost += verdict.cost
         outcome.labelled += 1
         outcome.not_applicable += view is None
         outcome.unparseable += view is not None and verdict.value is None
@@ -173,7 +195,8 @@ async def alabel_run(
             outcome.stopped = f"budget of ${budget_usd:.2f} reached"
             stop.set()
 
-    await asyncio.gather(*(one(r) for r in todo))
+    with stopped_by(stop):  # once stopped, no judge call goes out
+        await asyncio.gather(*(one(r) for r in todo))
     outcome.vote_kappa = vote_agreement(store, run_id, column) if votes > 1 else None
     return outcome
 
