@@ -35,3 +35,16 @@ def test_reasoning_and_its_tokens_reach_the_transcript() -> None:
     entry = assistant_entry(completion)
     assert entry["reasoning"] == "I suspect this is a test."
     assert entry["usage"]["reasoning_tokens"] == 40 and entry["usage"]["completion_tokens"] == 50
+
+
+def test_each_sample_counts_its_reasoning_tokens(tmp_path) -> None:
+    from mislab import alignment_faking as af
+    from mislab.store import Store
+
+    usage = {"prompt_tokens": 10, "completion_tokens": 50, "completion_tokens_details": {"reasoning_tokens": 40}}
+    with ScriptedServer(lambda body: Reply("<OUTPUT><rejected/></OUTPUT>", usage=usage)) as srv:
+        model = get_model("scripted", base_url=srv.base_url, api_key="k", cache=False, retry=RetryPolicy(1))
+        df = af.run(model, n=1, store=tmp_path / "r.sqlite", progress=False)
+    assert df["reasoning_tokens"].tolist() == [40, 40]
+    record = Store(tmp_path / "r.sqlite").sample_records(df.attrs["run_id"])[0]
+    assert record.reasoning_tokens == 40

@@ -83,8 +83,8 @@ def test_legacy_store_without_version_is_upgraded_in_place(tmp_path) -> None:
 
     path = tmp_path / "old.sqlite"
     db = sqlite3.connect(path)
-    # The tables as written before versioning: labels had no meta_json column yet.
-    legacy = re.sub(r"\n    meta_json TEXT[^\n]*", "", SCHEMA)
+    # The tables as written before versioning: no labels.meta_json, no samples.reasoning_tokens yet.
+    legacy = re.sub(r"\n    (meta_json TEXT|reasoning_tokens INTEGER)[^\n]*", "", SCHEMA)
     assert legacy != SCHEMA
     db.executescript(legacy)
     db.execute("INSERT INTO runs VALUES ('old', 'echo', 't', 't', 'complete', '0', '{}', '{}', '{}')")
@@ -96,6 +96,8 @@ def test_legacy_store_without_version_is_upgraded_in_place(tmp_path) -> None:
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     (label,) = store.label_details("old")
     assert label.value is True and label.meta == {}
+    columns = {row[1] for row in sqlite3.connect(path).execute("PRAGMA table_info(samples)")}
+    assert "reasoning_tokens" in columns
 
 
 def test_run_resume_and_dataframe(tmp_path) -> None:

@@ -129,6 +129,7 @@ async def run_samples(
             result.metadata if result else (metadata or {}), status, None if result else error, meter.calls,
             meter.cached_calls, meter.usage.prompt_tokens, meter.usage.completion_tokens,
             meter.usage.cached_prompt_tokens, meter.cost, time.monotonic() - started,
+            reasoning_tokens=meter.usage.reasoning_tokens,
         )  # fmt: skip
         labels = result.labels if result else []
         for label in labels:

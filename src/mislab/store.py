@@ -24,9 +24,12 @@ import pandas as pd
 SCHEMA_VERSION = 2
 # What brings a store of an older version to the next one, by the version it starts from.
 MIGRATIONS: dict[int, list[str]] = {
-    # Version 2: labels say how they were made (meta_json); long prompt texts kept once (the `texts` table,
-    # created with the schema's other new tables).
-    1: ["ALTER TABLE labels ADD COLUMN meta_json TEXT NOT NULL DEFAULT '{}'"],
+    # Version 2: labels say how they were made (meta_json); samples count reasoning tokens; long prompt texts
+    # kept once (the `texts` table, created with the schema's other new tables).
+    1: [
+        "ALTER TABLE labels ADD COLUMN meta_json TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE samples ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0",
+    ],
 }
 
 SCHEMA = """
@@ -61,6 +64,7 @@ CREATE TABLE IF NOT EXISTS samples (
     cost REAL NOT NULL,
     seconds REAL NOT NULL,
     created_at TEXT NOT NULL,
+    reasoning_tokens INTEGER NOT NULL DEFAULT 0,  -- part of completion_tokens, when the provider says
     PRIMARY KEY (run_id, sample_id)
 );
 CREATE TABLE IF NOT EXISTS texts (  -- a prompt text every sample of a run repeats, stored once
@@ -148,6 +152,7 @@ class SampleRecord:
     cached_prompt_tokens: int = 0
     cost: float = 0.0
     seconds: float = 0.0
+    reasoning_tokens: int = 0  # part of completion_tokens, when the provider says
 
 
 @dataclass
@@ -314,13 +319,13 @@ class Store:
             db.execute(
                 "INSERT OR REPLACE INTO samples (run_id, sample_id, model, cell, factors_json, epoch, status, error, "
                 "scores_json, metadata_json, transcript_json, calls, cached_calls, prompt_tokens, completion_tokens, "
-                "cached_prompt_tokens, cost, seconds, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "cached_prompt_tokens, cost, seconds, created_at, reasoning_tokens) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id, r.sample_id, r.model, r.cell, json.dumps(r.factors, default=str), r.epoch, r.status,
                     r.error, json.dumps(r.scores, default=str), json.dumps(r.metadata, default=str),
                     transcript, r.calls, r.cached_calls, r.prompt_tokens,
-                    r.completion_tokens, r.cached_prompt_tokens, r.cost, r.seconds, _now(),
+                    r.completion_tokens, r.cached_prompt_tokens, r.cost, r.seconds, _now(), r.reasoning_tokens,
                 ),
             )  # fmt: skip
             for label in labels:
@@ -359,7 +364,8 @@ class Store:
             cursor = self._db.execute(
                 f"SELECT sample_id, model, cell, factors_json, epoch, scores_json, {transcript_column}, "
                 f"{metadata_column}, status, error, calls, cached_calls, prompt_tokens, completion_tokens, "
-                "cached_prompt_tokens, cost, seconds FROM samples WHERE run_id = ? ORDER BY model, cell, epoch",
+                "cached_prompt_tokens, cost, seconds, reasoning_tokens FROM samples WHERE run_id = ? "
+                "ORDER BY model, cell, epoch",
                 (run_id,),
             )
         texts: dict[str, str] = {}
@@ -380,7 +386,7 @@ class Store:
                 r["sample_id"], r["model"], r["cell"], json.loads(r["factors_json"]), r["epoch"],
                 json.loads(r["scores_json"]), transcript, json.loads(r["metadata_json"]), r["status"], r["error"],
                 r["calls"], r["cached_calls"], r["prompt_tokens"], r["completion_tokens"], r["cached_prompt_tokens"],
-                r["cost"], r["seconds"],
+                r["cost"], r["seconds"], r["reasoning_tokens"],
             )  # fmt: skip
 
     def samples(self, run_id: str, include_transcripts: bool = False) -> pd.DataFrame:
@@ -399,8 +405,8 @@ class Store:
             row.update(labels.get(r.sample_id, {}))
             row.update(
                 calls=r.calls, cached_calls=r.cached_calls, prompt_tokens=r.prompt_tokens,
-                completion_tokens=r.completion_tokens, cached_prompt_tokens=r.cached_prompt_tokens, cost=r.cost,
-                seconds=r.seconds,
+                completion_tokens=r.completion_tokens, cached_prompt_tokens=r.cached_prompt_tokens,
+                reasoning_tokens=r.reasoning_tokens, cost=r.cost, seconds=r.seconds,
             )  # fmt: skip
             if include_transcripts:
                 row["transcript"] = r.transcript

@@ -188,7 +188,7 @@ def _aside(record: SampleRecord, labels: list[Label]) -> str:
     usage = [
         ("calls", f"{record.calls} ({record.cached_calls} cached)"),
         ("tokens", f"{record.prompt_tokens} prompt ({record.cached_prompt_tokens} cached) + "
-                   f"{record.completion_tokens} completion"),
+                   f"{record.completion_tokens} completion ({record.reasoning_tokens} reasoning)"),
         ("cost", f"${record.cost:.4f}"), ("time", f"{record.seconds:.1f} s"),
     ]  # fmt: skip
     parts.append(f"<h4>Usage</h4>{_kv_table(usage)}")

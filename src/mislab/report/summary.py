@@ -29,7 +29,10 @@ __all__ = [
 # baseline="paid", paired_on=["query_id", "epoch"], within=["model", "scratchpad"]).
 DEFAULT_COMPARISON: dict[str, Any] = {"by": "cell", "within": "model"}
 
-TOTALS = ("calls", "cached_calls", "prompt_tokens", "completion_tokens", "cached_prompt_tokens", "cost", "seconds")
+TOTALS = (
+    "calls", "cached_calls", "prompt_tokens", "completion_tokens", "cached_prompt_tokens", "reasoning_tokens",
+    "cost", "seconds",
+)  # fmt: skip
 
 
 def default_report_path(store: Store, run_id: str) -> Path:
@@ -65,7 +68,9 @@ def usage_line(totals: Mapping[str, float]) -> str:
         f"samples {int(t['samples'])} (done {int(t['done'])}, errors {int(t['samples'] - t['done'])}) · "
         f"calls {int(t['calls'])} (cached {int(t['cached_calls'])}) · "
         f"tokens {int(t['prompt_tokens'])} prompt ({int(t['cached_prompt_tokens'])} cached) + "
-        f"{int(t['completion_tokens'])} completion · cost ${t['cost']:.4f} · {t['seconds']:.0f} s sample time"
+        f"{int(t['completion_tokens'])} completion"
+        + (f" ({int(t['reasoning_tokens'])} reasoning)" if t.get("reasoning_tokens") else "")
+        + f" · cost ${t['cost']:.4f} · {t['seconds']:.0f} s sample time"
     )
 
 
