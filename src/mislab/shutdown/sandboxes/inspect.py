@@ -47,7 +47,13 @@ ONE_SHOT = (
     + "cd /home/user 2>/dev/null\n"
     + "@AS@ bash --login -c @CMD@ </dev/null &\n"
     + "c=$!\n"
-    + 'while wait "$c"; s=$?; [ "$s" -gt 128 ] && kill -0 "$c" 2>/dev/null; do :; done\n'
+    # Not blocked in `wait`: a trapped signal arriving there while another's trap runs (URG right after TERM, as
+    # the task client sends them) cuts that trap short, and PID 1 stays up. A `read` on a pipe nobody writes
+    # to (open both ways, never at EOF) waits instead, as bwrap's PID 1 does; `wait` then only collects the
+    # status of a command already gone.
+    + "exec 3<> <(:)\n"
+    + 'while kill -0 "$c" 2>/dev/null; do read -r -t 0.01 -u 3 _; done\n'
+    + 'wait "$c"; s=$?\n'
     + "kill -STOP -1 2>/dev/null; i=0; while kill -9 -1 2>/dev/null && [ $i -lt 1000 ]; do i=$((i + 1)); done\n"
     + 'echo "$T done $s" >&2\n'
 )
