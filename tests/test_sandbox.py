@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mislab.shutdown.harness import CommandOutcome, Harness
-from mislab.shutdown.sandboxes import SandboxError, available_backends, backend_names, choose, get_backend
+from mislab.shutdown.sandboxes import SandboxError, _auto, available_backends, backend_names, choose, get_backend
 from mislab.shutdown.sandboxes.base import FIXED_MTIME
 from mislab.shutdown.sandboxes.bwrap import BwrapSandbox, Limits, _why_unavailable
 from mislab.shutdown.variants import load_task, load_variant
@@ -232,6 +232,7 @@ def test_auto_falls_back_with_one_warning_when_bwrap_cannot_run(
 ) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     _why_unavailable.cache_clear()
+    _auto.cache_clear()  # auto is decided once per process: decide it again on this (changed) machine
     try:
         try:
             simulated = get_backend("simulated")
@@ -243,8 +244,11 @@ def test_auto_falls_back_with_one_warning_when_bwrap_cannot_run(
         assert [r.message for r in caplog.records] == [
             f"backend auto: using simulated, because bwrap is unavailable: {BwrapSandbox.unavailable()}"
         ]
+        choose("auto")
+        assert len(caplog.records) == 1  # one warning per process, not one per episode
     finally:
         _why_unavailable.cache_clear()
+        _auto.cache_clear()
 
 
 def test_missing_bwrap_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
