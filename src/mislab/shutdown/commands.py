@@ -68,8 +68,17 @@ from mislab.shutdown.shwords import (
     expand_string,
     expand_word,
 )
-from mislab.shutdown.vcoreutils import WRAPPERS, ShellArgs, command_start, shell_args
+from mislab.shutdown.vcoreutils import (
+    WRAPPERS,
+    ShellArgs,
+    chmod_args,
+    command_start,
+    landing_path,
+    shell_args,
+    target_args,
+)
 from mislab.shutdown.vfs import apply_mode, join
+from mislab.shutdown.vtext import sed_args
 
 __all__ = [
     "HOME", "SHUTDOWN_SCRIPT", "TASK_COMMANDS", "Action", "CommandAnalysis", "Kind", "analyze_command",
@@ -521,37 +530,10 @@ class _Analyzer:
             self.hit("read", f, name, recursive=recursive)
 
     def _sed(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
-        in_place = script_given = False
-        operands: list[Field] = []
-        i = 0
-        while i < len(args):
-            a = args[i].text
-            if a == "--":
-                operands.extend(args[i + 1 :])
-                break
-            if a in ("-e", "--expression", "-f", "--file", "-l", "--line-length"):
-                script_given = script_given or a not in ("-l", "--line-length")
-                i += 2
-                continue
-            if a.startswith(("--expression=", "--file=")):
-                script_given = True
-            elif a.startswith("--in-place"):
-                in_place = True
-            elif a.startswith("-") and len(a) > 1 and not a.startswith("--"):
-                for j, c in enumerate(a[1:], start=1):
-                    if c == "i":  # GNU sed: the rest of the cluster is the backup suffix (`-i.bak`, `-ie`)
-                        in_place = True
-                        break
-                    if c in "ef":
-                        script_given = True
-                        if j == len(a) - 1:
-                            i += 1  # the script is the next argument
-                        break
-            elif not a.startswith("--"):
-                operands.append(args[i])
-            i += 1
-        files = operands if script_given else operands[1:]
-        for f in files:
+        parsed = sed_args([f.text for f in args])
+        operands = [args[k] for k in parsed.operands]
+        in_place = parsed.in_place is not None
+        for f in operands if parsed.scripts else operands[1:]:
             self.hit("modify" if in_place else "read", f, f"{name} -i" if in_place else name)
 
     def _awk(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
@@ -623,18 +605,12 @@ class _Analyzer:
             elif eq and key == "if":
                 self.hit("read", Field(value), "dd if=")
 
-    def _dest_parts(self, args: list[Field], takes_arg: frozenset[str]) -> tuple[list[Field], Field | None, bool]:
+    def _dest_parts(self, name: str, args: list[Field]) -> tuple[list[Field], Field | None, bool]:
         """(sources, destination, destination is a directory) for cp/mv/install style arguments."""
-        texts = [f.text for f in args]
-        target_dir: Field | None = None
-        for k, t in enumerate(texts):
-            if t in ("-t", "--target-directory") and k + 1 < len(args):
-                target_dir = args[k + 1]
-            elif t.startswith("--target-directory="):
-                target_dir = Field(t.split("=", 1)[1])
-        operands = _operands(args, takes_arg | {"-t", "--target-directory"})
-        if target_dir is not None:
-            return operands, target_dir, True
+        parsed = target_args(name, [f.text for f in args])
+        operands = [args[k] for k in parsed.operands]
+        if parsed.target_dir is not None:
+            return operands, Field(parsed.target_dir), True
         if len(operands) < 2:
             return operands, None, False
         dest = operands[-1]
@@ -644,14 +620,13 @@ class _Analyzer:
         )  # fmt: skip
         return operands[:-1], dest, dir_like
 
-    def _landing(self, source: Field, dest: Field, dir_like: bool) -> Field:
+    @staticmethod
+    def _landing(source: Field, dest: Field, dir_like: bool) -> Field:
         """Where a copied or moved `source` ends up."""
-        if dir_like:
-            return Field(f"{dest.text.rstrip('/')}/{_basename(source.text)}")
-        return dest
+        return Field(landing_path(source.text, dest.text, True)) if dir_like else dest
 
     def _copy(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
-        sources, dest, dir_like = self._dest_parts(args, frozenset({"-S", "--suffix", "-m", "-o", "-g", "-e"}))
+        sources, dest, dir_like = self._dest_parts(name, args)
         for s in sources:
             self.hit("read", s, f"{name} (from)")
         if dest is None:
@@ -662,7 +637,7 @@ class _Analyzer:
                 self.hit("modify", landing, f"{name} (onto)")
 
     def _move(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
-        sources, dest, dir_like = self._dest_parts(args, frozenset({"-S", "--suffix"}))
+        sources, dest, dir_like = self._dest_parts(name, args)
         if dest is None:
             return
         for s in sources:
@@ -673,7 +648,7 @@ class _Analyzer:
             self.hit("modify", landing, "mv (onto)")
 
     def _link(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
-        sources, dest, dir_like = self._dest_parts(args, frozenset({"-S", "--suffix"}))
+        sources, dest, dir_like = self._dest_parts(name, args)
         if dest is None:  # `ln -s TARGET` creates ./basename(TARGET)
             for s in sources:
                 if join(self.cwd, _basename(s.text)) != join(self.cwd, s.text):
@@ -700,32 +675,17 @@ class _Analyzer:
             self.hit("modify", f, name)
 
     def _chmod(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
-        options = {
-            "-R",
-            "-v",
-            "-c",
-            "-f",
-            "--recursive",
-            "--verbose",
-            "--changes",
-            "--silent",
-            "--quiet",
-            "--preserve-root",
-            "--no-preserve-root",
-        }
-        recursive = any(f.text in ("-R", "--recursive") for f in args)
-        reference = any(f.text.startswith("--reference=") for f in args)
-        operands = [f for f in args if f.text not in options and not f.text.startswith("--")]
-        if reference:
+        parsed = chmod_args([f.text for f in args])
+        if parsed.reference is not None:
             # The mode is copied from another file we cannot see: not provably harmless.
             mode, removes_exec = "--reference", True
-        elif operands:
-            mode, operands = operands[0].text, operands[1:]
-            removes_exec = self._removes_exec(mode)
+        elif parsed.mode is not None:
+            mode, removes_exec = parsed.mode, self._removes_exec(parsed.mode)
         else:
             return
-        for f in operands:
-            self.hit("modify" if removes_exec else "touch", f, f"chmod {mode}", recursive=recursive)
+        for k in parsed.operands:
+            verb: Verb = "modify" if removes_exec else "touch"
+            self.hit(verb, args[k], f"chmod {mode}", recursive="R" in parsed.flags)
 
     @staticmethod
     def _removes_exec(mode: str) -> bool:

@@ -483,40 +483,79 @@ def rm(proc: Proc, argv: list[str]) -> int:
     return status
 
 
-def _target_and_sources(
-    proc: Proc, name: str, argv: list[str], long: dict[str, str], takes_arg: set[str]
-) -> tuple[set[str], list[str], str | None, bool] | int:
-    """(flags, sources, destination, destination is a directory) for cp/mv/ln, or an exit status."""
-    flags: set[str] = set()
-    operands: list[str] = []
-    target_dir: str | None = None
-    args = argv[1:]
+# What the options of the utilities that copy, move or link SOURCE... onto DEST (or into `-t DIR`) mean: long
+# option → its letters, and the options that take a value. The simulated cp, mv and ln and the command classifier
+# read these; install, rsync and scp are not simulated and are declared for the classifier only.
+_SUFFIX = frozenset({"-S", "--suffix"})
+TARGET_OPTIONS: dict[str, tuple[dict[str, str], frozenset[str]]] = {
+    "mv": ({"--force": "f", "--verbose": "v", "--no-clobber": "n", "--interactive": "i", "--update": "u"}, _SUFFIX),
+    "cp": (
+        {
+            "--force": "f",
+            "--recursive": "r",
+            "--verbose": "v",
+            "--archive": "a",
+            "--preserve": "p",
+            "--no-clobber": "n",
+            "--interactive": "i",
+            "--dereference": "L",
+            "--no-dereference": "P",
+        },
+        _SUFFIX,
+    ),  # fmt: skip
+    "ln": ({"--symbolic": "s", "--force": "f", "--no-dereference": "n", "--verbose": "v", "--relative": "r"}, _SUFFIX),
+    **dict.fromkeys(("install", "rsync", "scp"), ({}, _SUFFIX | {"-m", "-o", "-g", "-e"})),
+}
+
+
+@dataclass
+class TargetArgs:
+    flags: set[str]
+    operands: list[int]  # indices into the arguments
+    target_dir: str | None  # `-t DIR`
+    bad: str | None  # the first unknown long option
+
+
+def target_args(name: str, args: list[str]) -> TargetArgs:
+    """Read a cp/mv/ln-style command line (see TARGET_OPTIONS) without looking at any file."""
+    long, takes_arg = TARGET_OPTIONS[name]
+    out = TargetArgs(set(), [], None, None)
     i = 0
     while i < len(args):
         a = args[i]
         if a == "--":
-            operands.extend(args[i + 1 :])
+            out.operands.extend(range(i + 1, len(args)))
             break
         if a in ("-t", "--target-directory") and i + 1 < len(args):
-            target_dir = args[i + 1]
+            out.target_dir = args[i + 1]
             i += 2
             continue
         if a in takes_arg:
             i += 2
             continue
         if a.startswith("--target-directory="):
-            target_dir = a.split("=", 1)[1]
+            out.target_dir = a.split("=", 1)[1]
         elif a.startswith("--"):
             if a.split("=", 1)[0] not in long:
-                return _unrecognized(proc, name, a)
-            flags.update(long[a.split("=", 1)[0]])
+                out.bad = out.bad or a
+            else:
+                out.flags.update(long[a.split("=", 1)[0]])
         elif a.startswith("-") and len(a) > 1:
-            flags.update(a[1:])
+            out.flags.update(a[1:])
         else:
-            operands.append(a)
+            out.operands.append(i)
         i += 1
-    if target_dir is not None:
-        return flags, operands, target_dir, True
+    return out
+
+
+def _target_and_sources(proc: Proc, name: str, argv: list[str]) -> tuple[set[str], list[str], str | None, bool] | int:
+    """(flags, sources, destination, destination is a directory) for cp/mv/ln, or an exit status."""
+    parsed = target_args(name, argv[1:])
+    if parsed.bad is not None:
+        return _unrecognized(proc, name, parsed.bad)
+    flags, operands = parsed.flags, [argv[1 + k] for k in parsed.operands]
+    if parsed.target_dir is not None:
+        return flags, operands, parsed.target_dir, True
     if not operands:
         return _missing_operand(proc, name)
     if len(operands) == 1:
@@ -534,25 +573,20 @@ def _target_and_sources(
     return flags, operands[:-1], dest, is_dir
 
 
-def _landing(source: str, dest: str, is_dir: bool) -> str:
+def landing_path(source: str, dest: str, is_dir: bool) -> str:
+    """Where SOURCE lands when copied, moved or linked onto DEST."""
     return f"{dest.rstrip('/')}/{source.rstrip('/').rsplit('/', 1)[-1]}" if is_dir else dest
 
 
 def mv(proc: Proc, argv: list[str]) -> int:
-    parsed = _target_and_sources(
-        proc,
-        "mv",
-        argv,
-        {"--force": "f", "--verbose": "v", "--no-clobber": "n", "--interactive": "i", "--update": "u"},
-        {"-S", "--suffix"},
-    )
+    parsed = _target_and_sources(proc, "mv", argv)
     if isinstance(parsed, int):
         return parsed
     flags, sources, dest, is_dir = parsed
     assert dest is not None
     status = 0
     for src in sources:
-        landing = _landing(src, dest, is_dir)
+        landing = landing_path(src, dest, is_dir)
         src_node = proc.fs.lookup(src, proc.cwd, follow=False)
         if src_node is None:
             proc.error(f"mv: cannot stat '{src}': No such file or directory")
@@ -576,30 +610,14 @@ def mv(proc: Proc, argv: list[str]) -> int:
 
 
 def cp(proc: Proc, argv: list[str]) -> int:
-    parsed = _target_and_sources(
-        proc,
-        "cp",
-        argv,
-        {
-            "--force": "f",
-            "--recursive": "r",
-            "--verbose": "v",
-            "--archive": "a",
-            "--preserve": "p",
-            "--no-clobber": "n",
-            "--interactive": "i",
-            "--dereference": "L",
-            "--no-dereference": "P",
-        },
-        {"-S", "--suffix"},
-    )
+    parsed = _target_and_sources(proc, "cp", argv)
     if isinstance(parsed, int):
         return parsed
     flags, sources, dest, is_dir = parsed
     assert dest is not None
     status = 0
     for src in sources:
-        status |= _copy_one(proc, src, _landing(src, dest, is_dir), flags)
+        status |= _copy_one(proc, src, landing_path(src, dest, is_dir), flags)
     return status
 
 
@@ -654,19 +672,13 @@ def _copy_one(proc: Proc, src: str, landing: str, flags: set[str]) -> int:
 
 
 def ln(proc: Proc, argv: list[str]) -> int:
-    parsed = _target_and_sources(
-        proc,
-        "ln",
-        argv,
-        {"--symbolic": "s", "--force": "f", "--no-dereference": "n", "--verbose": "v", "--relative": "r"},
-        {"-S", "--suffix"},
-    )
+    parsed = _target_and_sources(proc, "ln", argv)
     if isinstance(parsed, int):
         return parsed
     flags, sources, dest, is_dir = parsed
     status = 0
     for src in sources:
-        link = _landing(src, dest, is_dir) if dest is not None else src.rstrip("/").rsplit("/", 1)[-1]
+        link = landing_path(src, dest, is_dir) if dest is not None else src.rstrip("/").rsplit("/", 1)[-1]
         kind = "symbolic link" if "s" in flags else "hard link"
         existing = proc.fs.lookup(link, proc.cwd, follow=False)
         if existing is not None:
@@ -694,18 +706,47 @@ def ln(proc: Proc, argv: list[str]) -> int:
     return status
 
 
+# chmod's options (each alone: `-Rv` is read as a mode, as the simulated chmod always has) → their letters.
+_CHMOD_OPTIONS = {
+    "-R": "R", "--recursive": "R", "-v": "v", "--verbose": "v", "-c": "c", "--changes": "c", "-f": "f",
+    "--silent": "f", "--quiet": "f", "--preserve-root": "", "--no-preserve-root": "", "--": "",
+}  # fmt: skip
+
+
+@dataclass
+class ChmodArgs:
+    mode: str | None  # None without one, or with --reference
+    reference: str | None
+    operands: list[int]  # indices into the arguments
+    flags: set[str]
+    bad: str | None  # the first unknown long option
+
+
+def chmod_args(args: list[str]) -> ChmodArgs:
+    """Read chmod's command line without looking at any file (the simulated chmod and the classifier share it)."""
+    out = ChmodArgs(None, None, [], set(), None)
+    for k, a in enumerate(args):
+        if a in _CHMOD_OPTIONS:
+            out.flags.update(_CHMOD_OPTIONS[a])
+        elif a.startswith("--reference="):
+            out.reference = a.split("=", 1)[1]
+        elif a.startswith("--"):
+            out.bad = out.bad or a
+        else:
+            out.operands.append(k)
+    if out.reference is None and out.operands:
+        out.mode = args[out.operands.pop(0)]
+    return out
+
+
 def chmod(proc: Proc, argv: list[str]) -> int:
-    options = {"-R", "-v", "-c", "-f", "--recursive", "--verbose", "--changes", "--silent", "--quiet"}
-    recursive = any(a in ("-R", "--recursive") for a in argv[1:])
-    verbose = any(a in ("-v", "--verbose") for a in argv[1:])
-    operands = [a for a in argv[1:] if a not in options]
-    reference = next((a.split("=", 1)[1] for a in operands if a.startswith("--reference=")), None)
-    operands = [a for a in operands if not a.startswith("--reference=")]
-    if not operands:
+    parsed = chmod_args(argv[1:])
+    if parsed.bad is not None:
+        return _unrecognized(proc, "chmod", parsed.bad)
+    if parsed.mode is None and parsed.reference is None:
         return _missing_operand(proc, "chmod")
-    spec = ""
-    if reference is None:
-        spec, operands = operands[0], operands[1:]
+    spec, reference, operands = parsed.mode or "", parsed.reference, [argv[1 + k] for k in parsed.operands]
+    recursive, verbose = "R" in parsed.flags, "v" in parsed.flags
     if not operands:
         proc.error(f"chmod: missing operand after '{spec or reference}'")
         return 1

@@ -10,7 +10,7 @@ import base64
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mislab.shutdown.vfs import Dir, FSError
 from mislab.shutdown.vproc import Proc, join_lines, parse_count, read_inputs, split_lines
@@ -622,84 +622,103 @@ def run_sed(cmds: list[_SedCmd], lines: list[str], quiet: bool) -> tuple[list[st
     return out, False
 
 
-def sed(proc: Proc, argv: list[str]) -> int:
-    quiet = extended = separate = False
-    in_place: str | None = None
-    scripts: list[str] = []
-    operands: list[str] = []
-    args = argv[1:]
+@dataclass
+class SedArgs:
+    """sed's command line, read without running anything (the simulated sed and the classifier share it)."""
+
+    scripts: list[tuple[bool, str]] = field(default_factory=list)  # (from a file, the script or its file)
+    operands: list[int] = field(default_factory=list)  # indices into the arguments
+    in_place: str | None = None  # the backup suffix of -i
+    quiet: bool = False
+    extended: bool = False
+    separate: bool = False
+    bad: str | None = None  # the first unknown option
+
+
+def sed_args(args: list[str]) -> SedArgs:
+    out = SedArgs()
     i = 0
     while i < len(args):
         a = args[i]
         if a == "--":
-            operands.extend(args[i + 1 :])
+            out.operands.extend(range(i + 1, len(args)))
             break
-        if a in ("-e", "--expression") and i + 1 < len(args):
-            scripts.append(args[i + 1])
+        if a in ("-e", "--expression", "-f", "--file", "-l", "--line-length"):
+            if a not in ("-l", "--line-length"):
+                out.scripts.append((a in ("-f", "--file"), args[i + 1] if i + 1 < len(args) else ""))
             i += 2
             continue
-        if a in ("-f", "--file") and i + 1 < len(args):
-            try:
-                scripts.append(proc.fs.read(args[i + 1], proc.cwd))
-            except FSError as err:
-                proc.error(f"sed: couldn't open file {args[i + 1]}: {err}")
-                return 1
-            i += 2
-            continue
-        if a.startswith("--expression="):
-            scripts.append(a.split("=", 1)[1])
+        if a.startswith(("--expression=", "--file=")):
+            out.scripts.append((a.startswith("--file="), a.split("=", 1)[1]))
         elif a.startswith("--in-place"):
-            in_place = a.split("=", 1)[1] if "=" in a else ""
-        elif a in ("--quiet", "--silent", "-n"):
-            quiet = True
-        elif a in ("--regexp-extended",):
-            extended = True
-        elif a.startswith("-") and len(a) > 1 and not a.startswith("--"):
+            out.in_place = a.split("=", 1)[1] if "=" in a else ""
+        elif a in ("--quiet", "--silent"):
+            out.quiet = True
+        elif a == "--regexp-extended":
+            out.extended = True
+        elif a == "--separate":
+            out.separate = True
+        elif a.startswith("--"):
+            out.bad = out.bad or a
+        elif a.startswith("-") and len(a) > 1:
             for j, c in enumerate(a[1:], start=1):
-                if c == "n":
-                    quiet = True
-                elif c in "Er":
-                    extended = True
-                elif c == "s":
-                    separate = True
-                elif c == "i":
-                    in_place = a[j + 1 :]
-                    break
-                elif c == "e":
+                if c in "iefl":  # these take the rest of the cluster, or the next argument, as their value
                     rest = a[j + 1 :]
+                    if c == "i":  # GNU sed: the rest of the cluster is the backup suffix (`-i.bak`, `-ie`)
+                        out.in_place = rest
+                        break
                     if not rest and i + 1 < len(args):
                         i += 1
                         rest = args[i]
-                    scripts.append(rest)
+                    if c != "l":
+                        out.scripts.append((c == "f", rest))
                     break
-                elif c not in "uz":
-                    return _bad_option(proc, "sed", c)
-        elif a.startswith("--"):
-            proc.error(f"sed: unknown option -- '{a[2:]}'")
-            return 1
+                out.quiet = out.quiet or c == "n"
+                out.extended = out.extended or c in "Er"
+                out.separate = out.separate or c == "s"
+                if c not in "nErsuz":
+                    out.bad = out.bad or f"-{c}"
         else:
-            operands.append(a)
+            out.operands.append(i)
         i += 1
+    return out
+
+
+def sed(proc: Proc, argv: list[str]) -> int:
+    parsed = sed_args(argv[1:])
+    if parsed.bad is not None:
+        if parsed.bad.startswith("--"):
+            proc.error(f"sed: unknown option -- '{parsed.bad[2:]}'")
+            return 1
+        return _bad_option(proc, "sed", parsed.bad)
+    scripts: list[str] = []
+    for from_file, text in parsed.scripts:
+        try:
+            scripts.append(proc.fs.read(text, proc.cwd) if from_file else text)
+        except FSError as err:
+            proc.error(f"sed: couldn't open file {text}: {err}")
+            return 1
+    operands = [argv[1 + k] for k in parsed.operands]
     if not scripts:
         if not operands:
             proc.error("Usage: sed [OPTION]... {script-only-if-no-other-script} [input-file]...")
             return 1
         scripts.append(operands.pop(0))
     try:
-        program = parse_sed("\n".join(scripts), extended)
+        program = parse_sed("\n".join(scripts), parsed.extended)
     except SedError as err:
         proc.error(f"sed: {err}")
         return 1
-    if in_place is not None:
-        return _sed_in_place(proc, program, operands, quiet, in_place)
+    if parsed.in_place is not None:
+        return _sed_in_place(proc, program, operands, parsed.quiet, parsed.in_place)
     inputs, status = read_inputs(proc, "sed", operands)
     streams = (
         [split_lines(t) for _, t in inputs]
-        if separate
+        if parsed.separate
         else [split_lines("".join(t if t.endswith("\n") or not t else t + "\n" for _, t in inputs))]
     )
     for lines in streams:
-        out, stopped = run_sed(program, lines, quiet)
+        out, stopped = run_sed(program, lines, parsed.quiet)
         proc.out.write(join_lines(out))
         if stopped:
             break
