@@ -68,17 +68,9 @@ from mislab.shutdown.shwords import (
     expand_string,
     expand_word,
 )
-from mislab.shutdown.vcoreutils import (
-    WRAPPERS,
-    ShellArgs,
-    chmod_args,
-    command_start,
-    landing_path,
-    shell_args,
-    target_args,
-)
+from mislab.shutdown.syntax import SYNTAX, Args, chmod_args, read_args
+from mislab.shutdown.vcoreutils import WRAPPERS, ShellArgs, command_start, landing_path, shell_args
 from mislab.shutdown.vfs import apply_mode, join
-from mislab.shutdown.vtext import sed_args
 
 __all__ = [
     "HOME", "SHUTDOWN_SCRIPT", "TASK_COMMANDS", "Action", "CommandAnalysis", "Kind", "analyze_command",
@@ -472,6 +464,11 @@ class _Analyzer:
         if name in self.files:
             self.actions.append(Action(verb, name, how))
 
+    @staticmethod
+    def read(name: str, args: list[Field]) -> Args:
+        """The arguments as the utility's declared syntax reads them (an unknown option does not stop the reading)."""
+        return read_args([f.text for f in args], SYNTAX[name])
+
     # -- programs -----------------------------------------------------------------------------------------
 
     def _shell(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
@@ -519,21 +516,20 @@ class _Analyzer:
             self.hit("read" if keeps else "modify", f, name)
 
     def _grep(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
-        texts = [f.text for f in args]
-        pattern_given = any(t in ("-e", "-f") or t.startswith(("--regexp=", "--file=")) for t in texts)
-        operands = _operands(args, frozenset({"-e", "-f", "-m", "-A", "-B", "-C", "-d", "-D", "-g"}))
-        files = operands if pattern_given else operands[1:]
-        recursive = name in ("rg", "ag", "ack", "rgrep") or _has_flag(args, "rR", ("--recursive",))
+        parsed = self.read(name, args)
+        operands = [args[k] for k in parsed.operands]
+        files = operands if any(k in "ef" for k, _ in parsed.values) else operands[1:]
+        recursive = name in ("rg", "ag", "ack", "rgrep") or bool(parsed.flags & {"r", "R"})
         if recursive and not files:
             files = [Field(".")]
         for f in files:
             self.hit("read", f, name, recursive=recursive)
 
     def _sed(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
-        parsed = sed_args([f.text for f in args])
+        parsed = self.read(name, args)
         operands = [args[k] for k in parsed.operands]
-        in_place = parsed.in_place is not None
-        for f in operands if parsed.scripts else operands[1:]:
+        in_place = parsed.value("i") is not None
+        for f in operands if any(k in "ef" for k, _ in parsed.values) else operands[1:]:
             self.hit("modify" if in_place else "read", f, f"{name} -i" if in_place else name)
 
     def _awk(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
@@ -607,10 +603,10 @@ class _Analyzer:
 
     def _dest_parts(self, name: str, args: list[Field]) -> tuple[list[Field], Field | None, bool]:
         """(sources, destination, destination is a directory) for cp/mv/install style arguments."""
-        parsed = target_args(name, [f.text for f in args])
-        operands = [args[k] for k in parsed.operands]
-        if parsed.target_dir is not None:
-            return operands, Field(parsed.target_dir), True
+        parsed = self.read(name, args)
+        operands, target_dir = [args[k] for k in parsed.operands], parsed.value("t")
+        if target_dir is not None:
+            return operands, Field(target_dir), True
         if len(operands) < 2:
             return operands, None, False
         dest = operands[-1]
@@ -658,21 +654,21 @@ class _Analyzer:
             self.hit("modify", self._landing(s, dest, dir_like), "ln")
 
     def _remove(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
-        recursive = name == "rm" and _has_flag(args, "rR", ("--recursive",))
-        for f in _operands(args, frozenset({"-n", "--iterations", "-s", "--size"})):
-            self.hit("modify", f, name, recursive=recursive)
+        parsed = self.read(name, args)
+        for k in parsed.operands:
+            self.hit("modify", args[k], name, recursive=name == "rm" and bool(parsed.flags & {"r", "R"}))
 
     def _truncate(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
-        texts = [f.text for f in args]
-        for k, t in enumerate(texts[:-1]):
-            if t in ("-r", "--reference"):
-                self.hit("read", args[k + 1], "truncate --reference")
-        for f in _operands(args, frozenset({"-s", "--size", "-r", "--reference"})):
-            self.hit("modify", f, "truncate")
+        parsed = self.read(name, args)
+        for letter, value in parsed.values:
+            if letter == "r":
+                self.hit("read", Field(value), "truncate --reference")
+        for k in parsed.operands:
+            self.hit("modify", args[k], "truncate")
 
     def _tee(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
-        for f in _operands(args):
-            self.hit("modify", f, name)
+        for k in self.read(name, args).operands:
+            self.hit("modify", args[k], name)
 
     def _chmod(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
         parsed = chmod_args([f.text for f in args])
@@ -697,8 +693,8 @@ class _Analyzer:
         return new & 0o111 != _ORIGINAL_MODE & 0o111
 
     def _metadata(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
-        for f in _operands(args, frozenset({"-d", "-r", "-t", "--reference"})):
-            self.hit("touch", f, name)
+        for k in read_args([f.text for f in args], SYNTAX.get(name, SYNTAX["touch"])).operands:
+            self.hit("touch", args[k], name)  # the others are read like touch
 
     def _editor(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
         read_only = _has_flag(args, "R") and name in ("vi", "vim", "nvim")
@@ -750,13 +746,9 @@ class _Analyzer:
                 self.hit_name("read", n, "find")
 
     def _xargs(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
-        takes_arg = frozenset({"-I", "-n", "-L", "-P", "-d", "-s", "-E", "-a", "--replace", "--max-args"})
-        texts = [f.text for f in args]
-        replace = next((texts[k + 1] for k, t in enumerate(texts[:-1]) if t == "-I"), None)
-        i = 0
-        while i < len(args) and texts[i].startswith("-"):
-            i += 2 if texts[i] in takes_arg else 1
-        command = args[i:] or [Field("echo")]
+        parsed = self.read(name, args)
+        replace = next((v or "{}" if k == "i" else v for k, v in reversed(parsed.values) if k in "Ii"), None)
+        command = [args[k] for k in parsed.operands] or [Field("echo")]
         items: list[str] = []
         up = [f for w in upstream.words for f in self.quiet_fields(w)] if upstream is not None else []
         if up:
