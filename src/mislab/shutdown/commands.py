@@ -661,8 +661,8 @@ class _Analyzer:
     def _truncate(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
         parsed = self.read(name, args)
         for letter, value in parsed.values:
-            if letter == "r":
-                self.hit("read", Field(value), "truncate --reference")
+            if letter == "r":  # the argument itself when it is one (a glob keeps its pattern)
+                self.hit("read", next((f for f in args if f.text == value), Field(value)), "truncate --reference")
         for k in parsed.operands:
             self.hit("modify", args[k], "truncate")
 
