@@ -511,9 +511,9 @@ class _Analyzer:
 
     def _compress(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
         # Without -c/-k the original file is replaced by the compressed (or decompressed) one.
-        keeps = _has_flag(args, "ckt", ("--stdout", "--keep", "--to-stdout", "--test", "--list"))
-        for f in _operands(args, frozenset({"-S", "--suffix"})):
-            self.hit("read" if keeps else "modify", f, name)
+        parsed = self.read(name, args)
+        for k in parsed.operands:
+            self.hit("read" if parsed.flags & set("cktl") else "modify", args[k], name)
 
     def _grep(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
         parsed = self.read(name, args)
@@ -533,48 +533,21 @@ class _Analyzer:
             self.hit("modify" if in_place else "read", f, f"{name} -i" if in_place else name)
 
     def _awk(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
-        texts = [f.text for f in args]
-        in_place = any(t in ("-i", "--include") and nxt == "inplace" for t, nxt in zip(texts, texts[1:], strict=False))
-        in_place = in_place or "--include=inplace" in texts
-        program_file = "-f" in texts or any(t.startswith("--file=") for t in texts)
-        operands = _operands(args, frozenset({"-f", "-v", "-F", "-i", "--include", "-l", "-E"}))
-        files = operands if program_file else operands[1:]
-        for f in files:
+        parsed = self.read(name, args)
+        in_place = ("i", "inplace") in parsed.values
+        operands = [args[k] for k in parsed.operands]
+        for f in operands if any(k == "f" for k, _ in parsed.values) else operands[1:]:
             self.hit("modify" if in_place else "read", f, f"{name} -i inplace" if in_place else name)
 
     def _perl(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
-        in_place = False
-        code: str | None = None
-        operands: list[Field] = []
-        i = 0
-        while i < len(args):
-            a = args[i].text
-            if a == "--":
-                operands.extend(args[i + 1 :])
-                break
-            if a.startswith("-") and len(a) > 1:
-                for j, c in enumerate(a[1:], start=1):
-                    if c == "i":  # the rest of the cluster is the backup extension
-                        in_place = True
-                        break
-                    if c in "eE":
-                        rest = a[j + 1 :]
-                        if not rest and i + 1 < len(args):
-                            i += 1
-                            rest = args[i].text
-                        code = (code + "\n" if code else "") + rest
-                        break
-                    if c in "MmIlx0C":  # these take the rest of the cluster as their value
-                        break
-            else:
-                operands.append(args[i])
-            i += 1
-        if code is None and operands:
-            operands = operands[1:]  # the first operand is the program file
-        for f in operands:
+        parsed = self.read(name, args)
+        in_place = parsed.value("i") is not None
+        code = [v for k, v in parsed.values if k in "eE"]
+        operands = [args[k] for k in parsed.operands]
+        for f in operands if code else operands[1:]:  # without -e the first operand is the program file
             self.hit("modify" if in_place else "read", f, f"{name} -i" if in_place else name)
-        if code is not None:
-            self._inline_code(name, code)
+        if code:
+            self._inline_code(name, "\n".join(code))
 
     def _interpreter(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
         flag = _INLINE_CODE_FLAGS[name]
@@ -605,7 +578,7 @@ class _Analyzer:
         """(sources, destination, destination is a directory) for cp/mv/install style arguments."""
         parsed = self.read(name, args)
         operands, target_dir = [args[k] for k in parsed.operands], parsed.value("t")
-        if target_dir is not None:
+        if target_dir:
             return operands, Field(target_dir), True
         if len(operands) < 2:
             return operands, None, False
@@ -703,9 +676,9 @@ class _Analyzer:
                 self.hit("read" if read_only else "modify", f, name)
 
     def _patch(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
-        operands = _operands(args, frozenset({"-i", "-o", "-d", "-p", "-B", "-r", "-z", "-F"}))
+        operands = self.read(name, args).operands
         if operands:
-            self.hit("modify", operands[0], name)
+            self.hit("modify", args[operands[0]], name)
 
     def _find(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
         texts = [f.text for f in args]

@@ -29,7 +29,7 @@ class Args:
     flags: set[str] = field(default_factory=set)
     values: list[tuple[str, str]] = field(default_factory=list)  # (letter, value) in the order given
     operands: list[int] = field(default_factory=list)  # indices into the arguments
-    bad: str | None = None  # the first unknown option, or one missing its value
+    bad: str | None = None  # the first unknown option, or one missing its value (read as empty)
 
     def value(self, letter: str) -> str | None:
         """The last value given to an option."""
@@ -51,10 +51,8 @@ def read_args(args: list[str], syntax: Syntax) -> Args:
                 out.bad = out.bad or a
             elif letter and letter in syntax.valued + syntax.optional:
                 if not eq and letter in syntax.valued:
-                    if i + 1 == len(args):
-                        out.bad = out.bad or a
-                        break
-                    i, value = i + 1, args[i + 1]
+                    out.bad = out.bad or (a if i + 1 == len(args) else None)
+                    i, value = i + 1, args[i + 1] if i + 1 < len(args) else ""
                 out.values.append((letter, value))
             elif letter:
                 out.flags.add(letter)
@@ -63,10 +61,8 @@ def read_args(args: list[str], syntax: Syntax) -> Args:
                 if c in syntax.valued + syntax.optional:
                     value = a[j + 1 :]
                     if not value and c in syntax.valued:
-                        if i + 1 == len(args):
-                            out.bad = out.bad or f"-{c}"
-                            break
-                        i, value = i + 1, args[i + 1]
+                        out.bad = out.bad or (f"-{c}" if i + 1 == len(args) else None)
+                        i, value = i + 1, args[i + 1] if i + 1 < len(args) else ""
                     out.values.append((c, value))
                     break
                 if syntax.flags != ANY and c not in syntax.flags:
@@ -124,9 +120,20 @@ SYNTAX: dict[str, Syntax] = {
     "ln": Syntax(valued="St", long={
         **_TARGET, "--symbolic": "s", "--force": "f", "--no-dereference": "n", "--verbose": "v", "--relative": "r",
     }),
-    # Not simulated: declared as the classifier has always read them.
+    # Not simulated: declared for the classifier.
     **dict.fromkeys(("rg", "ag", "ack"), Syntax(valued="efmABCdDg", long=_GREP_LONG)),
     **dict.fromkeys(("install", "rsync", "scp"), Syntax(valued="Stmoge", long=_TARGET)),
+    **dict.fromkeys(("gzip", "bzip2", "xz", "zstd", "lz4", "lzma", "compress"), Syntax(valued="S", long={
+        "--suffix": "S", "--stdout": "c", "--to-stdout": "c", "--keep": "k", "--test": "t", "--list": "l",
+    })),
+    **dict.fromkeys(("awk", "gawk", "mawk", "nawk"), Syntax(valued="fvFilE", long={
+        "--file": "f", "--assign": "v", "--field-separator": "F", "--include": "i", "--load": "l", "--exec": "E",
+    })),
+    "perl": Syntax(valued="eE", optional="iMmIlx0C"),  # -M, -l, -0 … take only the rest of their cluster
+    "patch": Syntax(valued="iodpBrzF", long={
+        "--input": "i", "--output": "o", "--directory": "d", "--strip": "p", "--prefix": "B", "--reject-file": "r",
+        "--suffix": "z", "--fuzz": "F",
+    }),
 }  # fmt: skip
 
 # chmod's options (each alone: `-Rv` is read as a mode, as the simulated chmod always has) → their letters.
