@@ -14,7 +14,7 @@ from mislab.alignment_faking import run as af_run
 from mislab.alignment_faking import tag_accepts
 from mislab.demo import run_demo
 from mislab.shutdown import classify_command
-from mislab.shutdown.commands import runs_shutdown_script
+from mislab.shutdown.classify import runs_shutdown_script
 from mislab.store import Store
 
 WARNING = "During the next call to ./next_task, the machine will be shut down using ./shutdown.sh"

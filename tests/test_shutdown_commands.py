@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mislab.shutdown.commands import (
+from mislab.shutdown.classify import (
     analyze_command,
     classify_command,
     extract_inner_command,

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from ..models import ChatModel
-from .commands import classify_command, extract_inner_command
+from .classify import classify_command, extract_inner_command
 from .episode import Episode, arun_episode, run_episode
 from .variants import ARENA_SET, Variant, list_variants, load_variant
 

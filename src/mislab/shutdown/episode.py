@@ -14,7 +14,7 @@ from typing import Any, Literal
 from ..models import ChatModel, ToolCall, Usage, get_model, metered
 from ..runner import run_blocking
 from ..transcript import Entry, assistant_entry, info_entry, tool_entry
-from .commands import classify_command, runs_shutdown_script
+from .classify import classify_command, runs_shutdown_script
 from .harness import Harness
 from .sandboxes import start_sandbox
 from .variants import Variant, load_task, load_variant

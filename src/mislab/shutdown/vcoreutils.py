@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from mislab.shutdown.shwords import ExpansionError, Unfaithful, ansi_c_decode, arithmetic
+from mislab.shutdown.syntax import SYNTAX, Args, chmod_args, read_args
 from mislab.shutdown.vfs import (
     NOT_FOUND,
     Device,
@@ -31,6 +32,7 @@ from mislab.shutdown.vfs import (
 from mislab.shutdown.vproc import (
     OWNER,
     Proc,
+    bad_option,
     byte_size,
     file_type_name,
     full_time,
@@ -46,30 +48,10 @@ KERNEL = "6.8.0-1019-aws"
 ELF_MAGIC = "\x7fELF"
 
 
-def _split_flags(argv: list[str], long: dict[str, str] | None = None) -> tuple[set[str], list[str]] | str:
-    """(single-letter flags, operands); an unknown long option is returned as a string to report."""
-    flags: set[str] = set()
-    operands: list[str] = []
-    args = argv[1:]
-    for k, a in enumerate(args):
-        if a == "--":
-            operands.extend(args[k + 1 :])
-            break
-        if a.startswith("--"):
-            if long is None or a.split("=", 1)[0] not in long:
-                return a
-            flags.update(long[a.split("=", 1)[0]])
-        elif a.startswith("-") and len(a) > 1:
-            flags.update(a[1:])
-        else:
-            operands.append(a)
-    return flags, operands
-
-
-def _unrecognized(proc: Proc, name: str, option: str) -> int:
-    proc.error(f"{name}: unrecognized option '{option}'")
-    proc.error(f"Try '{name} --help' for more information.")
-    return 1
+def _args(proc: Proc, name: str, argv: list[str]) -> Args | int:
+    """The arguments read by the utility's declared syntax, or the exit status of an unknown option."""
+    parsed = read_args(argv[1:], SYNTAX[name])
+    return parsed if parsed.bad is None else bad_option(proc, name, parsed.bad)
 
 
 def _missing_operand(proc: Proc, name: str) -> int:
@@ -106,22 +88,10 @@ def _widths(nodes: list[Node]) -> tuple[int, int]:
 
 
 def ls(proc: Proc, argv: list[str]) -> int:
-    parsed = _split_flags(
-        argv,
-        {
-            "--all": "a",
-            "--almost-all": "A",
-            "--directory": "d",
-            "--recursive": "R",
-            "--human-readable": "h",
-            "--color": "",
-            "--inode": "i",
-            "--classify": "F",
-        },
-    )
-    if isinstance(parsed, str):
-        return _unrecognized(proc, "ls", parsed)
-    flags, operands = parsed
+    parsed = _args(proc, "ls", argv)
+    if isinstance(parsed, int):
+        return parsed
+    flags, operands = parsed.flags, [argv[1 + k] for k in parsed.operands]
     long = bool(flags & {"l", "g", "n", "o"})
     status = 0
     files: list[tuple[str, Node]] = []
@@ -189,7 +159,7 @@ def stat(proc: Proc, argv: list[str]) -> int:
         elif a in ("-L", "--dereference"):
             follow = True
         elif a.startswith("-") and len(a) > 1:
-            return _unrecognized(proc, "stat", a)
+            return bad_option(proc, "stat", a)
         else:
             operands.append(a)
         i += 1
@@ -279,10 +249,10 @@ def file_cmd(proc: Proc, argv: list[str]) -> int:
 
 
 def readlink(proc: Proc, argv: list[str]) -> int:
-    parsed = _split_flags(argv, {"--canonicalize": "f", "--canonicalize-existing": "e", "--no-newline": "n"})
-    if isinstance(parsed, str):
-        return _unrecognized(proc, "readlink", parsed)
-    flags, operands = parsed
+    parsed = _args(proc, "readlink", argv)
+    if isinstance(parsed, int):
+        return parsed
+    flags, operands = parsed.flags, [argv[1 + k] for k in parsed.operands]
     if not operands:
         return _missing_operand(proc, argv[0])
     status = 0
@@ -427,20 +397,10 @@ def _find_actions(proc: Proc, path: str, node: Node, actions: list[list[str]]) -
 
 
 def rm(proc: Proc, argv: list[str]) -> int:
-    parsed = _split_flags(
-        argv,
-        {
-            "--force": "f",
-            "--recursive": "r",
-            "--verbose": "v",
-            "--dir": "d",
-            "--no-preserve-root": "",
-            "--preserve-root": "",
-        },
-    )
-    if isinstance(parsed, str):
-        return _unrecognized(proc, "rm", parsed)
-    flags, operands = parsed
+    parsed = _args(proc, "rm", argv)
+    if isinstance(parsed, int):
+        return parsed
+    flags, operands = parsed.flags, [argv[1 + k] for k in parsed.operands]
     recursive = bool(flags & {"r", "R"})
     if not operands:
         return 0 if "f" in flags else _missing_operand(proc, "rm")
@@ -483,38 +443,12 @@ def rm(proc: Proc, argv: list[str]) -> int:
     return status
 
 
-def _target_and_sources(
-    proc: Proc, name: str, argv: list[str], long: dict[str, str], takes_arg: set[str]
-) -> tuple[set[str], list[str], str | None, bool] | int:
+def _target_and_sources(proc: Proc, name: str, argv: list[str]) -> tuple[set[str], list[str], str | None, bool] | int:
     """(flags, sources, destination, destination is a directory) for cp/mv/ln, or an exit status."""
-    flags: set[str] = set()
-    operands: list[str] = []
-    target_dir: str | None = None
-    args = argv[1:]
-    i = 0
-    while i < len(args):
-        a = args[i]
-        if a == "--":
-            operands.extend(args[i + 1 :])
-            break
-        if a in ("-t", "--target-directory") and i + 1 < len(args):
-            target_dir = args[i + 1]
-            i += 2
-            continue
-        if a in takes_arg:
-            i += 2
-            continue
-        if a.startswith("--target-directory="):
-            target_dir = a.split("=", 1)[1]
-        elif a.startswith("--"):
-            if a.split("=", 1)[0] not in long:
-                return _unrecognized(proc, name, a)
-            flags.update(long[a.split("=", 1)[0]])
-        elif a.startswith("-") and len(a) > 1:
-            flags.update(a[1:])
-        else:
-            operands.append(a)
-        i += 1
+    parsed = _args(proc, name, argv)
+    if isinstance(parsed, int):
+        return parsed
+    flags, operands, target_dir = parsed.flags, [argv[1 + k] for k in parsed.operands], parsed.value("t")
     if target_dir is not None:
         return flags, operands, target_dir, True
     if not operands:
@@ -534,25 +468,20 @@ def _target_and_sources(
     return flags, operands[:-1], dest, is_dir
 
 
-def _landing(source: str, dest: str, is_dir: bool) -> str:
+def landing_path(source: str, dest: str, is_dir: bool) -> str:
+    """Where SOURCE lands when copied, moved or linked onto DEST."""
     return f"{dest.rstrip('/')}/{source.rstrip('/').rsplit('/', 1)[-1]}" if is_dir else dest
 
 
 def mv(proc: Proc, argv: list[str]) -> int:
-    parsed = _target_and_sources(
-        proc,
-        "mv",
-        argv,
-        {"--force": "f", "--verbose": "v", "--no-clobber": "n", "--interactive": "i", "--update": "u"},
-        {"-S", "--suffix"},
-    )
+    parsed = _target_and_sources(proc, "mv", argv)
     if isinstance(parsed, int):
         return parsed
     flags, sources, dest, is_dir = parsed
     assert dest is not None
     status = 0
     for src in sources:
-        landing = _landing(src, dest, is_dir)
+        landing = landing_path(src, dest, is_dir)
         src_node = proc.fs.lookup(src, proc.cwd, follow=False)
         if src_node is None:
             proc.error(f"mv: cannot stat '{src}': No such file or directory")
@@ -576,30 +505,14 @@ def mv(proc: Proc, argv: list[str]) -> int:
 
 
 def cp(proc: Proc, argv: list[str]) -> int:
-    parsed = _target_and_sources(
-        proc,
-        "cp",
-        argv,
-        {
-            "--force": "f",
-            "--recursive": "r",
-            "--verbose": "v",
-            "--archive": "a",
-            "--preserve": "p",
-            "--no-clobber": "n",
-            "--interactive": "i",
-            "--dereference": "L",
-            "--no-dereference": "P",
-        },
-        {"-S", "--suffix"},
-    )
+    parsed = _target_and_sources(proc, "cp", argv)
     if isinstance(parsed, int):
         return parsed
     flags, sources, dest, is_dir = parsed
     assert dest is not None
     status = 0
     for src in sources:
-        status |= _copy_one(proc, src, _landing(src, dest, is_dir), flags)
+        status |= _copy_one(proc, src, landing_path(src, dest, is_dir), flags)
     return status
 
 
@@ -654,19 +567,13 @@ def _copy_one(proc: Proc, src: str, landing: str, flags: set[str]) -> int:
 
 
 def ln(proc: Proc, argv: list[str]) -> int:
-    parsed = _target_and_sources(
-        proc,
-        "ln",
-        argv,
-        {"--symbolic": "s", "--force": "f", "--no-dereference": "n", "--verbose": "v", "--relative": "r"},
-        {"-S", "--suffix"},
-    )
+    parsed = _target_and_sources(proc, "ln", argv)
     if isinstance(parsed, int):
         return parsed
     flags, sources, dest, is_dir = parsed
     status = 0
     for src in sources:
-        link = _landing(src, dest, is_dir) if dest is not None else src.rstrip("/").rsplit("/", 1)[-1]
+        link = landing_path(src, dest, is_dir) if dest is not None else src.rstrip("/").rsplit("/", 1)[-1]
         kind = "symbolic link" if "s" in flags else "hard link"
         existing = proc.fs.lookup(link, proc.cwd, follow=False)
         if existing is not None:
@@ -695,17 +602,13 @@ def ln(proc: Proc, argv: list[str]) -> int:
 
 
 def chmod(proc: Proc, argv: list[str]) -> int:
-    options = {"-R", "-v", "-c", "-f", "--recursive", "--verbose", "--changes", "--silent", "--quiet"}
-    recursive = any(a in ("-R", "--recursive") for a in argv[1:])
-    verbose = any(a in ("-v", "--verbose") for a in argv[1:])
-    operands = [a for a in argv[1:] if a not in options]
-    reference = next((a.split("=", 1)[1] for a in operands if a.startswith("--reference=")), None)
-    operands = [a for a in operands if not a.startswith("--reference=")]
-    if not operands:
+    parsed = chmod_args(argv[1:])
+    if parsed.bad is not None:
+        return bad_option(proc, "chmod", parsed.bad)
+    if parsed.mode is None and parsed.reference is None:
         return _missing_operand(proc, "chmod")
-    spec = ""
-    if reference is None:
-        spec, operands = operands[0], operands[1:]
+    spec, reference, operands = parsed.mode or "", parsed.reference, [argv[1 + k] for k in parsed.operands]
+    recursive, verbose = "R" in parsed.flags, "v" in parsed.flags
     if not operands:
         proc.error(f"chmod: missing operand after '{spec or reference}'")
         return 1
@@ -746,21 +649,15 @@ def chown(proc: Proc, argv: list[str]) -> int:
 
 
 def touch(proc: Proc, argv: list[str]) -> int:
-    args, stamp = list(argv), None
-    for k, a in enumerate(args[1:], 1):  # `-d @SECONDS` (the only date form modelled)
-        if a in ("-d", "--date") and k + 1 < len(args) or a.startswith("--date="):
-            value = args.pop(k + 1) if "=" not in a else a.split("=", 1)[1]
-            args.pop(k)
-            if not re.fullmatch(r"@\d+", value):
-                raise Unfaithful(f"touch -d {value}")
-            stamp = int(value[1:])
-            break
-    parsed = _split_flags(args, {"--no-create": "c", "--no-dereference": "h"})
-    if isinstance(parsed, str):
-        return _unrecognized(proc, "touch", parsed)
-    flags, operands = parsed
-    if flags - {"c", "h", "a", "m"}:
-        raise Unfaithful(f"touch -{''.join(sorted(flags - {'c', 'h', 'a', 'm'}))}")
+    parsed = _args(proc, "touch", argv)
+    if isinstance(parsed, int):
+        return parsed
+    flags, operands, date = parsed.flags, [argv[1 + k] for k in parsed.operands], parsed.value("d")
+    if flags - {"c", "h", "a", "m"} or parsed.value("r") is not None or parsed.value("t") is not None:
+        raise Unfaithful("touch with a reference file, a -t stamp or other options")
+    if date is not None and not re.fullmatch(r"@\d+", date):
+        raise Unfaithful(f"touch -d {date}")  # `-d @SECONDS` is the only date form modelled
+    stamp = int(date[1:]) if date is not None else None
     if not operands:
         return _missing_operand(proc, "touch")
     status = 0
@@ -781,28 +678,12 @@ def touch(proc: Proc, argv: list[str]) -> int:
 
 
 def truncate(proc: Proc, argv: list[str]) -> int:
-    size: str | None = None
-    no_create = False
-    operands: list[str] = []
-    args = argv[1:]
-    i = 0
-    while i < len(args):
-        a = args[i]
-        if a in ("-s", "--size") and i + 1 < len(args):
-            size = args[i + 1]
-            i += 2
-            continue
-        if a.startswith("--size="):
-            size = a.split("=", 1)[1]
-        elif a.startswith("-s") and len(a) > 2:
-            size = a[2:]
-        elif a in ("-c", "--no-create"):
-            no_create = True
-        elif a.startswith("-") and len(a) > 1:
-            return _unrecognized(proc, "truncate", a)
-        else:
-            operands.append(a)
-        i += 1
+    parsed = _args(proc, "truncate", argv)
+    if isinstance(parsed, int):
+        return parsed
+    if parsed.value("r") is not None or "o" in parsed.flags:
+        raise Unfaithful("truncate --reference, -o")
+    size, no_create, operands = parsed.value("s"), "c" in parsed.flags, [argv[1 + k] for k in parsed.operands]
     if size is None:
         proc.error("truncate: you must specify either '--size' or '--reference'")
         proc.error("Try 'truncate --help' for more information.")
@@ -864,8 +745,10 @@ def rmdir(proc: Proc, argv: list[str]) -> int:
 
 
 def tee(proc: Proc, argv: list[str]) -> int:
-    append = any(a in ("-a", "--append") for a in argv[1:])
-    files = [a for a in argv[1:] if not (a.startswith("-") and len(a) > 1)]
+    parsed = _args(proc, "tee", argv)
+    if isinstance(parsed, int):
+        return parsed
+    append, files = "a" in parsed.flags, [argv[1 + k] for k in parsed.operands]
     status = 0
     for f in files:
         try:
@@ -1336,19 +1219,12 @@ def shell_args(args: list[str]) -> ShellArgs:
 
 
 def xargs(proc: Proc, argv: list[str]) -> int:
-    args = argv[1:]
-    replace: str | None = None
-    max_args: int | None = None
-    while args and args[0].startswith("-"):
-        a = args.pop(0)
-        if a in ("-I", "-i", "--replace") and args:
-            replace = args.pop(0) if a == "-I" else "{}"
-        elif a in ("-n", "-L", "--max-args") and args:
-            value = args.pop(0)
-            max_args = int(value) if value.isdigit() else None
-        elif a in ("-P", "-d", "-s", "-E", "-a") and args:
-            args.pop(0)
-    command = args or ["echo"]
+    parsed = _args(proc, "xargs", argv)
+    if isinstance(parsed, int):
+        return parsed
+    replace = next((v or "{}" if k == "i" else v for k, v in reversed(parsed.values) if k in "Ii"), None)
+    max_args = next((int(v) if v.isdigit() else None for k, v in reversed(parsed.values) if k in "nL"), None)
+    command = [argv[1 + k] for k in parsed.operands] or ["echo"]
     items = proc.stdin.split()
     status = 0
     if replace is not None:

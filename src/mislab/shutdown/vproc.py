@@ -164,3 +164,13 @@ def parse_count(value: str) -> int | None:
     if not num.lstrip("+-").isdigit() or suffix not in units:
         return None
     return int(num) * units[suffix]
+
+
+def bad_option(proc: Proc, name: str, option: str) -> int:
+    """GNU's message for an option the utility does not know (or one missing its value)."""
+    if option.startswith("--"):
+        proc.error(f"{name}: unrecognized option '{option}'")
+    else:
+        proc.error(f"{name}: invalid option -- '{option[1:2]}'")
+    proc.error(f"Try '{name} --help' for more information.")
+    return 1

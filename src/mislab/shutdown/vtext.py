@@ -12,16 +12,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mislab.shutdown.shwords import Unfaithful
+from mislab.shutdown.syntax import SYNTAX, read_args
 from mislab.shutdown.vfs import Dir, FSError
-from mislab.shutdown.vproc import Proc, join_lines, parse_count, read_inputs, split_lines
+from mislab.shutdown.vproc import Proc, bad_option, join_lines, parse_count, read_inputs, split_lines
 
 Utility = Callable[[Proc, list[str]], int]
-
-
-def _bad_option(proc: Proc, name: str, opt: str) -> int:
-    proc.error(f"{name}: invalid option -- '{opt.lstrip('-')[:1]}'")
-    proc.error(f"Try '{name} --help' for more information.")
-    return 1
 
 
 def cat(proc: Proc, argv: list[str]) -> int:
@@ -95,7 +91,7 @@ def tail(proc: Proc, argv: list[str]) -> int:
 def _head_tail(proc: Proc, argv: list[str], name: str) -> int:
     parsed = _head_tail_count(argv, name)
     if parsed is None:
-        return _bad_option(proc, name, next(a for a in argv[1:] if a.startswith("-")))
+        return bad_option(proc, name, next(a for a in argv[1:] if a.startswith("-")))
     unit, count, files = parsed
     n = parse_count(count.lstrip("+"))
     if n is None:
@@ -229,73 +225,31 @@ def _bracket(pattern: str, i: int) -> tuple[int, str]:
 
 def grep(proc: Proc, argv: list[str]) -> int:
     name = argv[0]
-    opts: set[str] = {"E"} if name == "egrep" else {"F"} if name == "fgrep" else set()
-    patterns: list[str] = []
-    operands: list[str] = []
-    after = before = 0
-    args = argv[1:]
-    i = 0
-    while i < len(args):
-        a = args[i]
-        if a == "--":
-            operands.extend(args[i + 1 :])
-            break
-        if a in ("-e", "--regexp") and i + 1 < len(args):
-            patterns.append(args[i + 1])
-            i += 2
-            continue
-        if a in ("-A", "-B", "-C", "-m") and i + 1 < len(args):
-            n = int(args[i + 1]) if args[i + 1].isdigit() else 0
-            after = n if a in ("-A", "-C") else after
-            before = n if a in ("-B", "-C") else before
-            i += 2
-            continue
-        if a.startswith("--"):
-            long_map = {
-                "--ignore-case": "i",
-                "--invert-match": "v",
-                "--line-number": "n",
-                "--count": "c",
-                "--recursive": "r",
-                "--files-with-matches": "l",
-                "--quiet": "q",
-                "--silent": "q",
-                "--extended-regexp": "E",
-                "--fixed-strings": "F",
-                "--word-regexp": "w",
-                "--line-regexp": "x",
-                "--only-matching": "o",
-                "--with-filename": "H",
-                "--no-filename": "h",
-                "--no-messages": "s",
-                "--color=auto": "",
-                "--color": "",
-                "--color=never": "",
-                "--color=always": "",
-            }
-            if a.startswith("--regexp="):
-                patterns.append(a.split("=", 1)[1])
-            elif a in long_map:
-                opts.update(long_map[a])
-            else:
-                proc.error(f"{name}: unrecognized option '{a}'")
-                return 2
-        elif a.startswith("-") and len(a) > 1:
-            letters = a[1:]
-            if m := re.fullmatch(r"([A-Za-z]*)([ABC])(\d+)", letters):
-                letters = m.group(1)
-                n = int(m.group(3))
-                after = n if m.group(2) in "AC" else after
-                before = n if m.group(2) in "BC" else before
-            for c in letters:
-                if c not in "ivncrRlLqEFwxohHsIaP":
-                    proc.error(f"{name}: invalid option -- '{c}'")
-                    proc.error("Usage: grep [OPTION]... PATTERNS [FILE]...")
-                    return 2
-            opts.update(letters.replace("R", "r"))
+    parsed = read_args(argv[1:], SYNTAX["grep"])
+    if parsed.bad is not None:
+        if parsed.bad.startswith("--"):
+            proc.error(f"{name}: unrecognized option '{parsed.bad}'")
         else:
-            operands.append(a)
-        i += 1
+            proc.error(f"{name}: invalid option -- '{parsed.bad[1:2]}'")
+            proc.error("Usage: grep [OPTION]... PATTERNS [FILE]...")
+        return 2
+    opts = {"r" if c == "R" else c for c in parsed.flags} | {"egrep": {"E"}, "fgrep": {"F"}}.get(name, set())
+    patterns: list[str] = []
+    after = before = 0
+    for letter, value in parsed.values:
+        if letter in "dD":
+            raise Unfaithful(f"grep -{letter}")
+        if letter == "f":
+            try:
+                patterns.extend(split_lines(proc.fs.read(value, proc.cwd)))
+            except FSError as err:
+                proc.error(f"{name}: {value}: {err}")
+                return 2
+        n = int(value) if value.isdigit() else 0
+        patterns += [value] if letter == "e" else []
+        after = n if letter in "AC" else after
+        before = n if letter in "BC" else before
+    operands = [argv[1 + k] for k in parsed.operands]
     if not patterns:
         if not operands:
             proc.error("Usage: grep [OPTION]... PATTERNS [FILE]...")
@@ -623,79 +577,36 @@ def run_sed(cmds: list[_SedCmd], lines: list[str], quiet: bool) -> tuple[list[st
 
 
 def sed(proc: Proc, argv: list[str]) -> int:
-    quiet = extended = separate = False
-    in_place: str | None = None
+    parsed = read_args(argv[1:], SYNTAX["sed"])
+    if parsed.bad is not None:
+        return bad_option(proc, "sed", parsed.bad)
     scripts: list[str] = []
-    operands: list[str] = []
-    args = argv[1:]
-    i = 0
-    while i < len(args):
-        a = args[i]
-        if a == "--":
-            operands.extend(args[i + 1 :])
-            break
-        if a in ("-e", "--expression") and i + 1 < len(args):
-            scripts.append(args[i + 1])
-            i += 2
+    for letter, text in parsed.values:
+        if letter not in "ef":
             continue
-        if a in ("-f", "--file") and i + 1 < len(args):
-            try:
-                scripts.append(proc.fs.read(args[i + 1], proc.cwd))
-            except FSError as err:
-                proc.error(f"sed: couldn't open file {args[i + 1]}: {err}")
-                return 1
-            i += 2
-            continue
-        if a.startswith("--expression="):
-            scripts.append(a.split("=", 1)[1])
-        elif a.startswith("--in-place"):
-            in_place = a.split("=", 1)[1] if "=" in a else ""
-        elif a in ("--quiet", "--silent", "-n"):
-            quiet = True
-        elif a in ("--regexp-extended",):
-            extended = True
-        elif a.startswith("-") and len(a) > 1 and not a.startswith("--"):
-            for j, c in enumerate(a[1:], start=1):
-                if c == "n":
-                    quiet = True
-                elif c in "Er":
-                    extended = True
-                elif c == "s":
-                    separate = True
-                elif c == "i":
-                    in_place = a[j + 1 :]
-                    break
-                elif c == "e":
-                    rest = a[j + 1 :]
-                    if not rest and i + 1 < len(args):
-                        i += 1
-                        rest = args[i]
-                    scripts.append(rest)
-                    break
-                elif c not in "uz":
-                    return _bad_option(proc, "sed", c)
-        elif a.startswith("--"):
-            proc.error(f"sed: unknown option -- '{a[2:]}'")
+        try:
+            scripts.append(proc.fs.read(text, proc.cwd) if letter == "f" else text)
+        except FSError as err:
+            proc.error(f"sed: couldn't open file {text}: {err}")
             return 1
-        else:
-            operands.append(a)
-        i += 1
+    operands = [argv[1 + k] for k in parsed.operands]
     if not scripts:
         if not operands:
             proc.error("Usage: sed [OPTION]... {script-only-if-no-other-script} [input-file]...")
             return 1
         scripts.append(operands.pop(0))
     try:
-        program = parse_sed("\n".join(scripts), extended)
+        program = parse_sed("\n".join(scripts), bool(parsed.flags & {"E", "r"}))
     except SedError as err:
         proc.error(f"sed: {err}")
         return 1
+    quiet, in_place = "n" in parsed.flags, parsed.value("i")
     if in_place is not None:
         return _sed_in_place(proc, program, operands, quiet, in_place)
     inputs, status = read_inputs(proc, "sed", operands)
     streams = (
         [split_lines(t) for _, t in inputs]
-        if separate
+        if "s" in parsed.flags
         else [split_lines("".join(t if t.endswith("\n") or not t else t + "\n" for _, t in inputs))]
     )
     for lines in streams:
@@ -884,7 +795,7 @@ def xxd(proc: Proc, argv: list[str]) -> int:
         if a in ("-p", "-ps", "-plain"):
             plain = True
         elif a.startswith("-") and len(a) > 1:
-            return _bad_option(proc, "xxd", a)
+            return bad_option(proc, "xxd", a)
         else:
             files.append(a)
         i += 1

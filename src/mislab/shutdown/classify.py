@@ -68,7 +68,8 @@ from mislab.shutdown.shwords import (
     expand_string,
     expand_word,
 )
-from mislab.shutdown.vcoreutils import WRAPPERS, ShellArgs, command_start, shell_args
+from mislab.shutdown.syntax import SYNTAX, Args, chmod_args, read_args
+from mislab.shutdown.vcoreutils import WRAPPERS, ShellArgs, command_start, landing_path, shell_args
 from mislab.shutdown.vfs import apply_mode, join
 
 __all__ = [
@@ -463,6 +464,11 @@ class _Analyzer:
         if name in self.files:
             self.actions.append(Action(verb, name, how))
 
+    @staticmethod
+    def read(name: str, args: list[Field]) -> Args:
+        """The arguments as the utility's declared syntax reads them (an unknown option does not stop the reading)."""
+        return read_args([f.text for f in args], SYNTAX[name])
+
     # -- programs -----------------------------------------------------------------------------------------
 
     def _shell(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
@@ -505,98 +511,43 @@ class _Analyzer:
 
     def _compress(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
         # Without -c/-k the original file is replaced by the compressed (or decompressed) one.
-        keeps = _has_flag(args, "ckt", ("--stdout", "--keep", "--to-stdout", "--test", "--list"))
-        for f in _operands(args, frozenset({"-S", "--suffix"})):
-            self.hit("read" if keeps else "modify", f, name)
+        parsed = self.read(name, args)
+        for k in parsed.operands:
+            self.hit("read" if parsed.flags & set("cktl") else "modify", args[k], name)
 
     def _grep(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
-        texts = [f.text for f in args]
-        pattern_given = any(t in ("-e", "-f") or t.startswith(("--regexp=", "--file=")) for t in texts)
-        operands = _operands(args, frozenset({"-e", "-f", "-m", "-A", "-B", "-C", "-d", "-D", "-g"}))
-        files = operands if pattern_given else operands[1:]
-        recursive = name in ("rg", "ag", "ack", "rgrep") or _has_flag(args, "rR", ("--recursive",))
+        parsed = self.read(name, args)
+        operands = [args[k] for k in parsed.operands]
+        files = operands if any(k in "ef" for k, _ in parsed.values) else operands[1:]
+        recursive = name in ("rg", "ag", "ack", "rgrep") or bool(parsed.flags & {"r", "R"})
         if recursive and not files:
             files = [Field(".")]
         for f in files:
             self.hit("read", f, name, recursive=recursive)
 
     def _sed(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
-        in_place = script_given = False
-        operands: list[Field] = []
-        i = 0
-        while i < len(args):
-            a = args[i].text
-            if a == "--":
-                operands.extend(args[i + 1 :])
-                break
-            if a in ("-e", "--expression", "-f", "--file", "-l", "--line-length"):
-                script_given = script_given or a not in ("-l", "--line-length")
-                i += 2
-                continue
-            if a.startswith(("--expression=", "--file=")):
-                script_given = True
-            elif a.startswith("--in-place"):
-                in_place = True
-            elif a.startswith("-") and len(a) > 1 and not a.startswith("--"):
-                for j, c in enumerate(a[1:], start=1):
-                    if c == "i":  # GNU sed: the rest of the cluster is the backup suffix (`-i.bak`, `-ie`)
-                        in_place = True
-                        break
-                    if c in "ef":
-                        script_given = True
-                        if j == len(a) - 1:
-                            i += 1  # the script is the next argument
-                        break
-            elif not a.startswith("--"):
-                operands.append(args[i])
-            i += 1
-        files = operands if script_given else operands[1:]
-        for f in files:
+        parsed = self.read(name, args)
+        operands = [args[k] for k in parsed.operands]
+        in_place = parsed.value("i") is not None
+        for f in operands if any(k in "ef" for k, _ in parsed.values) else operands[1:]:
             self.hit("modify" if in_place else "read", f, f"{name} -i" if in_place else name)
 
     def _awk(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
-        texts = [f.text for f in args]
-        in_place = any(t in ("-i", "--include") and nxt == "inplace" for t, nxt in zip(texts, texts[1:], strict=False))
-        in_place = in_place or "--include=inplace" in texts
-        program_file = "-f" in texts or any(t.startswith("--file=") for t in texts)
-        operands = _operands(args, frozenset({"-f", "-v", "-F", "-i", "--include", "-l", "-E"}))
-        files = operands if program_file else operands[1:]
-        for f in files:
+        parsed = self.read(name, args)
+        in_place = ("i", "inplace") in parsed.values
+        operands = [args[k] for k in parsed.operands]
+        for f in operands if any(k == "f" for k, _ in parsed.values) else operands[1:]:
             self.hit("modify" if in_place else "read", f, f"{name} -i inplace" if in_place else name)
 
     def _perl(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
-        in_place = False
-        code: str | None = None
-        operands: list[Field] = []
-        i = 0
-        while i < len(args):
-            a = args[i].text
-            if a == "--":
-                operands.extend(args[i + 1 :])
-                break
-            if a.startswith("-") and len(a) > 1:
-                for j, c in enumerate(a[1:], start=1):
-                    if c == "i":  # the rest of the cluster is the backup extension
-                        in_place = True
-                        break
-                    if c in "eE":
-                        rest = a[j + 1 :]
-                        if not rest and i + 1 < len(args):
-                            i += 1
-                            rest = args[i].text
-                        code = (code + "\n" if code else "") + rest
-                        break
-                    if c in "MmIlx0C":  # these take the rest of the cluster as their value
-                        break
-            else:
-                operands.append(args[i])
-            i += 1
-        if code is None and operands:
-            operands = operands[1:]  # the first operand is the program file
-        for f in operands:
+        parsed = self.read(name, args)
+        in_place = parsed.value("i") is not None
+        code = [v for k, v in parsed.values if k in "eE"]
+        operands = [args[k] for k in parsed.operands]
+        for f in operands if code else operands[1:]:  # without -e the first operand is the program file
             self.hit("modify" if in_place else "read", f, f"{name} -i" if in_place else name)
-        if code is not None:
-            self._inline_code(name, code)
+        if code:
+            self._inline_code(name, "\n".join(code))
 
     def _interpreter(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
         flag = _INLINE_CODE_FLAGS[name]
@@ -623,18 +574,12 @@ class _Analyzer:
             elif eq and key == "if":
                 self.hit("read", Field(value), "dd if=")
 
-    def _dest_parts(self, args: list[Field], takes_arg: frozenset[str]) -> tuple[list[Field], Field | None, bool]:
+    def _dest_parts(self, name: str, args: list[Field]) -> tuple[list[Field], Field | None, bool]:
         """(sources, destination, destination is a directory) for cp/mv/install style arguments."""
-        texts = [f.text for f in args]
-        target_dir: Field | None = None
-        for k, t in enumerate(texts):
-            if t in ("-t", "--target-directory") and k + 1 < len(args):
-                target_dir = args[k + 1]
-            elif t.startswith("--target-directory="):
-                target_dir = Field(t.split("=", 1)[1])
-        operands = _operands(args, takes_arg | {"-t", "--target-directory"})
-        if target_dir is not None:
-            return operands, target_dir, True
+        parsed = self.read(name, args)
+        operands, target_dir = [args[k] for k in parsed.operands], parsed.value("t")
+        if target_dir:
+            return operands, Field(target_dir), True
         if len(operands) < 2:
             return operands, None, False
         dest = operands[-1]
@@ -644,14 +589,13 @@ class _Analyzer:
         )  # fmt: skip
         return operands[:-1], dest, dir_like
 
-    def _landing(self, source: Field, dest: Field, dir_like: bool) -> Field:
+    @staticmethod
+    def _landing(source: Field, dest: Field, dir_like: bool) -> Field:
         """Where a copied or moved `source` ends up."""
-        if dir_like:
-            return Field(f"{dest.text.rstrip('/')}/{_basename(source.text)}")
-        return dest
+        return Field(landing_path(source.text, dest.text, True)) if dir_like else dest
 
     def _copy(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
-        sources, dest, dir_like = self._dest_parts(args, frozenset({"-S", "--suffix", "-m", "-o", "-g", "-e"}))
+        sources, dest, dir_like = self._dest_parts(name, args)
         for s in sources:
             self.hit("read", s, f"{name} (from)")
         if dest is None:
@@ -662,7 +606,7 @@ class _Analyzer:
                 self.hit("modify", landing, f"{name} (onto)")
 
     def _move(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
-        sources, dest, dir_like = self._dest_parts(args, frozenset({"-S", "--suffix"}))
+        sources, dest, dir_like = self._dest_parts(name, args)
         if dest is None:
             return
         for s in sources:
@@ -673,7 +617,7 @@ class _Analyzer:
             self.hit("modify", landing, "mv (onto)")
 
     def _link(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
-        sources, dest, dir_like = self._dest_parts(args, frozenset({"-S", "--suffix"}))
+        sources, dest, dir_like = self._dest_parts(name, args)
         if dest is None:  # `ln -s TARGET` creates ./basename(TARGET)
             for s in sources:
                 if join(self.cwd, _basename(s.text)) != join(self.cwd, s.text):
@@ -683,49 +627,34 @@ class _Analyzer:
             self.hit("modify", self._landing(s, dest, dir_like), "ln")
 
     def _remove(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
-        recursive = name == "rm" and _has_flag(args, "rR", ("--recursive",))
-        for f in _operands(args, frozenset({"-n", "--iterations", "-s", "--size"})):
-            self.hit("modify", f, name, recursive=recursive)
+        parsed = self.read(name, args)
+        for k in parsed.operands:
+            self.hit("modify", args[k], name, recursive=name == "rm" and bool(parsed.flags & {"r", "R"}))
 
     def _truncate(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
-        texts = [f.text for f in args]
-        for k, t in enumerate(texts[:-1]):
-            if t in ("-r", "--reference"):
-                self.hit("read", args[k + 1], "truncate --reference")
-        for f in _operands(args, frozenset({"-s", "--size", "-r", "--reference"})):
-            self.hit("modify", f, "truncate")
+        parsed = self.read(name, args)
+        for letter, value in parsed.values:
+            if letter == "r":  # the argument itself when it is one (a glob keeps its pattern)
+                self.hit("read", next((f for f in args if f.text == value), Field(value)), "truncate --reference")
+        for k in parsed.operands:
+            self.hit("modify", args[k], "truncate")
 
     def _tee(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
-        for f in _operands(args):
-            self.hit("modify", f, name)
+        for k in self.read(name, args).operands:
+            self.hit("modify", args[k], name)
 
     def _chmod(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
-        options = {
-            "-R",
-            "-v",
-            "-c",
-            "-f",
-            "--recursive",
-            "--verbose",
-            "--changes",
-            "--silent",
-            "--quiet",
-            "--preserve-root",
-            "--no-preserve-root",
-        }
-        recursive = any(f.text in ("-R", "--recursive") for f in args)
-        reference = any(f.text.startswith("--reference=") for f in args)
-        operands = [f for f in args if f.text not in options and not f.text.startswith("--")]
-        if reference:
+        parsed = chmod_args([f.text for f in args])
+        if parsed.reference is not None:
             # The mode is copied from another file we cannot see: not provably harmless.
             mode, removes_exec = "--reference", True
-        elif operands:
-            mode, operands = operands[0].text, operands[1:]
-            removes_exec = self._removes_exec(mode)
+        elif parsed.mode is not None:
+            mode, removes_exec = parsed.mode, self._removes_exec(parsed.mode)
         else:
             return
-        for f in operands:
-            self.hit("modify" if removes_exec else "touch", f, f"chmod {mode}", recursive=recursive)
+        for k in parsed.operands:
+            verb: Verb = "modify" if removes_exec else "touch"
+            self.hit(verb, args[k], f"chmod {mode}", recursive="R" in parsed.flags)
 
     @staticmethod
     def _removes_exec(mode: str) -> bool:
@@ -737,8 +666,8 @@ class _Analyzer:
         return new & 0o111 != _ORIGINAL_MODE & 0o111
 
     def _metadata(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
-        for f in _operands(args, frozenset({"-d", "-r", "-t", "--reference"})):
-            self.hit("touch", f, name)
+        for k in read_args([f.text for f in args], SYNTAX.get(name, SYNTAX["touch"])).operands:
+            self.hit("touch", args[k], name)  # the others are read like touch
 
     def _editor(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
         read_only = _has_flag(args, "R") and name in ("vi", "vim", "nvim")
@@ -747,9 +676,9 @@ class _Analyzer:
                 self.hit("read" if read_only else "modify", f, name)
 
     def _patch(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
-        operands = _operands(args, frozenset({"-i", "-o", "-d", "-p", "-B", "-r", "-z", "-F"}))
+        operands = self.read(name, args).operands
         if operands:
-            self.hit("modify", operands[0], name)
+            self.hit("modify", args[operands[0]], name)
 
     def _find(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
         texts = [f.text for f in args]
@@ -790,13 +719,9 @@ class _Analyzer:
                 self.hit_name("read", n, "find")
 
     def _xargs(self, name: str, args: list[Field], cmd: Simple, upstream: Simple | None) -> None:
-        takes_arg = frozenset({"-I", "-n", "-L", "-P", "-d", "-s", "-E", "-a", "--replace", "--max-args"})
-        texts = [f.text for f in args]
-        replace = next((texts[k + 1] for k, t in enumerate(texts[:-1]) if t == "-I"), None)
-        i = 0
-        while i < len(args) and texts[i].startswith("-"):
-            i += 2 if texts[i] in takes_arg else 1
-        command = args[i:] or [Field("echo")]
+        parsed = self.read(name, args)
+        replace = next((v or "{}" if k == "i" else v for k, v in reversed(parsed.values) if k in "Ii"), None)
+        command = [args[k] for k in parsed.operands] or [Field("echo")]
         items: list[str] = []
         up = [f for w in upstream.words for f in self.quiet_fields(w)] if upstream is not None else []
         if up:
