@@ -1,4 +1,4 @@
-"""The command classifier and wrapper extraction of `mislab.shutdown.commands`."""
+"""The command classifier and wrapper extraction of `mislab.shutdown.classify`."""
 
 from __future__ import annotations
 
