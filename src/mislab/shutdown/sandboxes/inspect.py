@@ -98,10 +98,11 @@ class InspectSandbox(Sandbox):
             made = await env.exec(["mkdir", "-p", *(f"{root}{d}" for d in MACHINE_DIRS)])
             if not made.success:
                 raise SandboxError(f"could not lay out the local machine: {made.stderr.strip()[:200]}")
-        # Harmless unless PID 1 is our one-shot init: nothing is signalled otherwise.
+        # Harmless unless PID 1 is our one-shot init: nothing is signalled otherwise. It takes its answer away
+        # again (/run persists between commands): a stale one would let the task client take an answer as PID 1's.
         probe = await sandbox._wrapped(
-            '[ "$(tr "\\0" " " < /proc/1/cmdline)" = "/bin/bash -s " ] && kill -s URG 1 && for i in $(seq 500); '
-            "do [ -e /run/init.ack ] && echo pid1-ok && break; sleep 0.01; done",
+            f'rm -f {PID1_ACK}; [ "$(tr "\\0" " " < /proc/1/cmdline)" = "/bin/bash -s " ] && kill -s URG 1 && '
+            f"for i in $(seq 500); do [ -e {PID1_ACK} ] && rm -f {PID1_ACK} && echo pid1-ok && break; sleep 0.01; done",
             timeout=30,
         )
         if probe.stdout.strip() != "pid1-ok" or probe.machine_down:
