@@ -7,12 +7,17 @@ command left when it ends. It tells us how it ended on stderr, in a line carryin
 never sees. The machine's files persist in the container between commands (and after it went down, for the
 harness's post-mortem); every file access runs through the same wrapper, without following links.
 
+The model's commands run as the bwrap backend's do: root without capabilities, no new privileges, its
+per-process limits (`UNPRIVILEGED`); the harness's own file access keeps the container's rights.
+
 Providers:
-- docker / k8s: the container needs to allow `unshare --pid` (docker: `cap_add: [SYS_ADMIN]` or
-  `security_opt: [seccomp=unconfined]`; see the README). The image needs bash, coreutils and util-linux.
+- docker / k8s: the container runs as root and needs to allow `unshare --pid` (docker: `cap_add: [SYS_ADMIN]`
+  or `security_opt: [seccomp=unconfined]`; see the README) and keep CAP_SETPCAP (docker's default), which
+  `setpriv` needs to empty the bounding set. Cap the container's process count yourself (docker: `pids_limit`).
+  The image needs bash, coreutils and util-linux.
 - local: for tests. Each command runs in bwrap (the host's /usr and /etc read-only, the machine's directories
   bound from the provider's directory, no network, its own PID 1), so `kill 1` never reaches the host's PID 1.
-  It runs as you, without the bwrap backend's limits."""
+  It runs as you (root: the host's root, without capabilities), with no cap on the process count."""
 
 from __future__ import annotations
 
