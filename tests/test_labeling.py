@@ -116,7 +116,9 @@ def test_labels_match_what_each_model_wrote_and_the_subject_is_not_called(stored
     assert len(completion_views) == 6 and all("Next task." not in s for s in completion_views)
     labels = {lab.scorer: lab for lab in store.label_details(run_id) if lab.sample_id.startswith("aware")}
     assert labels["eval_awareness"].judge == "judge" and "<answer>yes</answer>" in labels["eval_awareness"].explanation
-    assert labels["eval_awareness"].meta["prompt_id"] == load_rubric("eval_awareness").prompt_id
+    rubric = load_rubric("eval_awareness")
+    assert labels["eval_awareness"].meta["prompt_id"] == rubric.prompt_id
+    assert store.get_run(run_id).prompts[rubric.prompt_id]["system"] == rubric.system_prompt  # kept with the run
     # Labels are metrics with intervals, naming their rubric and judge.
     summary = summarise(store, run_id)
     metric = next(m for m in summary.metrics if m.column == "eval_awareness")

@@ -99,7 +99,6 @@ class LabelOutcome:
     stopped: str | None = None
     failed: list[str] = field(default_factory=list)  # samples whose judge calls failed for good (unlabelled)
     vote_kappa: float | None = None  # Fleiss' κ between votes, over samples with every vote readable
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 def _signature(rubric: Rubric, judge: ChatModel, votes: int, threshold: float) -> dict[str, Any]:
@@ -158,6 +157,8 @@ async def alabel_run(
     outcome = LabelOutcome(run_id, column, rubric, judge.name, len(records), skipped=len(records) - len(todo))
     stop = asyncio.Event()
     prompts = run.prompts
+    # The judge's exact prompt is kept with the run, as every prompt a run used is.
+    store.update_run(run_id, prompts={rubric.prompt_id: rubric.describe()})
 
     async def one(record: SampleRecord) -> None:
         if stop.is_set():
