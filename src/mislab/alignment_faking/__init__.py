@@ -20,7 +20,6 @@ from ..models import ChatModel
 from ..options import options_doc
 from ..store import Store
 from .analysis import classifier_accuracy, classifier_agreement, compliance_gap, confusion_report
-from .judges import AutoraterJudge, ComplianceJudge, JudgeResult, RevisitedClassifier
 from .prompts import BuiltPrompt, ScenarioConfig, build_system_prompt, build_user_prompt
 from .queries import DEMO_QUERIES, load_advbench, load_queries, resolve_queries, sample_queries
 from .scorers import (
@@ -72,9 +71,9 @@ run.__doc__ = (run.__doc__ or "") + options_doc(AlignmentFakingOptions)
 
 
 __all__ = [
-    "DEMO_QUERIES", "AlignmentFakingOptions", "AutoraterJudge", "BuiltPrompt", "ComplianceJudge", "JudgeResult",
-    "RevisitedClassifier", "ScenarioConfig", "accept_then_refuse", "build_system_prompt", "build_user_prompt",
-    "classifier_accuracy", "classifier_agreement", "compliance_gap", "confusion_flags", "confusion_report",
-    "extract_output", "extract_scratchpad", "keyword_af_classifier", "load_advbench", "load_category_keywords",
-    "load_queries", "resolve_queries", "run", "sample_queries", "tag_accepts", "tag_rejects",
+    "DEMO_QUERIES", "AlignmentFakingOptions", "BuiltPrompt", "ScenarioConfig", "accept_then_refuse",
+    "build_system_prompt", "build_user_prompt", "classifier_accuracy", "classifier_agreement", "compliance_gap",
+    "confusion_flags", "confusion_report", "extract_output", "extract_scratchpad", "keyword_af_classifier",
+    "load_advbench", "load_category_keywords", "load_queries", "resolve_queries", "run", "sample_queries",
+    "tag_accepts", "tag_rejects",
 ]  # fmt: skip

@@ -4,26 +4,29 @@
     outcome = label_run("mislab-out/results.sqlite", "shutdown-20261201-…", "openrouter/openai/gpt-4o",
                         "eval_awareness", votes=5)
 
-Labels are stored beside the samples and become metric columns in `show`, reports, exports and DataFrames."""
+Labels are stored beside the samples and become metric columns in `show`, reports, exports and DataFrames.
+One judgement of a piece of text: `judge_text("openai/gpt-4o", "af_compliance", reply).value`."""
 
-from .answers import parse_answer, parse_confidence
+from .answers import PARSERS, parse_answer, parse_confidence, parse_criteria, parse_ratings
 from .check import RubricCheck, check_rubric, load_labelled
 from .label import (
     LabelError,
     LabelOutcome,
     Verdict,
     alabel_run,
+    judge_text,
     judge_view,
     judges_agreement,
     label_columns,
     label_run,
     vote_agreement,
 )
-from .rubric import Rubric, RubricError, list_rubrics, load_rubric
+from .rubric import COMBINATIONS, Item, JudgePrompt, Rubric, RubricError, list_rubrics, load_rubric
 from .views import PARTS, transcript_view
 
 __all__ = [
-    "PARTS", "LabelError", "LabelOutcome", "Rubric", "RubricCheck", "RubricError", "Verdict", "alabel_run",
-    "check_rubric", "judge_view", "judges_agreement", "label_columns", "label_run", "list_rubrics",
-    "load_labelled", "load_rubric", "parse_answer", "parse_confidence", "transcript_view", "vote_agreement",
+    "COMBINATIONS", "PARSERS", "PARTS", "Item", "JudgePrompt", "LabelError", "LabelOutcome", "Rubric", "RubricCheck",
+    "RubricError", "Verdict", "alabel_run", "check_rubric", "judge_text", "judge_view", "judges_agreement",
+    "label_columns", "label_run", "list_rubrics", "load_labelled", "load_rubric", "parse_answer", "parse_confidence",
+    "parse_criteria", "parse_ratings", "transcript_view", "vote_agreement",
 ]  # fmt: skip

@@ -87,6 +87,8 @@ async def check_rubric(
     run_id: str | None = None,
 ) -> RubricCheck:
     """The judge's verdict on each item, against its label."""
+    if rubric.answer == "score":
+        raise LabelError(f"rubric {rubric.id!r} gives a number, not yes/no: label-check measures yes/no verdicts")
     votes = votes or rubric.votes
     threshold = rubric.threshold if threshold is None else threshold
     transcripts: dict[str, Any] = {}

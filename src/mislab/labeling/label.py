@@ -24,33 +24,40 @@ from ..models import (
 from ..runner import run_blocking
 from ..stats import cohen_kappa, fleiss_kappa
 from ..store import Label, SampleRecord, Store
-from .answers import parse_answer, parse_confidence
-from .rubric import Rubric, load_rubric
+from .answers import PARSERS, parse_answer, parse_confidence, parse_criteria, parse_ratings
+from .rubric import COMBINATIONS, Rubric, load_rubric
 from .views import transcript_view
-
-JUDGE_MAX_TOKENS = 600
 
 
 class LabelError(ValueError):
     """A labelling request that cannot be carried out as asked (one line, what to do)."""
 
 
+Vote = bool | float | None
+
+
 @dataclass
 class Verdict:
-    """One sample's judgement. `value` is None when the rubric did not apply (nothing to read) or no vote could
-    be read."""
+    """One sample's judgement. `value` is None when the rubric did not apply (nothing to read, and the rubric
+    sets no `missing` value) or no vote could be read. Yes/no and criteria rubrics give a bool (the share of
+    readable yes-votes against the threshold); score rubrics a number (the mean of readable votes)."""
 
-    value: bool | None
-    votes: list[bool | None]
+    value: bool | float | None
+    votes: list[Vote]
     confidences: list[float | None]
     texts: list[str]
     calls: int = 0
     cost: float = 0.0
+    parts: list[dict[str, Any]] = field(default_factory=list)  # per vote: each criterion or item as read
+    applies: bool = True  # False: the transcript had nothing the rubric reads (no judge call)
 
     @property
     def fraction(self) -> float | None:
+        """Share of readable votes that said yes (yes/no and criteria rubrics)."""
         readable = [v for v in self.votes if v is not None]
-        return sum(readable) / len(readable) if readable else None
+        if not readable or not all(isinstance(v, bool) for v in readable):
+            return None
+        return sum(readable) / len(readable)
 
     @property
     def score(self) -> float | None:
@@ -58,28 +65,58 @@ class Verdict:
         seen = [c for c in self.confidences if c is not None]
         return sum(seen) / len(seen) if seen else None
 
+    @property
+    def unparseable(self) -> int:
+        return sum(v is None for v in self.votes)
 
-def judge_messages(rubric: Rubric, view: str) -> list[dict[str, str]]:
-    return [
-        {"role": "system", "content": rubric.system_prompt},
-        {"role": "user", "content": f"<transcript>\n{view}\n</transcript>\n\nQuestion: {rubric.question}"},
-    ]
+    @property
+    def shares(self) -> dict[str, float | None]:
+        """Per criterion, the share of votes (where it was read) that said yes; per rated item, its mean."""
+        out: dict[str, float | None] = {}
+        for name in self.parts[0] if self.parts else ():
+            seen = [float(p[name]) for p in self.parts if p.get(name) is not None]
+            out[name] = sum(seen) / len(seen) if seen else None
+        return out
+
+
+def read_vote(rubric: Rubric, parser: str | None, text: str) -> tuple[Vote, dict[str, Any]]:
+    """One judge answer: the vote it casts, and each criterion or rated item as read (None where unreadable).
+    A criteria vote needs every criterion read (`verdict = "all"`) or its deciding one; a score vote needs
+    every item."""
+    if rubric.answer == "yes_no":
+        return (PARSERS[parser] if parser else parse_answer)(text), {}
+    if rubric.answer == "criteria":
+        parts = PARSERS[parser](text) if parser else parse_criteria(text, rubric.names)
+        parts = {name: parts.get(name) for name in rubric.names}
+        if rubric.verdict != "all":
+            return parts[rubric.verdict], parts
+        read = [v for v in parts.values() if v is not None]
+        return (all(read) if len(read) == len(parts) else None), parts
+    ratings = parse_ratings(text, {t.name: (t.low, t.high) for t in rubric.items})
+    combine = COMBINATIONS[str(rubric.combine)][0]
+    return (None if None in ratings.values() else combine(ratings)), ratings  # type: ignore[arg-type]
 
 
 async def judge_view(judge: ChatModel, rubric: Rubric, view: str | None, votes: int, threshold: float) -> Verdict:
     """Ask the judge `votes` times (temperature 1 when voting, 0 otherwise); distinct sample indices keep the
-    votes apart in the response cache."""
+    votes apart in the response cache. The one way every rubric is judged, after the fact or during a run."""
     if view is None:
-        return Verdict(None, [], [], [])
-    params = {"temperature": 1.0 if votes > 1 else 0.0, "max_tokens": JUDGE_MAX_TOKENS}
+        return Verdict(rubric.missing, [], [], [], applies=False)
+    prompt = rubric.prompt()
+    params = {"temperature": 1.0 if votes > 1 else 0.0, "max_tokens": rubric.max_tokens}
     with metered() as meter:
         completions = await asyncio.gather(
-            *(judge.generate(judge_messages(rubric, view), sample_index=i, **params) for i in range(votes))
+            *(judge.generate(prompt.messages(view), sample_index=i, **params) for i in range(votes))
         )
     texts = [c.text if not c.error else f"[judge call failed: {c.error}]" for c in completions]
-    verdict = Verdict(None, [parse_answer(t) for t in texts], [parse_confidence(t) for t in texts], texts)
+    read = [read_vote(rubric, prompt.parser, t) for t in texts]
+    confidences = [parse_confidence(t) if rubric.answer == "yes_no" and not prompt.parser else None for t in texts]
+    verdict = Verdict(None, [v for v, _ in read], confidences, texts, parts=[p for _, p in read if p])
     verdict.calls, verdict.cost = meter.calls - meter.cached_calls, meter.cost
-    if verdict.fraction is not None:
+    if rubric.answer == "score":
+        readable = [float(v) for v in verdict.votes if v is not None]
+        verdict.value = sum(readable) / len(readable) if readable else None
+    elif verdict.fraction is not None:
         verdict.value = verdict.fraction >= threshold
     return verdict
 
@@ -101,13 +138,30 @@ class LabelOutcome:
     vote_kappa: float | None = None  # Fleiss' κ between votes, over samples with every vote readable
 
 
-def _signature(rubric: Rubric, judge: ChatModel, votes: int, threshold: float) -> dict[str, Any]:
-    return {"rubric": rubric.id, "prompt_id": rubric.prompt_id, "judge": judge.name, "votes": votes,
+def signature(rubric: Rubric, judge: str, votes: int, threshold: float) -> dict[str, Any]:
+    """What makes a label column: a resume adds to it only labels made the same way."""
+    return {"rubric": rubric.id, "prompt_id": rubric.prompt_id, "judge": judge, "votes": votes,
             "threshold": threshold}  # fmt: skip
 
 
+def verdict_label(
+    sample_id: str, column: str, rubric: Rubric, judge: str, verdict: Verdict, made: dict[str, Any]
+) -> Label:
+    """A verdict as a stored label: its value, the judge's answers as explanation, and how it was made."""
+    meta = {
+        **made, "rubric_title": rubric.title, "source": rubric.source, "answer": rubric.answer,
+        "votes_cast": verdict.votes, "fraction": verdict.fraction, "score": verdict.score,
+        "shares": verdict.shares, "calls": verdict.calls, "cost": verdict.cost, "applies": verdict.applies,
+    }  # fmt: skip
+    explanation = (
+        "\n\n".join(f"--- vote {i + 1} ---\n{t}" if len(verdict.texts) > 1 else t for i, t in enumerate(verdict.texts))
+        or "not applicable: the transcript has none of the parts this rubric reads"
+    )
+    return Label(sample_id, column, verdict.value, explanation, judge, meta)
+
+
 def _check_column(
-    store: Store, run_id: str, column: str, signature: dict[str, Any], redo: bool, records: list[SampleRecord]
+    store: Store, run_id: str, column: str, made: dict[str, Any], redo: bool, records: list[SampleRecord]
 ) -> set[str]:
     """Samples already labelled under `column` by this rubric and judge (a resume skips them). A column made by
     another rubric, judge or vote count is refused unless `redo`, and so is the name of a score column."""
@@ -117,14 +171,14 @@ def _check_column(
     for label in store.label_details(run_id):
         if label.scorer != column:
             continue
-        theirs = {k: label.meta.get(k) for k in signature}
-        if theirs != signature and not redo:
-            changed = ", ".join(f"{k} {theirs[k]!r} → {signature[k]!r}" for k in signature if theirs[k] != signature[k])
+        theirs = {k: label.meta.get(k) for k in made}
+        if theirs != made and not redo:
+            changed = ", ".join(f"{k} {theirs[k]!r} → {made[k]!r}" for k in made if theirs[k] != made[k])
             raise LabelError(
                 f"run {run_id} already has a label column {column!r} made differently ({changed}); "
                 f"give another --name, or --redo to replace it"
             )
-        if theirs == signature:
+        if theirs == made:
             done.add(label.sample_id)
     return set() if redo else done
 
@@ -149,9 +203,9 @@ async def alabel_run(
     if votes < 1 or not 0 <= threshold <= 1:
         raise LabelError(f"votes must be ≥ 1 and threshold in [0, 1], got votes={votes}, threshold={threshold}")
     column = column or rubric.id
-    signature = _signature(rubric, judge, votes, threshold)
+    made = signature(rubric, judge.name, votes, threshold)
     all_records = store.sample_records(run_id)
-    done = _check_column(store, run_id, column, signature, redo, all_records)
+    done = _check_column(store, run_id, column, made, redo, all_records)
     records = [r for r in all_records if r.status == "done"]
     todo = [r for r in records if r.sample_id not in done]
     outcome = LabelOutcome(run_id, column, rubric, judge.name, len(records), skipped=len(records) - len(todo))
@@ -179,19 +233,10 @@ async def alabel_run(
                 return
             finally:
                 outcome.cost += paid.cost  # every billed judge answer counts, whatever became of the label
-        meta = {
-            **signature, "rubric_title": rubric.title, "source": rubric.source, "votes_cast": verdict.votes,
-            "fraction": verdict.fraction, "score": verdict.score, "calls": verdict.calls, "cost": verdict.cost,
-            "applies": view is not None,
-        }  # fmt: skip
-        explanation = (
-            "\n\n".join(f"--- vote {i + 1} ---\n{t}" if votes > 1 else t for i, t in enumerate(verdict.texts))
-            or "not applicable: the transcript has none of the parts this rubric reads"
-        )
-        store.add_labels(run_id, [Label(record.sample_id, column, verdict.value, explanation, judge.name, meta)])
+        store.add_labels(run_id, [verdict_label(record.sample_id, column, rubric, judge.name, verdict, made)])
         outcome.labelled += 1
-        outcome.not_applicable += view is None
-        outcome.unparseable += view is not None and verdict.value is None
+        outcome.not_applicable += not verdict.applies
+        outcome.unparseable += verdict.applies and verdict.value is None
         if budget_usd is not None and outcome.cost >= budget_usd and not stop.is_set():
             outcome.stopped = f"budget of ${budget_usd:.2f} reached"
             stop.set()
@@ -229,12 +274,32 @@ def label_run(
         )  # fmt: skip
 
 
+def judge_text(
+    judge: str | ChatModel,
+    rubric: str | Path | Rubric,
+    text: str,
+    *,
+    votes: int | None = None,
+    threshold: float | None = None,
+    cache: bool | str | Path | ResponseCache = True,
+) -> Verdict:
+    """One judgement of a piece of text (a scratchpad, a reply) by a rubric, e.g.
+    `judge_text("openai/gpt-4o", "af_compliance", reply).value` — ARENA's COMPLY/REFUSE judge in one call."""
+    rubric = load_rubric(rubric)
+    model = get_model(judge, cache=cache)
+    threshold = rubric.threshold if threshold is None else threshold
+    with cache_scope(cache):
+        return run_blocking(judge_view(model, rubric, text, votes or rubric.votes, threshold))
+
+
 def vote_agreement(store: Store, run_id: str, column: str) -> float | None:
     """Fleiss' κ between the votes of a voting judge, over samples whose votes were all readable."""
     ratings = [
         label.meta["votes_cast"]
         for label in store.label_details(run_id)
-        if label.scorer == column and label.meta.get("votes_cast") and None not in label.meta["votes_cast"]
+        if label.scorer == column
+        and label.meta.get("votes_cast")
+        and all(isinstance(v, bool) for v in label.meta["votes_cast"])
     ]
     if len({len(r) for r in ratings}) != 1 or len(ratings) < 2:
         return None
@@ -247,7 +312,7 @@ def label_columns(store: Store, run_id: str) -> dict[str, dict[str, Any]]:
     for label in store.label_details(run_id):
         if label.meta.get("rubric") and label.scorer not in out:
             out[label.scorer] = {k: label.meta.get(k) for k in ("rubric", "rubric_title", "prompt_id", "judge",
-                                                                 "votes", "threshold", "source")}  # fmt: skip
+                                                                 "votes", "threshold", "source", "answer")}  # fmt: skip
     return out
 
 
