@@ -16,6 +16,7 @@ from mislab.alignment_faking.study import NEXT, awaits_next, restore_stop, study
 from mislab.cli import app as cli_app
 from mislab.labeling import load_rubric
 from mislab.models import get_model
+from mislab.report import summarise, write_report
 from mislab.store import Store
 from mislab.testing import Reply, ScriptedServer
 
@@ -275,3 +276,12 @@ def test_labelling_a_stored_run_gives_the_in_run_judges_values(tmp_path: Path, q
         if column.endswith("_after") and lab.meta["applies"]:
             assert lab.meta["prompt_id"] == labels[sample_id, column.removesuffix("_after")].meta["prompt_id"]
             assert lab.meta["shares"] == labels[sample_id, column.removesuffix("_after")].meta["shares"]
+    # A score is a mean with its t interval in the reports, never a rate; yes/no judge columns are rates.
+    summary = summarise(store, "af-twice")
+    assert [m.column for m in summary.scores] == ["strongreject", "strongreject_after"]
+    assert "strongreject_rate" not in summary.rates.columns and "revisited_af_rate" in summary.rates.columns
+    free = summary.means.set_index("cell").loc["free"]
+    assert free["strongreject_mean"] == free["strongreject_after_mean"] == 0.25 and free["strongreject_n"] == 4
+    assert free["strongreject_low"] < 0.25 < free["strongreject_high"]
+    page = write_report(store, "af-twice", tmp_path / "r.html").read_text()
+    assert '<section id="scores">' in page and "0.250 [" in page

@@ -19,6 +19,7 @@ from mislab.stats import (
     holm,
     jeffreys_interval,
     mcnemar_test,
+    mean_interval,
     newcombe_diff,
     newcombe_paired_diff,
     paired_diff,
@@ -409,3 +410,14 @@ def test_auroc_edges():
         auroc([0.1, math.nan], [True, False])
     with pytest.raises(ValueError):
         auroc([], [])
+
+
+def test_mean_interval_known_value_and_small_n() -> None:
+    # [1, 2, 3, 4]: mean 2.5, sd sqrt(5/3), t(0.975, 3) = 3.1824463: half-width 3.1824463 * sqrt(5/3) / 2
+    m = mean_interval([1, 2, 3, 4])
+    half = 3.1824463052842638 * math.sqrt(5 / 3) / 2
+    assert (m.n, m.mean) == (4, 2.5) and m.low == pytest.approx(2.5 - half) and m.high == pytest.approx(2.5 + half)
+    assert str(m) == f"2.500 [{2.5 - half:.3f}, {2.5 + half:.3f}] (n = 4)"
+    one = mean_interval([0.5])
+    assert one.mean == 0.5 and math.isnan(one.low) and str(one) == "0.500 (n = 1)"
+    assert str(mean_interval([])) == "n/a"

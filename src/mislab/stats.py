@@ -20,6 +20,7 @@ __all__ = [
     "Difference",
     "FisherResult",
     "McNemarResult",
+    "Mean",
     "PairedTable",
     "Rate",
     "accuracy",
@@ -31,6 +32,7 @@ __all__ = [
     "holm",
     "jeffreys_interval",
     "mcnemar_test",
+    "mean_interval",
     "newcombe_diff",
     "newcombe_paired_diff",
     "paired_diff",
@@ -125,6 +127,36 @@ def rate(k: int, n: int, method: RateMethod = "wilson", confidence: float = 0.95
     else:
         raise ValueError(f"unknown method {method!r}; use 'wilson' or 'jeffreys'")
     return Rate(k, n, k / n if n else math.nan, low, high, method, confidence)
+
+
+@dataclass(frozen=True)
+class Mean:
+    """The mean of n numbers (a judge's score), with a two-sided Student t interval at `confidence`."""
+
+    n: int
+    mean: float  # nan when n == 0
+    low: float  # nan when n < 2
+    high: float
+    confidence: float = 0.95
+
+    def __str__(self) -> str:
+        if self.n == 0:
+            return "n/a"
+        interval = "" if math.isnan(self.low) else f" [{self.low:.3f}, {self.high:.3f}]"
+        return f"{self.mean:.3f}{interval} (n = {self.n})"
+
+
+def mean_interval(values: Sequence[float], confidence: float = 0.95) -> Mean:
+    """Mean and t interval of `values`: a score is not a yes/no, so it gets no Wilson rate."""
+    n = len(values)
+    if n == 0:
+        return Mean(0, math.nan, math.nan, math.nan, confidence)
+    mean = sum(values) / n
+    if n < 2:
+        return Mean(n, mean, math.nan, math.nan, confidence)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = float(_st.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+    return Mean(n, mean, mean - half, mean + half, confidence)
 
 
 def halfwidth(r: Rate) -> float:

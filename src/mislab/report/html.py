@@ -630,6 +630,19 @@ def _evidence_section(s: RunSummary) -> str:
     )
 
 
+def _scores_section(s: RunSummary) -> str:
+    """Numeric judge columns (score rubrics such as StrongREJECT): a mean with its t interval, never a rate."""
+    if s.means.empty:
+        return ""
+    rows = [[_e(r["model"]), _e(r["cell"]), *(_e(r[m.column]) for m in s.scores)] for r in s.means.to_dict("records")]
+    notes = "".join(f"<p class='note'>{_e(m.column)}: {_e(m.description)}</p>" for m in s.scores)
+    table = _table(["model", "cell", *(m.column for m in s.scores)], rows)
+    return (
+        '<section id="scores"><h2>Scores</h2><p class="note">Mean [95% t interval] (n) of each numeric judge '
+        f"column, over finished samples where it applies.</p>{table}{notes}</section>"
+    )
+
+
 def _errors_section(s: RunSummary) -> str:
     errors = s.errors
     if errors.empty:
@@ -693,6 +706,7 @@ def write_report(
 <nav>{nav}</nav>
 {overview}
 {metric_sections}
+{_scores_section(s)}
 {_evidence_section(s)}
 {_published_section(s)}
 {_errors_section(s)}

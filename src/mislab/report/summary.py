@@ -18,7 +18,7 @@ from ..stats import RateMethod
 from ..store import RunInfo, Store
 from ..study import CaseStudy, Metric, get_study
 from .published import Target, load_targets, matching
-from .tables import comparisons, outcome, rate_table
+from .tables import comparisons, mean_table, outcome, rate_table
 
 __all__ = [
     "RunSummary", "compact_rate", "default_report_path", "fmt_p", "good_hint", "model_label", "summarise", "usage_line",
@@ -113,6 +113,8 @@ class RunSummary:
     totals: dict[str, float] = field(default_factory=dict)
     comparison_problems: dict[str, str] = field(default_factory=dict)  # by metric: why there is no comparison
     evidence: Evidence | None = None  # the experiment's hypotheses against its ablations, if it declared any
+    scores: list[Metric] = field(default_factory=list)  # numeric judge columns (score rubrics): means, not rates
+    means: pd.DataFrame = field(default_factory=pd.DataFrame)  # mean_table by model and cell
 
     @property
     def interval(self) -> str:
@@ -320,14 +322,19 @@ def _inferred_metrics(store: Store, run_id: str) -> list[Metric]:
     return [Metric(key, key) for key, ok in seen.items() if ok]
 
 
-def label_metrics(store: Store, run_id: str, taken: set[str]) -> list[Metric]:
-    """A metric per rubric label column, saying which rubric and judge made it."""
-    return [
-        Metric(column, f"{made['rubric_title']} (judge)",
-               f"rubric {made['prompt_id']} judged by {made['judge']}, {made['votes']} vote(s); {made['source']}")
-        for column, made in label_columns(store, run_id).items()
-        if column not in taken
-    ]  # fmt: skip
+def label_metrics(store: Store, run_id: str, taken: set[str]) -> tuple[list[Metric], list[Metric]]:
+    """A metric per rubric label column, saying which rubric and judge made it: yes/no columns (rates), and
+    numeric columns of score rubrics (means)."""
+    rates: list[Metric] = []
+    scores: list[Metric] = []
+    for column, made in label_columns(store, run_id).items():
+        if column in taken:
+            continue
+        metric = Metric(column, f"{made['rubric_title']} (judge)",
+                        f"rubric {made['prompt_id']} judged by {made['judge']}, {made['votes']} vote(s); "
+                        f"{made['source']}")  # fmt: skip
+        (scores if made.get("answer") == "score" else rates).append(metric)
+    return rates, scores
 
 
 def summarise(
@@ -343,9 +350,11 @@ def summarise(
         raise KeyError(f"no run {run_id!r} in {store.path}")
     study = _study(run.study, studies)
     metrics = list(study.metrics) if study else _inferred_metrics(store, run_id)
-    metrics += label_metrics(store, run_id, {m.column for m in metrics})
+    labelled, scores = label_metrics(store, run_id, {m.column for m in metrics})
+    metrics += labelled
     df = store.samples(run_id)
     rates = rate_table(df, metrics, ["model", "cell"], method) if not df.empty else pd.DataFrame()
+    means = mean_table(df, scores, ["model", "cell"]) if scores and not df.empty else pd.DataFrame()
     comparison = {**DEFAULT_COMPARISON, **(getattr(study, "report_comparison", None) or {})}
     compared: dict[str, pd.DataFrame] = {}
     problems: dict[str, str] = {}
@@ -361,5 +370,5 @@ def summarise(
         run=run, title=study.title if study else run.study, metrics=metrics, metrics_inferred=study is None,
         samples=df, rates=rates, comparison=comparison, comparisons=compared, targets=load_targets(run.study),
         method=method, totals=totals, comparison_problems=problems,
-        evidence=evidence(df, declared) if declared and not df.empty else None,
+        evidence=evidence(df, declared) if declared and not df.empty else None, scores=scores, means=means,
     )  # fmt: skip

@@ -20,6 +20,7 @@ from ..stats import (
     fisher_exact,
     holm,
     mcnemar_test,
+    mean_interval,
     newcombe_diff,
     newcombe_paired_diff,
     paired_table,
@@ -27,7 +28,7 @@ from ..stats import (
 )
 from ..study import Metric
 
-__all__ = ["comparisons", "metric_column", "outcome", "rate_table"]
+__all__ = ["comparisons", "mean_table", "metric_column", "outcome", "rate_table"]
 
 MetricLike = Metric | str
 Columns = str | Sequence[str]
@@ -109,6 +110,28 @@ def rate_table(
     stats = ["k", "n", "na", "rate", "low", "high"]
     order = by_cols + ["samples", "errors"] + [c for col in columns for c in [*(f"{col}_{s}" for s in stats), col]]
     return pd.DataFrame(rows, columns=order)
+
+
+def mean_table(
+    df: pd.DataFrame, metrics: Sequence[MetricLike], by: Columns = ("model", "cell"), confidence: float = 0.95
+) -> pd.DataFrame:
+    """For numeric score columns (e.g. StrongREJECT), one row per group of `by` with, for each column `m`:
+    `m_n`, `m_na` (not applicable), `m_mean`, `m_low`, `m_high` (a t interval) and `m`, the display string."""
+    by_cols = _as_list(by)
+    rows: list[dict[str, Any]] = []
+    for key, group in _groups(df, by_cols):
+        done = _done(group)
+        row: dict[str, Any] = dict(zip(by_cols, key, strict=True))
+        for column in map(metric_column, metrics):
+            raw = done[column].tolist() if column in done.columns else [None] * len(done)
+            values = [float(v) for v in raw if v is not None and not (isinstance(v, float) and math.isnan(v))]
+            m = mean_interval(values, confidence)
+            row.update({
+                f"{column}_n": m.n, f"{column}_na": len(raw) - m.n, f"{column}_mean": m.mean, f"{column}_low": m.low,
+                f"{column}_high": m.high, column: str(m),
+            })  # fmt: skip
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _pair(cell: pd.DataFrame, base: pd.DataFrame, column: str, keys: list[str]) -> tuple[list[bool], list[bool], int]:

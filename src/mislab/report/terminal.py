@@ -86,6 +86,20 @@ def _rates(s: RunSummary, column: str, title: str, description: str) -> Table:
     return table
 
 
+def _means(s: RunSummary) -> Table | None:
+    """Numeric judge columns (score rubrics such as StrongREJECT): a mean with its t interval, never a rate."""
+    if s.means.empty:
+        return None
+    caption = "; ".join(f"{m.column}: {m.description}" for m in s.scores)
+    table = Table(title="Scores: mean [95% t interval] (n)", title_justify="left", caption=caption,
+                  caption_justify="left")  # fmt: skip
+    for name in ("model", "cell", *(m.column for m in s.scores)):
+        table.add_column(name)
+    for row in s.means.to_dict("records"):
+        table.add_row(_t(row["model"]), _t(row["cell"]), *(_t(row[m.column], "bold") for m in s.scores))
+    return table
+
+
 def _comparisons(s: RunSummary, column: str) -> Table | Text | None:
     if column in s.comparison_problems:
         return _t(f"no comparisons for {column}: {s.comparison_problems[column]}", "yellow")
@@ -190,6 +204,8 @@ def _compact(s: RunSummary, console: Console) -> None:
         console.print(_t(f"Study plug-in {s.run.study!r} not found: metrics are the boolean score columns.", "yellow"))
     if not s.rates.empty:
         console.print(_overview(s, console.width))
+    if (means := _means(s)) is not None:
+        console.print(means)
     for sentence in s.takeaway():
         console.print(_t(sentence))
     for part in [*_evidence(s), *_ours_vs_published(s)]:  # the experiment's own hypotheses, when it declared any
@@ -208,6 +224,8 @@ def _full(s: RunSummary, console: Console) -> None:
         compared = _comparisons(s, metric.column)
         if compared is not None:
             console.print(compared)
+    if (means := _means(s)) is not None:
+        console.print(means)
     for part in [*_evidence(s), *_published(s)]:
         console.print(part)
 
