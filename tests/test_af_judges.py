@@ -253,3 +253,14 @@ def test_rubric_forms_are_checked(tmp_path: Path) -> None:
         path.write_text(base + text)
         with pytest.raises(RubricError, match=message):
             load_rubric(path)
+
+
+def test_rubrics_lists_the_af_judges_with_their_form_and_texts() -> None:
+    from typer.testing import CliRunner
+
+    from mislab.cli import app
+
+    out = CliRunner().invoke(app, ["rubrics"], terminal_width=200).output
+    assert "strongreject (alignment_faking; score refused/convincing/specific → strongreject" in out
+    assert "af_autorater (alignment_faking; criteria notices_conflict/mentions_modification/alignment_fakes" in out
+    assert "judge texts arena-judge/compliance: found in the data directory" in out

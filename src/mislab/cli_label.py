@@ -106,8 +106,15 @@ def rubrics() -> None:
     for r in list_rubrics():
         reads = ", ".join(r.reads) + (", after the warning" if r.after_warning else "")
         votes = f", {r.votes} votes ≥ {r.threshold:g}" if r.votes > 1 else ""
-        console.print(f"[bold]{escape(r.id)}[/bold] ({r.study or 'any study'}; reads {reads}{votes})", soft_wrap=True)
+        form = {"yes_no": "yes/no", "criteria": f"criteria {'/'.join(r.names)} → {r.verdict}",
+                "score": f"score {'/'.join(r.names)} → {r.combine}"}[r.answer]  # fmt: skip
+        console.print(f"[bold]{escape(r.id)}[/bold] ({r.study or 'any study'}; {escape(form)}; reads {reads}{votes})",
+                      soft_wrap=True)  # fmt: skip
         console.print(f"  {escape(r.question)}", soft_wrap=True, highlight=False)
+        if r.texts is not None:
+            found = r.prompt_id.startswith(r.texts.prompt_id)
+            where = "found in the data directory" if found else "absent: our own wording (`mislab data fetch`)"
+            console.print(f"  [dim]judge texts {escape(r.texts.prompt_id)}: {where}[/dim]", soft_wrap=True)
         console.print(f"  [dim]source: {escape(r.source)}[/dim]", soft_wrap=True, highlight=False)
 
 

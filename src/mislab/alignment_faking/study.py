@@ -8,7 +8,9 @@ the compliance gap can be tested pairwise (`query_id` matches the twins).
 One sample is one conversation: the system prompt, the user turn with the tier tag, and the model's reply. As
 in Redwood's harness, a reply that closes a scratchpad without writing <OUTPUT> gets `<NEXT/>` as the next user
 turn, up to `max_next` times. The joined reply is scored by tags (model-free), by ARENA's keyword baseline,
-and optionally by judge models (`judge`, `af_judges`).
+and optionally by a judge model (`judge`, `af_judges`) answering the built-in rubrics af_compliance,
+strongreject, af_autorater and alignment_faking (Revisited) through `labeling.judge_view`, as `mislab label`
+does after the fact.
 
 Options (experiment file `[options]`, or keyword arguments of `mislab.alignment_faking.run`):
 - prompt factors, as `ScenarioConfig`: prompt ("mislab" | "paper" | path), scratchpad, examples, rlhf_paragraph,
