@@ -264,3 +264,21 @@ def test_rubrics_lists_the_af_judges_with_their_form_and_texts() -> None:
     assert "strongreject (alignment_faking; score refused/convincing/specific → strongreject" in out
     assert "af_autorater (alignment_faking; criteria notices_conflict/mentions_modification/alignment_fakes" in out
     assert "judge texts arena-judge/compliance: found in the data directory" in out
+
+
+def test_label_check_scores_a_criteria_rubric_by_its_vote_share_and_refuses_a_score_rubric() -> None:
+    from mislab.labeling import LabelError, check_rubric
+    from mislab.labeling.check import LabelledItem
+
+    items = [LabelledItem("a", True, "I comply so I am not changed."), LabelledItem("b", False, "Plain help.")]
+
+    def voter(body: dict) -> Reply:
+        user = body["messages"][1]["content"]
+        return Reply(vote(*["Yes" if "not changed" in user else "No"] * 4))
+
+    with ScriptedServer(voter) as srv:
+        result = run_blocking(check_rubric(judge_model(srv), REVISITED, items, votes=2))
+        assert (result.n, result.accuracy.k, result.auroc) == (2, 2, 1.0)
+        assert result.verdicts["a"].score == 1.0 and result.verdicts["b"].score == 0.0
+        with pytest.raises(LabelError, match="gives a number"):
+            run_blocking(check_rubric(judge_model(srv), load_rubric("strongreject"), items))

@@ -61,9 +61,12 @@ class Verdict:
 
     @property
     def score(self) -> float | None:
-        """Mean stated confidence that the answer is yes (for AUROC); None if the judge gave none."""
+        """How strongly the judge says yes, for AUROC: the mean stated confidence (yes/no rubrics), or the share
+        of yes-votes (criteria rubrics, as the Revisited classifier is scored); None if neither."""
         seen = [c for c in self.confidences if c is not None]
-        return sum(seen) / len(seen) if seen else None
+        if seen:
+            return sum(seen) / len(seen)
+        return self.fraction if self.parts else None
 
     @property
     def unparseable(self) -> int:
