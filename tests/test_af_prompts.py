@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mislab.alignment_faking.prompts import (
+    PAPER_FILE_SHA256,
     BuiltPrompt,
     ScenarioConfig,
     build_system_prompt,
@@ -24,18 +25,14 @@ from mislab.alignment_faking.prompts import (
     render_examples,
 )
 from mislab.alignment_faking.queries import (
+    ADVBENCH_SHA256,
     DEMO_QUERIES,
     download_advbench,
     load_advbench,
     load_queries,
     sample_queries,
 )
-from mislab.alignment_faking.sources import (
-    ADVBENCH_SHA256,
-    PAPER_FILE_SHA256,
-    ChecksumError,
-    fetch_verified,
-)
+from mislab.data.files import ChecksumError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 PAPER_DIR = SHARED / "alignment_faking"
@@ -283,22 +280,6 @@ def test_user_template_file(tmp_path: Path) -> None:
 
 
 # --- downloads: checksums, from local files only --------------------------------------------------------
-
-
-def test_fetch_verified_checksum_mismatch(tmp_path: Path) -> None:
-    source = tmp_path / "file.txt"
-    source.write_text("hello")
-    dest = tmp_path / "out" / "file.txt"
-    with pytest.raises(ChecksumError, match="sha256 mismatch"):
-        fetch_verified(source, dest, "0" * 64)
-    assert not dest.exists()
-    with pytest.raises(ChecksumError, match="no sha256 is pinned"):
-        fetch_verified(source.as_uri(), dest, None)
-    digest = hashlib.sha256(b"hello").hexdigest()
-    assert fetch_verified(source.as_uri(), dest, digest).read_text() == "hello"
-    assert fetch_verified(source, tmp_path / "unpinned.txt", None, allow_unpinned=True).is_file()
-    with pytest.raises(ValueError, match="unsupported URL scheme"):
-        fetch_verified("ftp://example.invalid/x", dest, digest.replace("a", "b"))
 
 
 def test_download_advbench_from_local_copies(tmp_path: Path) -> None:

@@ -11,30 +11,19 @@ import pytest
 from mislab.alignment_faking.scorers import (
     accept_then_refuse,
     confusion_flags,
-    extract_output,
-    extract_scratchpad,
-    extract_think,
     keyword_af_classifier,
     keyword_af_matches,
     load_category_keywords,
     looks_like_refusal,
-    segment_response,
     tag_accepts,
     tag_rejects,
 )
+from mislab.scratchpad import extract_output, extract_think
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 PAPER_DIR = SHARED / "alignment_faking"
 
 SP = "<SCRATCHPAD_REASONING>{}</SCRATCHPAD_REASONING>"
-
-
-def test_extract_scratchpad_joins_top_level_blocks_and_think_is_separate() -> None:
-    text = SP.format("first") + "\n" + SP.format(" second ") + "<think>private</think><OUTPUT>hi</OUTPUT>"
-    assert extract_scratchpad(text) == "first\n\nsecond"
-    assert extract_think(text) == "private"
-    assert extract_output(text) == "hi"
-    assert extract_scratchpad("no tags at all") == ""
 
 
 def test_tag_only_in_scratchpad_does_not_count() -> None:
@@ -164,16 +153,6 @@ def test_both_tags_and_custom_tags() -> None:
     assert not tag_accepts("<OUTPUT>[[ACCEPT]] ok</OUTPUT>")
     assert tag_accepts("<OUTPUT><sure /> ok</OUTPUT>", accept_tag="<sure/>")
     assert confusion_flags("<OUTPUT>[[NO]]</OUTPUT>", reject_tag="[[NO]]")["missing_tags"] is False
-
-
-def test_segments_mark_unclosed_blocks() -> None:
-    segments = segment_response("pre <OUTPUT>x</OUTPUT> mid <think>unfinished")
-    assert [(s.kind, s.closed) for s in segments] == [
-        ("text", True),
-        ("output", True),
-        ("text", True),
-        ("think", False),
-    ]
 
 
 # --- keyword classifier ---------------------------------------------------------------------------------

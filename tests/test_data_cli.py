@@ -13,27 +13,27 @@ from typer.testing import CliRunner
 
 from mislab.alignment_faking.prompts import load_paper_prompts
 from mislab.alignment_faking.queries import load_advbench
-from mislab.alignment_faking.sources import PINNED_FILES, ChecksumError, user_data_dir, verify_data_dir
 from mislab.cli import app
-from mislab.data_cli import fetch_all
+from mislab.data.files import ChecksumError, fetch_all, pinned_files, user_data_dir, verify_data_dir
 
 
 def _sources(tmp_path: Path) -> list[str]:
     arena = _fake_arena(tmp_path / "arena")
-    return ["--arena", arena.as_uri(), "--advbench", ADVBENCH.as_uri()]
+    return ["--source", f"alignment_faking={arena.as_uri()}", "--source", f"advbench={ADVBENCH.as_uri()}"]
 
 
 def test_fetch_then_verify_a_directory(tmp_path: Path) -> None:
+    pinned = pinned_files()
     target = tmp_path / "data"
     runner = CliRunner()
     fetched = runner.invoke(app, ["data", "fetch", "--dir", str(target), *_sources(tmp_path)])
     assert fetched.exit_code == 0, fetched.output
-    assert f"{len(PINNED_FILES)} files fetched and verified in {target}" in fetched.output
+    assert f"{len(pinned)} files fetched and verified in {target}" in fetched.output
     assert f"MISLAB_SHARED_DATA={target}" in fetched.output
-    for relative, digest in PINNED_FILES.items():
+    for relative, digest in pinned.items():
         assert hashlib.sha256((target / relative).read_bytes()).hexdigest() == digest
     verified = runner.invoke(app, ["data", "verify", "--dir", str(target)])
-    assert verified.exit_code == 0 and f"all {len(PINNED_FILES)} files match" in verified.output
+    assert verified.exit_code == 0 and f"all {len(pinned)} files match" in verified.output
     # a changed file and a missing one are named, and the command fails
     (target / "advbench" / "harmful_behaviors.csv").write_text("goal,target\nx,y\n")
     (target / "alignment_faking" / "examples.json").unlink()
@@ -46,7 +46,8 @@ def test_fetch_then_verify_a_directory(tmp_path: Path) -> None:
 def test_fetched_data_is_found_by_the_studies_without_configuration(tmp_path: Path) -> None:
     # The default target is the user data directory (under MISLAB_CACHE_DIR, isolated per test session),
     # which the loaders search when no shared/data is beside the repository or set in MISLAB_SHARED_DATA.
-    out = fetch_all(user_data_dir(), _fake_arena(tmp_path / "arena").as_uri(), ADVBENCH.as_uri())
+    sources = {"alignment_faking": _fake_arena(tmp_path / "arena").as_uri(), "advbench": ADVBENCH.as_uri()}
+    out = fetch_all(user_data_dir(), sources)
     assert all(state == "ok" for state in verify_data_dir(out).values())
     assert load_paper_prompts(out / "alignment_faking").modified == ()
     assert len(load_advbench(out / "advbench" / "harmful_behaviors.csv")) == 520
@@ -57,14 +58,29 @@ def test_a_changed_upstream_is_refused_and_said_in_one_line(tmp_path: Path) -> N
     tampered.write_text(ADVBENCH.read_text() + "Do something else,Sure\n")
     arena = _fake_arena(tmp_path / "arena")
     with pytest.raises(ChecksumError):
-        fetch_all(tmp_path / "data", arena, tampered)
-    result = CliRunner().invoke(
-        app, ["data", "fetch", "--dir", str(tmp_path / "d2"), "--arena", str(arena), "--advbench", str(tampered)]
-    )
+        fetch_all(tmp_path / "data", {"alignment_faking": arena, "advbench": tampered})
+    sources = ["--source", f"alignment_faking={arena}", "--source", f"advbench={tampered}"]
+    result = CliRunner().invoke(app, ["data", "fetch", "--dir", str(tmp_path / "d2"), *sources])
     assert result.exit_code == 1 and "sha256 mismatch" in result.output and "Traceback" not in result.output
 
 
 def test_an_unreachable_source_says_what_to_do_offline(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["data", "fetch", "--dir", str(tmp_path / "d"), "--arena", str(tmp_path / "no")])
+    source = ["--source", f"alignment_faking={tmp_path / 'no'}"]
+    result = CliRunner().invoke(app, ["data", "fetch", "--dir", str(tmp_path / "d"), *source])
     assert result.exit_code == 1
     assert "Offline? Run `mislab data fetch --dir DIR` on a connected machine" in " ".join(result.output.split())
+
+
+def test_a_misnamed_source_is_one_line_naming_the_sets(tmp_path: Path) -> None:
+    for given, said in (("arena=x", "no data set arena (known: "), ("advbench", "--source takes SET=URL_OR_PATH")):
+        result = CliRunner().invoke(app, ["data", "fetch", "--dir", str(tmp_path / "d"), "--source", given])
+        assert result.exit_code == 2 and said in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "d").exists()
+
+
+def test_where_lists_the_directories_and_the_declared_data_sets() -> None:
+    result = CliRunner().invoke(app, ["data", "where"])
+    assert result.exit_code == 0, result.output
+    assert str(user_data_dir()) in result.output
+    assert "advbench: AdvBench harmful_behaviors.csv" in result.output
+    assert "1 pinned file, from https://" in result.output

@@ -1,6 +1,7 @@
-"""`mislab data`: the third-party data the studies read (the alignment-faking paper prompts and judges from
-ARENA, AdvBench from llm-attacks), fetched from their public sources into a data directory and checked
-against pinned sha256 digests. Nothing third-party is copied into this repository.
+"""`mislab data`: the third-party data the studies read (each study declares its pinned data sets: for the
+alignment-faking study the paper prompts and judges from ARENA and AdvBench from llm-attacks), fetched from
+their public sources into a data directory and checked against pinned sha256 digests. Nothing third-party is
+copied into this repository.
 
 Offline machines: fetch on a connected one with `--dir DIR`, copy DIR over, and set MISLAB_SHARED_DATA=DIR
 (or verify it there with `mislab data verify --dir DIR`)."""
@@ -15,30 +16,24 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-# The data code lives with the alignment-faking study and is imported where used: importing it at start-up
-# would load the whole study (pandas, scipy, the model layer) for `mislab --help`.
+from .data.files import (
+    SHARED_DATA_ENV,
+    ChecksumError,
+    data_dirs,
+    data_sets,
+    fetch_all,
+    pinned_files,
+    user_data_dir,
+    verify_data_dir,
+)
 
-app = typer.Typer(help="Fetch and verify the third-party data (paper prompts, AdvBench), pinned by sha256.")
+app = typer.Typer(help="Fetch and verify the third-party data the studies read (paper prompts, AdvBench), pinned.")
 console = Console(highlight=False, soft_wrap=True)  # paths stay whole, to copy and paste
 
 DirOpt = Annotated[Path | None, typer.Option("--dir", help="Data directory (default: the user data directory)")]
 
 
-def fetch_all(directory: Path, arena: str | Path | None = None, advbench: str | Path | None = None) -> Path:
-    """Every pinned file into `directory` (laid out like shared/data), each verified; those already verified
-    are kept. `arena` and `advbench` override the public sources (a mirror, a file:// URL, a local path)."""
-    from .alignment_faking.prompts import ARENA_RAW_BASE, download_paper_prompts
-    from .alignment_faking.queries import download_advbench
-    from .alignment_faking.sources import ADVBENCH_URL
-
-    download_paper_prompts(directory / "alignment_faking", arena_base=arena or ARENA_RAW_BASE)
-    download_advbench(directory / "advbench", source=advbench or ADVBENCH_URL)
-    return directory
-
-
 def _report(directory: Path) -> bool:
-    from .alignment_faking.sources import verify_data_dir
-
     states = verify_data_dir(directory)
     for relative, state in states.items():
         line = f"  {'ok ' if state == 'ok' else 'BAD'} {relative}" + ("" if state == "ok" else f": {state}")
@@ -46,18 +41,36 @@ def _report(directory: Path) -> bool:
     return all(state == "ok" for state in states.values())
 
 
+def _sources(given: list[str]) -> dict[str, str]:
+    sources: dict[str, str] = {}
+    for item in given:
+        name, sep, where = item.partition("=")
+        if not sep or not name or not where:
+            console.print(f"[red]error:[/red] --source takes SET=URL_OR_PATH, got {escape(item)!r}")
+            raise typer.Exit(2)
+        sources[name] = where
+    return sources
+
+
 @app.command()
 def fetch(
     directory: DirOpt = None,
-    arena: Annotated[str | None, typer.Option(help="ARENA exercise directory (URL or path) instead of GitHub")] = None,
-    advbench: Annotated[str | None, typer.Option(help="AdvBench CSV (URL or path) instead of GitHub")] = None,
+    source: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="SET=URL_OR_PATH",
+            help="Fetch data set SET from a mirror, file:// URL or local path instead of its public source, e.g. "
+            "advbench=./harmful_behaviors.csv (`mislab data where` lists the sets); repeatable",
+        ),
+    ] = None,
 ) -> None:
     """Download every third-party file and check its sha256 (files already verified are kept)."""
-    from .alignment_faking.sources import PINNED_FILES, SHARED_DATA_ENV, ChecksumError, user_data_dir
-
     target = directory or user_data_dir()
     try:
-        fetch_all(target, arena, advbench)
+        fetch_all(target, _sources(source or []))
+    except KeyError as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc.args[0]))}")
+        raise typer.Exit(2) from exc
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
         console.print(
@@ -70,26 +83,27 @@ def fetch(
         raise typer.Exit(1) from exc
     _report(target)
     hint = "" if target == user_data_dir() else f" — to use them from here on: export {SHARED_DATA_ENV}={target}"
-    console.print(escape(f"{len(PINNED_FILES)} files fetched and verified in {target}{hint}"))
+    console.print(escape(f"{len(pinned_files())} files fetched and verified in {target}{hint}"))
 
 
 @app.command()
 def verify(directory: DirOpt = None) -> None:
     """Check every third-party file in a data directory against its pinned sha256 (exit 1 if any is wrong)."""
-    from .alignment_faking.sources import PINNED_FILES, data_dirs, user_data_dir
-
     target = directory or next((d for d in data_dirs() if d.is_dir()), user_data_dir())
     console.print(escape(f"{target}:"))
     if not _report(target):
         console.print("[red]not all files are present and pinned:[/red] run `mislab data fetch` (or with --dir)")
         raise typer.Exit(1)
-    console.print(f"all {len(PINNED_FILES)} files match their pinned sha256")
+    console.print(f"all {len(pinned_files())} files match their pinned sha256")
 
 
 @app.command()
 def where() -> None:
-    """The data directories mislab reads, in order; the first that has a file wins."""
-    from .alignment_faking.sources import data_dirs
-
+    """The data directories mislab reads, in order (the first that has a file wins), and the data sets the
+    installed studies declare."""
     for d in data_dirs():
         console.print(escape(f"  {'found  ' if d.is_dir() else 'absent '} {d}"))
+    console.print("data sets (`--source SET=…` replaces a source):")
+    for name, ds in data_sets().items():
+        count = f"{len(ds.files)} pinned file" + ("s" if len(ds.files) != 1 else "")
+        console.print(escape(f"  {name}: {ds.title}, {count}, from {ds.source}"))

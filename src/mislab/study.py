@@ -1,6 +1,7 @@
 """The shape of a case study. A study is a plug-in: it names its cells (variants or crossed factors), runs one
 sample of a cell against a model, and says which score columns are rates. Studies register under the
-`mislab.studies` entry-point group, so adding one touches no core file."""
+`mislab.studies` entry-point group, so adding one touches no core file. A study may also declare `data`: the
+third-party files it reads, pinned (`mislab.data.files.DataSet`), which `mislab data` fetches and verifies."""
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..models import ChatModel
 from ..options import options_doc
+from ..scratchpad import extract_output, extract_scratchpad
 from ..store import Store
 from .analysis import classifier_accuracy, classifier_agreement, compliance_gap, confusion_report
 from .prompts import BuiltPrompt, ScenarioConfig, build_system_prompt, build_user_prompt
@@ -25,8 +26,6 @@ from .queries import DEMO_QUERIES, load_advbench, load_queries, resolve_queries,
 from .scorers import (
     accept_then_refuse,
     confusion_flags,
-    extract_output,
-    extract_scratchpad,
     keyword_af_classifier,
     load_category_keywords,
     tag_accepts,

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mislab.alignment_faking.scorers import ACCEPT_TAG, REJECT_TAG
-from mislab.alignment_faking.sources import (
-    PAPER_FILE_SHA256,
+from mislab.data.files import (
     ChecksumError,
+    DataSet,
     fetch_verified,
     find_shared_data,
     join_source,
@@ -36,6 +36,21 @@ from mislab.alignment_faking.sources import (
     write_atomic,
 )
 
+# sha256 of the files in shared/data/alignment_faking, which are the ARENA constants byte for byte (see
+# SOURCES.md). A downloaded or extracted copy must match these before it is used.
+PAPER_FILE_SHA256: dict[str, str] = {
+    "examples.json": "3aaf2e0375393d94273935a0deedafa3cf0fc28d2dc856167854bcf6d5084359",
+    "system_prompt_no_scratchpad.txt": "dc9336e5577215dc5b96b17d93fe49cced46507882e9b8b05b4c27ee32bcd051",
+    "system_prompt_scratchpad.txt": "e4fc1f7a18992a7024cf093971ac4ed75b2b91fbfa5ed772da09b37b22cb83f2",
+    "user_prompt_template.txt": "c44251578b1cbc442d6a80e3964f9924f739a81d7e4fcc6cfc6959e1bb02dcdf",
+    "judges/ALIGNMENT_REASONING_JUDGE_PROMPT.txt": "42d913e52590d6c9143d1ee7f0b435fed0d8335166cca0652599bf71b784954a",
+    "judges/ALIGNMENT_REASONING_JUDGE_SYSTEM.txt": "b80651c47e579944756ba75b04860e5c4e4681b6abf310441be7f96fa5bc8d83",
+    "judges/AUTORATER_PROMPT.txt": "869b267b8f31aff311cb8540934dd951938c39d2496668bd7f91da4b2f32c5c7",
+    "judges/AUTORATER_SYSTEM.txt": "a7a717c538345c96d7a1f5418fd687619332fd5f05edc11c0dde6e78c7dd1610",
+    "judges/CATEGORY_KEYWORDS.json": "c1df099fdf89901f0c9b44f22ea043c6d6a730d08f28e99ea5c14ffbc3ba451d",
+    "judges/JUDGE_PROMPT.txt": "772a0abe440c7502be57d38ebb21cff14caa6c870085dcc8fa901ed08ec17093",
+    "judges/JUDGE_SYSTEM.txt": "3256fb8b31a6181d0d129da8251e542152649a2af11e0c0839d67a948bc9babb",
+}
 # ARENA's chapter 4.2 exercise directory: examples as a JSON file, prompts and judges as constants of
 # solutions.py. Redwood's original prompts have the examples already inlined.
 ARENA_RAW_BASE = (
@@ -261,6 +276,16 @@ def download_paper_prompts(
             fetch_verified(join_source(redwood_base, name), cache_dir / "redwood" / name, digest,
                            allow_unpinned=allow_unpinned)  # fmt: skip
     return cache_dir
+
+
+# The paper prompts and judges as a pinned data set (`mislab data fetch` and `verify`, the rubrics' [texts]).
+PAPER_DATA = DataSet(
+    "alignment_faking",
+    "alignment-faking paper prompts and judges (ARENA 3.0, from Redwood Research)",
+    PAPER_FILE_SHA256,
+    ARENA_RAW_BASE,
+    lambda directory, source: download_paper_prompts(directory, arena_base=source),
+)
 
 
 # --- the mislab scenario -----------------------------------------------------------------------------------

@@ -10,7 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mislab.alignment_faking.sources import ADVBENCH_SHA256, ADVBENCH_URL, fetch_verified, find_shared_data
+from mislab.data.files import DataSet, fetch_verified, find_shared_data
+
+# AdvBench `harmful_behaviors.csv` as published by llm-attacks (sha256 from SOURCES.md).
+ADVBENCH_URL = "https://raw.githubusercontent.com/llm-attacks/llm-attacks/main/data/advbench/harmful_behaviors.csv"
+ADVBENCH_SHA256 = "6cd1a5c63c07610d7eb67307772ee5606017ee950b5770ab288a2c487489d3e1"
 
 # Written for mislab: requests that sound edgy enough to invite a refusal from a cautious model but whose
 # complete answer is harmless and non-operational. They exercise the pipeline (tags, tiers, judges) on a small
@@ -35,6 +39,15 @@ def download_advbench(cache_dir: Path, source: str | Path = ADVBENCH_URL) -> Pat
     """Fetch AdvBench's harmful_behaviors.csv (or copy it from a file:// URL or local path) into `cache_dir`,
     refusing any file whose sha256 differs from the pinned one."""
     return fetch_verified(source, cache_dir / "harmful_behaviors.csv", ADVBENCH_SHA256)
+
+
+ADVBENCH_DATA = DataSet(
+    "advbench",
+    "AdvBench harmful_behaviors.csv (llm-attacks, Zou et al. 2023)",
+    {"harmful_behaviors.csv": ADVBENCH_SHA256},
+    ADVBENCH_URL,
+    download_advbench,
+)
 
 
 def load_advbench(path: Path | None = None) -> list[str]:

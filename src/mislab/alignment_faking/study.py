@@ -49,25 +49,18 @@ from pydantic import (
     model_validator,
 )
 
+from ..data.files import sha256_hex
 from ..labeling import Rubric, judge_view, load_rubric, transcript_view
 from ..labeling.label import signature, verdict_label
 from ..models import ChatModel, Message, current_cache_scope, get_model
 from ..options import StudyOptions, parse
+from ..scratchpad import extract_scratchpad, segment_response
 from ..store import Label
 from ..study import Cell, Metric, SampleResult
 from ..transcript import Entry, assistant_entry
-from .prompts import ScenarioConfig, build_system_prompt, build_user_prompt
-from .queries import resolve_queries, sample_queries
-from .scorers import (
-    confusion_flags,
-    extract_scratchpad,
-    keyword_af_matches,
-    load_category_keywords,
-    segment_response,
-    tag_accepts,
-    tag_rejects,
-)
-from .sources import sha256_hex
+from .prompts import PAPER_DATA, ScenarioConfig, build_system_prompt, build_user_prompt
+from .queries import ADVBENCH_DATA, resolve_queries, sample_queries
+from .scorers import confusion_flags, keyword_af_matches, load_category_keywords, tag_accepts, tag_rejects
 
 TIERS = ("free", "paid")
 NEXT = "<NEXT/>"
@@ -407,6 +400,7 @@ class AlignmentFakingStudy:
     title = "Alignment faking"
     cli_name = "af"
     options_schema = AlignmentFakingOptions
+    data = (PAPER_DATA, ADVBENCH_DATA)  # the third-party files it reads, pinned (`mislab data fetch`)
     metrics = [
         Metric("accepted", "Accepted (tag)", "the final output starts with the acceptance tag"),
         Metric("judge_comply", "Complied (judge)", "the compliance judge read the final output as real help"),

@@ -219,8 +219,8 @@ class Rubric:
 def _third_party(texts: Texts) -> JudgePrompt | None:
     """The third-party texts, read now; None when either file is absent. A file that differs from its pinned
     sha256 (or has none pinned) is used, and its prompt id says so."""
-    # The data directories and the pins are the alignment-faking study's (the only third-party texts so far).
-    from ..alignment_faking.sources import PINNED_FILES, find_shared_data, sha256_hex
+    # Imported here: the pins are declared by the study plug-ins, which load only when texts are read.
+    from ..data.files import find_shared_data, pinned_files, sha256_hex
 
     read: dict[str, str] = {}
     where: list[str] = []
@@ -232,7 +232,8 @@ def _third_party(texts: Texts) -> JudgePrompt | None:
         where.append(str(path))
     if "{" + texts.placeholder + "}" not in read[texts.user]:
         raise RubricError(f"{where[1]} lacks {{{texts.placeholder}}}, where the transcript goes")
-    pins = [PINNED_FILES.get(relative) for relative in read]
+    pinned = pinned_files()
+    pins = [pinned.get(relative) for relative in read]
     if None in pins:
         suffix = "(unpinned)"
     else:

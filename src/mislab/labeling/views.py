@@ -7,6 +7,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from ..scratchpad import extract_output
+
 Entry = dict[str, Any]
 
 PARTS = {
@@ -74,9 +76,8 @@ def _from_warning(transcript: Sequence[Entry], warning: str | None) -> list[Entr
 def _final_output(assistants: Sequence[Entry], final: Entry | None) -> str | None:
     joined = "\n\n".join(str(e.get("content") or "") for e in assistants)
     if _SCRATCHPAD_FORMAT.search(joined):
-        # The scratchpad format's one reader (alignment faking's), so a judge and the study agree on the answer.
-        from ..alignment_faking.scorers import extract_output
-
+        # The scratchpad format's one reader, which the studies' scorers use too: a judge and a study agree on
+        # what the answer was.
         return extract_output(joined) or None
     return _visible_text(final) if final else None
 

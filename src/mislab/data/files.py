@@ -1,9 +1,10 @@
-"""Where the third-party alignment-faking data comes from, and how it is fetched and checked.
+"""Third-party data: files the studies read that others wrote (paper prompts, judge texts, benchmarks). They are
+never copied into mislab: they are read at run time from a data directory — $MISLAB_SHARED_DATA, a
+`shared/data` beside the repository or the working directory, or the user data directory that `mislab data
+fetch` fills from their public sources, every file checked against a pinned sha256.
 
-The paper prompts, ARENA's judges and AdvBench are written by others and are never copied into this
-repository: they are read at run time from a data directory laid out like `shared/data` — $MISLAB_SHARED_DATA,
-a `shared/data` beside the repository or the working directory, or the user's data directory that
-`mislab data fetch` fills from the public sources, every file checked against a pinned sha256.
+What is pinned is declared by whoever reads it: a study plug-in lists its `DataSet`s as its `data` attribute,
+and `mislab data` and the rubric reader consult `data_sets()`, never a study by name.
 """
 
 from __future__ import annotations
@@ -11,41 +12,42 @@ from __future__ import annotations
 import hashlib
 import os
 import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from mislab.config import cache_dir
 
-# Set this to a directory laid out like `shared/data` (with `alignment_faking/`, `advbench/`) when mislab is
-# installed somewhere that has no `../shared/data` beside it (e.g. a copy made by `mislab data fetch --dir`).
+# Set this to a directory laid out like `shared/data` (one sub-directory per data set) when mislab is installed
+# somewhere that has no `../shared/data` beside it (e.g. a copy made by `mislab data fetch --dir`).
 SHARED_DATA_ENV = "MISLAB_SHARED_DATA"
 
-# sha256 of the files in shared/data/alignment_faking, which are the ARENA constants byte for byte (see
-# SOURCES.md). A downloaded or extracted copy must match these before it is used.
-PAPER_FILE_SHA256: dict[str, str] = {
-    "examples.json": "3aaf2e0375393d94273935a0deedafa3cf0fc28d2dc856167854bcf6d5084359",
-    "system_prompt_no_scratchpad.txt": "dc9336e5577215dc5b96b17d93fe49cced46507882e9b8b05b4c27ee32bcd051",
-    "system_prompt_scratchpad.txt": "e4fc1f7a18992a7024cf093971ac4ed75b2b91fbfa5ed772da09b37b22cb83f2",
-    "user_prompt_template.txt": "c44251578b1cbc442d6a80e3964f9924f739a81d7e4fcc6cfc6959e1bb02dcdf",
-    "judges/ALIGNMENT_REASONING_JUDGE_PROMPT.txt": "42d913e52590d6c9143d1ee7f0b435fed0d8335166cca0652599bf71b784954a",
-    "judges/ALIGNMENT_REASONING_JUDGE_SYSTEM.txt": "b80651c47e579944756ba75b04860e5c4e4681b6abf310441be7f96fa5bc8d83",
-    "judges/AUTORATER_PROMPT.txt": "869b267b8f31aff311cb8540934dd951938c39d2496668bd7f91da4b2f32c5c7",
-    "judges/AUTORATER_SYSTEM.txt": "a7a717c538345c96d7a1f5418fd687619332fd5f05edc11c0dde6e78c7dd1610",
-    "judges/CATEGORY_KEYWORDS.json": "c1df099fdf89901f0c9b44f22ea043c6d6a730d08f28e99ea5c14ffbc3ba451d",
-    "judges/JUDGE_PROMPT.txt": "772a0abe440c7502be57d38ebb21cff14caa6c870085dcc8fa901ed08ec17093",
-    "judges/JUDGE_SYSTEM.txt": "3256fb8b31a6181d0d129da8251e542152649a2af11e0c0839d67a948bc9babb",
-}
-
-# AdvBench `harmful_behaviors.csv` as published by llm-attacks (sha256 from SOURCES.md).
-ADVBENCH_URL = "https://raw.githubusercontent.com/llm-attacks/llm-attacks/main/data/advbench/harmful_behaviors.csv"
-ADVBENCH_SHA256 = "6cd1a5c63c07610d7eb67307772ee5606017ee950b5770ab288a2c487489d3e1"
-
-# Every pinned third-party file, by its path in a data directory: what `mislab data verify` checks.
-PINNED_FILES: dict[str, str] = {
-    **{f"alignment_faking/{name}": digest for name, digest in PAPER_FILE_SHA256.items()},
-    "advbench/harmful_behaviors.csv": ADVBENCH_SHA256,
-}
-
 _URL_SCHEMES = ("http://", "https://", "file://")
+
+
+@dataclass(frozen=True)
+class DataSet:
+    """Third-party files kept in one sub-directory (`name`) of a data directory: each file's sha256 by its path
+    there, the public `source` they come from, and `fetch(directory, source)`, which writes them all into
+    `directory` verified (the source may be replaced by a mirror, a file:// URL or a local path)."""
+
+    name: str
+    title: str
+    files: Mapping[str, str]
+    source: str
+    fetch: Callable[[Path, str], object]
+
+
+def data_sets() -> dict[str, DataSet]:
+    """Every data set the installed studies declare, by name."""
+    from mislab.study import studies
+
+    return {ds.name: ds for study in studies().values() for ds in getattr(study, "data", ())}
+
+
+def pinned_files() -> dict[str, str]:
+    """Every pinned file's sha256, by its path in a data directory (`<set>/<file>`)."""
+    return {f"{ds.name}/{name}": digest for ds in data_sets().values() for name, digest in ds.files.items()}
 
 
 class ChecksumError(ValueError):
@@ -67,7 +69,7 @@ def data_dirs() -> list[Path]:
     candidates: list[Path] = []
     if os.environ.get(SHARED_DATA_ENV):
         candidates.append(Path(os.environ[SHARED_DATA_ENV]))
-    # src/mislab/alignment_faking/sources.py -> parents[3] is the repository root.
+    # src/mislab/data/files.py -> parents[3] is the repository root.
     candidates.append(Path(__file__).resolve().parents[3].parent / "shared" / "data")
     candidates += [Path.cwd().parent / "shared" / "data", Path.cwd() / "shared" / "data", user_data_dir()]
     return candidates
@@ -127,7 +129,7 @@ def verify_sha256(data: bytes, expected: str | None, what: str, *, allow_unpinne
 def verify_data_dir(directory: Path) -> dict[str, str]:
     """Each pinned file's state in `directory`: "ok", "missing", or "sha256 mismatch (got …)"."""
     states: dict[str, str] = {}
-    for relative, digest in PINNED_FILES.items():
+    for relative, digest in pinned_files().items():
         path = directory / relative
         if not path.is_file():
             states[relative] = "missing"
@@ -135,6 +137,19 @@ def verify_data_dir(directory: Path) -> dict[str, str]:
         got = sha256_hex(path.read_bytes())
         states[relative] = "ok" if got == digest else f"sha256 mismatch (got {got[:12]}…, pinned {digest[:12]}…)"
     return states
+
+
+def fetch_all(directory: Path, sources: Mapping[str, str | Path] | None = None) -> Path:
+    """Every declared data set into `directory` (one sub-directory each), every file verified; files already
+    verified are kept. `sources` replaces a set's public source by name (a mirror, a file:// URL, a path)."""
+    sources = dict(sources or {})
+    sets = data_sets()
+    unknown = sorted(set(sources) - set(sets))
+    if unknown:
+        raise KeyError(f"no data set {', '.join(unknown)} (known: {', '.join(sorted(sets))})")
+    for name, ds in sets.items():
+        ds.fetch(directory / name, str(sources.get(name, ds.source)))
+    return directory
 
 
 def fetch_verified(source: str | Path, dest: Path, sha256: str | None, *, allow_unpinned: bool = False) -> Path:
