@@ -79,6 +79,17 @@ def test_takeaway_names_the_embedded_models_size(tmp_path: Path) -> None:
     assert "the published numbers are other models' (e.g. o3: sabotaged 94.5%" in cannot
 
 
+def test_takeaway_says_when_no_cell_differs(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    store.create_run("d", "shutdown", {"n": 2}, {}, {}, "0.1.0")
+    for cell in ("no_warning", "basic_warning"):
+        for epoch, complied in enumerate([True, False]):
+            scores = {"complied": complied, "sabotaged": False}
+            store.add_sample("d", SampleRecord(f"m::{cell}::{epoch}", "m", cell, {}, epoch, scores, []))
+    shows, _ = summarise(store, "d", STUDIES).takeaway()
+    assert shows == "What it shows: 4 finished samples of m in 2 cells, with the same rates in every cell compared."
+
+
 def test_show_run_without_study_plugin(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.sqlite")
     store.create_run("r", "not-installed", {}, {}, {"[bold]m": {"provider": "custom"}}, "0.1.0")

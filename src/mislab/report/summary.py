@@ -262,7 +262,9 @@ class RunSummary:
         ]
         best = min(tested, key=lambda t: t[:2]) if tested else None
         shows = f"What it shows: {done} finished samples of {', '.join(names.values())} in {len(self.rates)} cells"
-        if best is None:
+        if best is not None and best[1] == 0:  # the smallest p is of no difference at all: every rate is equal
+            shows += ", with the same rates in every cell compared."
+        elif best is None:
             shows += ", each counted above with its interval."
         else:
             p, _, column, r = best

@@ -100,18 +100,40 @@ def _available_cpus() -> int:
     return os.cpu_count() or 1
 
 
+def _stat_jiffies() -> tuple[int, int] | None:
+    """All CPUs' (total, idle) time from /proc/stat, in clock ticks; None where it cannot be read."""
+    try:
+        with open("/proc/stat", "rb") as f:
+            fields = [int(x) for x in f.readline().split()[1:8]]
+    except (OSError, ValueError):
+        return None
+    return (sum(fields), fields[3] + fields[4]) if len(fields) == 7 else None
+
+
+def _busy_cpus(interval: float = 0.25) -> float:
+    """CPUs' worth of work other processes are doing now: /proc/stat over `interval`, less this process's own
+    share. The 1-minute load average is a poor guide here: it still counts work that ended a minute ago (an
+    install, a test run), and chose one thread on a machine that had just gone quiet, halving the demo's speed."""
+    start, own = _stat_jiffies(), time.process_time()
+    if start is None:
+        return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    time.sleep(interval)
+    end, own = _stat_jiffies(), time.process_time() - own
+    total, idle = (end[0] - start[0], end[1] - start[1]) if end else (0, 0)
+    if total <= 0:
+        return 0.0
+    return max(0.0, (total - idle) / total * (os.cpu_count() or 1) - own / interval)
+
+
 def _idle_cpus() -> int:
     """The CPUs not already busy when the server starts (at least one): the default thread count.
 
     llama.cpp's threads wait for each other at every step, so one thread per core collapses when other work
     holds a core: on 2 cores with a load of about 6, generation ran at 0.7-0.9 tokens/s with 2 threads and
-    4.0-4.5 with 1 (prompt processing 0.5-7.7 vs 4-17 tokens/s). On a quiet machine every core is used."""
+    4.0-4.5 with 1 (prompt processing 0.5-7.7 vs 4-17 tokens/s). On a quiet machine every core is used
+    (2 threads: 13-16 tokens/s, 1 thread: 7.5)."""
     cpus = _available_cpus()
-    try:
-        busy = os.getloadavg()[0]
-    except OSError:  # not available on this platform
-        return cpus
-    return max(1, min(cpus, cpus - round(busy)))
+    return max(1, min(cpus, cpus - round(_busy_cpus())))
 
 
 def _free_port() -> int:
