@@ -43,3 +43,41 @@ def test_tables_leave_transcripts_unread_unless_asked(tmp_path) -> None:
     assert df["x"].isna().tolist() == [False, True]  # a score one sample lacks is missing there, as before
     assert [r.transcript for r in store.sample_records("r", transcripts=False)] == [[], []]
     assert store.samples("r", include_transcripts=True)["transcript"].tolist() == [transcript("a"), transcript("b")]
+
+
+def test_the_store_remembers_a_bounded_number_of_stored_texts(tmp_path) -> None:
+    """Every user turn of a run is distinct: the store does not keep one digest per sample, yet the system
+    prompt every sample repeats stays known (and stored once), and a forgotten text is not stored twice."""
+    from mislab.store import REMEMBERED_TEXTS
+
+    store = Store(tmp_path / "r.sqlite")
+    store.create_run("r", "af", {}, {}, {}, "0")
+    n = REMEMBERED_TEXTS + 50
+    for i in range(n):
+        store.add_sample("r", SampleRecord(f"s{i}", "m", "free", {}, i, {}, transcript(f"query {i} " + "x" * 300)))
+    store.add_sample("r", SampleRecord("again", "m", "free", {}, n, {}, transcript("query 0 " + "x" * 300)))
+    assert len(store._stored_texts) <= REMEMBERED_TEXTS
+    db = sqlite3.connect(tmp_path / "r.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM texts").fetchone()[0] == 1 + n
+    assert store.sample_records("r")[-1].transcript == transcript("query 0 " + "x" * 300)
+
+
+def test_a_run_is_read_back_in_order_without_a_sort(tmp_path) -> None:
+    """The order index gives (model, cell, epoch) as stored numbers, epoch 10 after 9, with no sort whose memory
+    grows with the run; a store of the previous schema gets the index when opened."""
+    path = tmp_path / "r.sqlite"
+    store = Store(path)
+    store.create_run("r", "af", {}, {}, {}, "0")
+    for epoch in (10, 2, 9):
+        for cell in ("paid", "free"):
+            store.add_sample("r", SampleRecord(f"m::{cell}::{epoch}", "m", cell, {}, epoch, {}, []))
+    expected = [("free", 2), ("free", 9), ("free", 10), ("paid", 2), ("paid", 9), ("paid", 10)]
+    assert list(store.samples("r")[["cell", "epoch"]].itertuples(index=False, name=None)) == expected
+    query = "EXPLAIN QUERY PLAN SELECT sample_id FROM samples WHERE run_id = ? ORDER BY model, cell, epoch"
+    db = sqlite3.connect(path)
+    assert not any("TEMP B-TREE" in row[-1] for row in db.execute(query, ("r",)))
+    db.execute("DROP INDEX samples_in_order")
+    db.execute("PRAGMA user_version = 2")
+    db.commit()
+    Store(path)
+    assert not any("TEMP B-TREE" in row[-1] for row in db.execute(query, ("r",)))

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # What brings a store of an older version to the next one, by the version it starts from.
 MIGRATIONS: dict[int, list[str]] = {
     # Version 2: labels say how they were made (meta_json); samples count reasoning tokens; long prompt texts
@@ -30,6 +30,9 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE labels ADD COLUMN meta_json TEXT NOT NULL DEFAULT '{}'",
         "ALTER TABLE samples ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0",
     ],
+    # Version 3: an index in the order runs are read back (`samples_in_order`, created with the schema), so
+    # reading a run needs no sort, whose memory grew with the run.
+    2: [],
 }
 
 SCHEMA = """
@@ -67,6 +70,7 @@ CREATE TABLE IF NOT EXISTS samples (
     reasoning_tokens INTEGER NOT NULL DEFAULT 0,  -- part of completion_tokens, when the provider says
     PRIMARY KEY (run_id, sample_id)
 );
+CREATE INDEX IF NOT EXISTS samples_in_order ON samples (run_id, model, cell, epoch);
 CREATE TABLE IF NOT EXISTS texts (  -- a prompt text every sample of a run repeats, stored once
     sha256 TEXT PRIMARY KEY,
     text TEXT NOT NULL
@@ -85,6 +89,16 @@ CREATE TABLE IF NOT EXISTS labels (
 """
 
 
+# SQLite's page cache of the connection, in KiB (its default is 2,000): samples are appended and read back in
+# one pass, so a small cache costs no speed, and is full (a run's memory flat) within the first hundred samples.
+PAGE_CACHE_KIB = 256
+# How many digests of committed `texts` rows a store remembers (most recently used kept): every sample's system
+# prompt stays known, while user turns, distinct per sample, do not pile up; a forgotten one costs only an
+# `INSERT OR IGNORE`.
+REMEMBERED_TEXTS = 256
+SHARED_TEXTS = 4096  # distinct texts a run's read-back keeps one object of (`Store.samples`)
+
+
 class StoreError(RuntimeError):
     """The store cannot be opened as asked (missing file for reading, a newer schema, not a store)."""
 
@@ -100,7 +114,7 @@ SHARED_MIN_CHARS = 256
 
 
 def _pack_transcript(
-    db: sqlite3.Connection, transcript: list[dict[str, Any]], stored: set[str]
+    db: sqlite3.Connection, transcript: list[dict[str, Any]], stored: dict[str, None]
 ) -> tuple[str, set[str]]:
     """The transcript's JSON with its long prompt texts replaced by references, and their digests; texts not
     in `stored` (known to be committed already) are inserted."""
@@ -190,7 +204,7 @@ class Store:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
         self._db.row_factory = sqlite3.Row
-        self._stored_texts: set[str] = set()  # digests of `texts` rows known to be committed
+        self._stored_texts: dict[str, None] = {}  # digests of `texts` rows known committed, least recent first
         try:
             self._migrate()
         except sqlite3.DatabaseError as exc:
@@ -205,6 +219,7 @@ class Store:
                 "upgrade mislab to read it"
             )
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
         if version < SCHEMA_VERSION:  # opening a current store writes nothing
             self._db.execute("PRAGMA journal_mode=WAL")
             # Version 0 is a new file, or one written before versioning, whose tables are those of version 1.
@@ -321,17 +336,21 @@ class Store:
                 "scores_json, metadata_json, transcript_json, calls, cached_calls, prompt_tokens, completion_tokens, "
                 "cached_prompt_tokens, cost, seconds, created_at, reasoning_tokens) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
+                [  # a list: a tuple this size would stay in CPython's tuple free list, up to 2,000 of them
                     run_id, r.sample_id, r.model, r.cell, json.dumps(r.factors, default=str), r.epoch, r.status,
                     r.error, json.dumps(r.scores, default=str), json.dumps(r.metadata, default=str),
                     transcript, r.calls, r.cached_calls, r.prompt_tokens,
                     r.completion_tokens, r.cached_prompt_tokens, r.cost, r.seconds, _now(), r.reasoning_tokens,
-                ),
+                ],
             )  # fmt: skip
             for label in labels:
                 self._put_label(db, run_id, label)
             db.execute("UPDATE runs SET updated_at = ? WHERE run_id = ?", (_now(), run_id))
-        self._stored_texts |= digests  # committed: later samples need not insert them again
+        for digest in digests:  # committed: later samples need not insert them again
+            self._stored_texts.pop(digest, None)
+            self._stored_texts[digest] = None
+        while len(self._stored_texts) > REMEMBERED_TEXTS:
+            del self._stored_texts[next(iter(self._stored_texts))]
 
     def done_sample_ids(self, run_id: str) -> set[str]:
         """Samples that need no rerun. Errored samples are retried on resume."""
@@ -394,6 +413,10 @@ class Store:
         records parsed one at a time, so reading a run back costs little more memory than the table itself."""
         labels = self.labels(run_id)
         columns: dict[str, list[Any]] = {}
+        # One object per distinct text (a tier, a prompt id, the model), not one per row, while the rows wait here
+        # for pandas to pack them: a third of the read's memory. Bounded: most texts of a long run are unique
+        # (ids, queries), and those repeated in every row are met in the first.
+        shared: dict[str, str] = {}
         records = self._iter_records(run_id, include_transcripts, metadata=False)
         for count, r in enumerate(records, start=1):
             row: dict[str, Any] = {
@@ -411,6 +434,8 @@ class Store:
             if include_transcripts:
                 row["transcript"] = r.transcript
             for key, value in row.items():
+                if type(value) is str and (value in shared or len(shared) < SHARED_TEXTS):
+                    value = shared.setdefault(value, value)
                 # a column a row lacks is NaN there, as pandas makes it from a list of row dicts
                 columns.setdefault(key, [math.nan] * (count - 1)).append(value)
             for key in columns.keys() - row.keys():
