@@ -96,7 +96,7 @@ PAGE_CACHE_KIB = 256
 # prompt stays known, while user turns, distinct per sample, do not pile up; a forgotten one costs only an
 # `INSERT OR IGNORE`.
 REMEMBERED_TEXTS = 256
-SHARED_TEXTS = 4096  # distinct texts a run's read-back keeps one object of (`Store.samples`)
+SHARED_TEXTS = 256  # distinct texts per column a run's read-back keeps one object of (`Store.samples`)
 
 
 class StoreError(RuntimeError):
@@ -413,10 +413,10 @@ class Store:
         records parsed one at a time, so reading a run back costs little more memory than the table itself."""
         labels = self.labels(run_id)
         columns: dict[str, list[Any]] = {}
-        # One object per distinct text (a tier, a prompt id, the model), not one per row, while the rows wait here
-        # for pandas to pack them: a third of the read's memory. Bounded: most texts of a long run are unique
-        # (ids, queries), and those repeated in every row are met in the first.
-        shared: dict[str, str] = {}
+        # One object per distinct text of a column (a tier, a prompt id, the model), not one per row, while the
+        # rows wait here for pandas to pack them: a third of the read's memory. A column of unique texts (ids,
+        # queries) stops being collected once it has SHARED_TEXTS of them.
+        shared: dict[str, dict[str, str]] = {}
         records = self._iter_records(run_id, include_transcripts, metadata=False)
         for count, r in enumerate(records, start=1):
             row: dict[str, Any] = {
@@ -434,8 +434,10 @@ class Store:
             if include_transcripts:
                 row["transcript"] = r.transcript
             for key, value in row.items():
-                if type(value) is str and (value in shared or len(shared) < SHARED_TEXTS):
-                    value = shared.setdefault(value, value)
+                if type(value) is str:
+                    texts = shared.setdefault(key, {})
+                    if value in texts or len(texts) < SHARED_TEXTS:
+                        value = texts.setdefault(value, value)
                 # a column a row lacks is NaN there, as pandas makes it from a list of row dicts
                 columns.setdefault(key, [math.nan] * (count - 1)).append(value)
             for key in columns.keys() - row.keys():
