@@ -12,6 +12,7 @@ import json
 import math
 import sqlite3
 import threading
+from array import array
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 SCHEMA_VERSION = 3
@@ -96,7 +98,7 @@ PAGE_CACHE_KIB = 256
 # prompt stays known, while user turns, distinct per sample, do not pile up; a forgotten one costs only an
 # `INSERT OR IGNORE`.
 REMEMBERED_TEXTS = 256
-SHARED_TEXTS = 256  # distinct texts per column a run's read-back keeps one object of (`Store.samples`)
+SHARED_TEXTS = 256  # distinct texts per column a run's read-back keeps one object of (`_Column`)
 
 
 class StoreError(RuntimeError):
@@ -190,6 +192,52 @@ class RunInfo:
     spec: dict[str, Any]
     prompts: dict[str, Any]
     models: dict[str, Any]
+
+
+# Values packed in a typed array while a column holds only one of these types (by exact type: a bool is not an
+# int here), as numpy types pandas would have made of them.
+_PACKED = {bool: ("b", "bool"), int: ("q", "int64"), float: ("d", "float64")}
+
+
+class _Column:
+    """A column of `Store.samples` while it is read, row by row. Bools, ints or floats, all of one type, are
+    packed (1 or 8 bytes a value, not a Python object and its pointer); from the first value of another type
+    on it is a list, so pandas makes of it what it would have made of the values. A text repeated down the
+    column is one object (a tier, a prompt id, the model), until the column proves unique (ids, queries)."""
+
+    __slots__ = ("_packed", "_list", "_texts")
+
+    def __init__(self) -> None:
+        self._packed: array[Any] | None = None
+        self._list: list[Any] | None = None
+        self._texts: dict[str, str] = {}
+
+    def append(self, value: Any) -> None:
+        if self._list is None:
+            packing = _PACKED.get(type(value))
+            if self._packed is None and packing is not None:
+                self._packed = array(packing[0])
+            if self._packed is not None and packing is not None and packing[0] == self._packed.typecode:
+                try:
+                    self._packed.append(value)
+                    return
+                except OverflowError:  # an int beyond 64 bits
+                    pass
+            self._list = self._unpacked()
+        if type(value) is str and (value in self._texts or len(self._texts) < SHARED_TEXTS):
+            value = self._texts.setdefault(value, value)
+        self._list.append(value)
+
+    def _unpacked(self) -> list[Any]:
+        if self._packed is None:
+            return []
+        values = self._packed.tolist()
+        return [bool(v) for v in values] if self._packed.typecode == "b" else values
+
+    def values(self) -> list[Any] | np.ndarray:
+        if self._list is not None or self._packed is None:
+            return self._list or []
+        return np.frombuffer(self._packed, dtype=next(t for c, t in _PACKED.values() if c == self._packed.typecode))
 
 
 class Store:
@@ -409,14 +457,10 @@ class Store:
             )  # fmt: skip
 
     def samples(self, run_id: str, include_transcripts: bool = False) -> pd.DataFrame:
-        """One row per sample; scores, factors and labels expanded into columns. Built column by column from
-        records parsed one at a time, so reading a run back costs little more memory than the table itself."""
+        """One row per sample; scores, factors and labels expanded into columns. Built column by column (see
+        `_Column`) from records parsed one at a time: no row dicts or whole-run lists of records are kept."""
         labels = self.labels(run_id)
-        columns: dict[str, list[Any]] = {}
-        # One object per distinct text of a column (a tier, a prompt id, the model), not one per row, while the
-        # rows wait here for pandas to pack them: a third of the read's memory. A column of unique texts (ids,
-        # queries) stops being collected once it has SHARED_TEXTS of them.
-        shared: dict[str, dict[str, str]] = {}
+        columns: dict[str, _Column] = {}
         records = self._iter_records(run_id, include_transcripts, metadata=False)
         for count, r in enumerate(records, start=1):
             row: dict[str, Any] = {
@@ -434,15 +478,15 @@ class Store:
             if include_transcripts:
                 row["transcript"] = r.transcript
             for key, value in row.items():
-                if type(value) is str:
-                    texts = shared.setdefault(key, {})
-                    if value in texts or len(texts) < SHARED_TEXTS:
-                        value = texts.setdefault(value, value)
-                # a column a row lacks is NaN there, as pandas makes it from a list of row dicts
-                columns.setdefault(key, [math.nan] * (count - 1)).append(value)
+                column = columns.get(key)
+                if column is None:  # a column a row lacks is NaN there, as pandas makes it from row dicts
+                    column = columns[key] = _Column()
+                    for _ in range(count - 1):
+                        column.append(math.nan)
+                column.append(value)
             for key in columns.keys() - row.keys():
                 columns[key].append(math.nan)
-        return pd.DataFrame(columns)
+        return pd.DataFrame({key: column.values() for key, column in columns.items()})
 
     # labels (judges may add them after the samples were written)
     @staticmethod
