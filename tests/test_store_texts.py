@@ -81,3 +81,32 @@ def test_a_run_is_read_back_in_order_without_a_sort(tmp_path) -> None:
     db.commit()
     Store(path)
     assert not any("TEMP B-TREE" in row[-1] for row in db.execute(query, ("r",)))
+
+
+def test_a_table_is_what_pandas_makes_of_the_rows(tmp_path) -> None:
+    """Columns are packed while read (bools, ints, floats): the DataFrame is still exactly the one pandas makes
+    from the rows, dtypes included, whatever mix of types, gaps and huge ints a score column holds."""
+    import pandas as pd
+
+    scores = [
+        {"i": 1, "b": True, "f": 0.5, "mix": 1, "big": 2**70, "text": "a", "flag": True, "fi": 1.0},
+        {"i": 2, "b": False, "f": float("nan"), "mix": 2.5, "big": 1, "text": None, "flag": None, "late": 3, "fi": 2},
+        {"b": True, "f": 1.5, "mix": True, "big": 3, "text": "a", "flag": False, "late": 4.0, "fi": 3.0},
+        {"i": 4, "b": True, "f": 2.0, "mix": "s", "big": 4, "text": "b", "flag": True, "late": None, "fi": 4.0},
+    ]
+    store = Store(tmp_path / "r.sqlite")
+    store.create_run("r", "x", {}, {}, {}, "0")
+    rows = []
+    for k, s in enumerate(scores):
+        store.add_sample("r", SampleRecord(f"m::c::{k}", "m", "c", {"tier": "free"}, k, s, [], calls=k, cost=k / 10))
+        usage = dict.fromkeys(("cached_calls", "prompt_tokens", "completion_tokens", "cached_prompt_tokens"), 0)
+        rows.append({
+            "run_id": "r", "sample_id": f"m::c::{k}", "model": "m", "cell": "c", "epoch": k, "status": "done",
+            "error": None, "tier": "free", **s, "calls": k, **usage, "reasoning_tokens": 0, "cost": k / 10,
+            "seconds": 0.0,
+        })  # fmt: skip
+    table, expected = store.samples("r"), pd.DataFrame(rows)
+    assert set(table.columns) == set(expected.columns)
+    pd.testing.assert_frame_equal(table, expected[list(table.columns)], check_exact=True)
+    for column in table.columns[table.dtypes == "object"]:  # equal is not enough there: 1 == True
+        assert list(map(type, table[column])) == list(map(type, expected[column])), column
