@@ -194,9 +194,9 @@ class RunInfo:
     models: dict[str, Any]
 
 
-# Values packed in a typed array while a column holds only one of these types (by exact type: a bool is not an
-# int here), as numpy types pandas would have made of them.
-_PACKED = {bool: ("b", "bool"), int: ("q", "int64"), float: ("d", "float64")}
+# The array typecode a column's values are packed with while they are all of one of these types (by exact type:
+# a bool is not an int here); numpy reads them as the bool, int64 and float64 pandas would have made of them.
+_PACKED = {bool: "b", int: "q", float: "d"}
 
 
 class _Column:
@@ -214,10 +214,10 @@ class _Column:
 
     def append(self, value: Any) -> None:
         if self._list is None:
-            packing = _PACKED.get(type(value))
-            if self._packed is None and packing is not None:
-                self._packed = array(packing[0])
-            if self._packed is not None and packing is not None and packing[0] == self._packed.typecode:
+            typecode = _PACKED.get(type(value))
+            if self._packed is None and typecode is not None:
+                self._packed = array(typecode)
+            if self._packed is not None and typecode == self._packed.typecode:
                 try:
                     self._packed.append(value)
                     return
@@ -237,7 +237,7 @@ class _Column:
     def values(self) -> list[Any] | np.ndarray:
         if self._list is not None or self._packed is None:
             return self._list or []
-        return np.frombuffer(self._packed, dtype=next(t for c, t in _PACKED.values() if c == self._packed.typecode))
+        return np.frombuffer(self._packed, dtype=bool if self._packed.typecode == "b" else self._packed.typecode)
 
 
 class Store:
@@ -384,7 +384,7 @@ class Store:
                 "scores_json, metadata_json, transcript_json, calls, cached_calls, prompt_tokens, completion_tokens, "
                 "cached_prompt_tokens, cost, seconds, created_at, reasoning_tokens) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [  # a list: a tuple this size would stay in CPython's tuple free list, up to 2,000 of them
+                [  # a list: a 20-tuple per sample piled up in CPython's tuple free list (up to 2,000 of them)
                     run_id, r.sample_id, r.model, r.cell, json.dumps(r.factors, default=str), r.epoch, r.status,
                     r.error, json.dumps(r.scores, default=str), json.dumps(r.metadata, default=str),
                     transcript, r.calls, r.cached_calls, r.prompt_tokens,
