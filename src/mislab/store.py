@@ -92,7 +92,7 @@ CREATE TABLE IF NOT EXISTS labels (
 
 
 # SQLite's page cache of the connection, in KiB (its default is 2,000): samples are appended and read back in
-# one pass, so a small cache costs no speed, and is full (a run's memory flat) within the first hundred samples.
+# one pass, so a small cache costs no speed, and is full (a run's memory flat) by the 200th sample.
 PAGE_CACHE_KIB = 256
 # How many digests of committed `texts` rows a store remembers (most recently used kept): every sample's system
 # prompt stays known, while user turns, distinct per sample, do not pile up; a forgotten one costs only an
