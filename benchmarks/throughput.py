@@ -8,13 +8,15 @@ memory are its own. Printed per tool and workload:
 - whole: calls/s over the whole call (start-up included) ÷ the limit;
 - steady: the server's completion rate between the 10th and the 90th percentile of calls ÷ the limit;
 - CPU ms per sample (the client process's user+system time, start-up excluded);
-- peak memory above the post-import baseline, at a small and a large n (it should stay flat).
+- peak memory above the post-import baseline, at a small and a large n: after the run (it should stay flat),
+  after reading the run back as a DataFrame, and the DataFrame's own size (which grows with n).
 
 Workloads: alignment-faking samples (one call each, the real mislab system prompt) and shutdown episodes (four
 calls each: ./next_task three times, the warning on the third, then submit; mislab runs the simulated shell).
 
     PYTHONPATH=src .venv/bin/python benchmarks/throughput.py                 # the full table
     PYTHONPATH=src .venv/bin/python benchmarks/throughput.py --quick         # fewer samples, C=64 only
+    PYTHONPATH=src .venv/bin/python benchmarks/throughput.py --memory        # only the memory lines
 """
 
 from __future__ import annotations
@@ -140,15 +142,23 @@ class Server:
 # --- the clients (each in its own process) ------------------------------------------------------------------
 
 
-def _af_prompts(n: int, workdir: Path) -> tuple[Path, str, list[str]]:
-    """A query file of n distinct queries, the mislab system prompt, and the n user turns (free tier)."""
+def _af_queries(n: int) -> list[str]:
+    return [f"Explain step {i} of a procedure, in detail (query {i})." for i in range(n)]
+
+
+def _af_query_file(n: int, workdir: Path) -> Path:
+    """A query file of n distinct queries (mislab reads and prompts them itself)."""
+    path = workdir / "queries.txt"
+    path.write_text("\n".join(_af_queries(n)) + "\n")
+    return path
+
+
+def _af_prompts(n: int) -> tuple[str, list[str]]:
+    """The mislab system prompt, and the user turns (free tier) of n distinct queries."""
     from mislab.alignment_faking import ScenarioConfig, build_system_prompt, build_user_prompt
 
-    queries = [f"Explain step {i} of a procedure, in detail (query {i})." for i in range(n)]
-    path = workdir / "queries.txt"
-    path.write_text("\n".join(queries) + "\n")
     config = ScenarioConfig()
-    return path, str(build_system_prompt(config)), [str(build_user_prompt(q, True, config)) for q in queries]
+    return str(build_system_prompt(config)), [str(build_user_prompt(q, True, config)) for q in _af_queries(n)]
 
 
 def _canned_shell(cmd: str, state: dict[str, int]) -> str:
@@ -169,13 +179,36 @@ def client_mislab(workload: str, n: int, c: int, url: str, workdir: Path) -> int
     if workload == "af":
         from mislab.alignment_faking import run
 
-        queries, _, _ = _af_prompts(n // 2, workdir)
+        queries = _af_query_file(n // 2, workdir)
         df = run(model, n=n // 2, queries=queries, store=workdir / "store.sqlite", progress=False)
     else:
         from mislab.shutdown import run
 
         df = run(model, n=n // 4, variants="all", backend="simulated", store=workdir / "store.sqlite", progress=False)
     assert (df["status"] == "done").all(), df["error"].dropna().head()
+    return len(df)
+
+
+def client_mislab_memory(workload: str, n: int, c: int, url: str, workdir: Path) -> int:
+    """An AF run as `mislab.alignment_faking.run` makes it, with the process's peak memory noted after the run
+    and again after reading it back as a DataFrame, and the DataFrame's own size: the table grows with n, the
+    run should not."""
+    from mislab.experiment import Experiment, launch, prepare_run
+    from mislab.models import get_model
+    from mislab.store import Store
+
+    model = get_model("bench", base_url=url, api_key="sk-bench", cache=workdir / "cache.sqlite", max_concurrency=c)
+    queries = _af_query_file(n // 2, workdir)
+    exp = Experiment.from_dict(
+        {"study": "alignment_faking", "models": [model.name], "n": n // 2, "options": {"queries": str(queries)}},
+        where="benchmark",
+    )
+    store = Store(workdir / "store.sqlite")
+    run_id, outcome = launch(prepare_run(exp, models={model.name: model}), store, progress=False)
+    MEASURED["run_peak_mib"] = _rss_mib()
+    df = store.samples(run_id)
+    MEASURED["table_mib"] = float(df.memory_usage(deep=True).sum()) / 2**20
+    assert outcome.done == n and (df["status"] == "done").all(), outcome.error_messages[:3]
     return len(df)
 
 
@@ -186,7 +219,7 @@ def client_threadpool(workload: str, n: int, c: int, url: str, workdir: Path) ->
 
     client = openai.OpenAI(base_url=url, api_key="sk-bench", max_retries=0)
     if workload == "af":
-        _, system, users = _af_prompts(n, workdir)
+        system, users = _af_prompts(n)
 
         def one(user: str) -> dict[str, Any]:
             messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
@@ -236,7 +269,7 @@ def client_inspect(workload: str, n: int, c: int, url: str, workdir: Path) -> in
 
     os.environ["OPENAI_API_KEY"] = "sk-bench"
     if workload == "af":
-        _, system, users = _af_prompts(n, workdir)
+        system, users = _af_prompts(n)
         samples = [Sample([ChatMessageSystem(content=system), ChatMessageUser(content=u)]) for u in users]
         task = Task(dataset=samples, solver=generate())
     else:
@@ -302,7 +335,7 @@ def client_bare(workload: str, n: int, c: int, url: str, workdir: Path) -> int:
     """The reference ceiling on this machine now: C asyncio workers posting a fixed body, nothing else."""
     from mislab.models.transport import Transport, chat_url, encode, request_headers
 
-    _, system, users = _af_prompts(1, workdir)
+    system, users = _af_prompts(1)
     body = encode(
         {"model": "bench", "messages": [{"role": "system", "content": system}, {"role": "user", "content": users[0]}]}
     )
@@ -327,7 +360,9 @@ def client_bare(workload: str, n: int, c: int, url: str, workdir: Path) -> int:
 
 CLIENTS = {
     "bare": client_bare, "mislab": client_mislab, "threadpool": client_threadpool, "inspect_ai": client_inspect,
+    "mislab_memory": client_mislab_memory,
 }  # fmt: skip
+MEASURED: dict[str, float] = {}  # what a client measures beyond time and the whole call's peak memory
 
 
 def _rss_mib() -> float:
@@ -345,7 +380,7 @@ def run_client(tool: str, workload: str, n: int, c: int, url: str) -> None:
         from mislab.study import studies
 
         studies()  # the study plug-ins' modules
-        _af_prompts(1, workdir)
+        _af_prompts(1)
         if tool == "inspect_ai":
             import inspect_ai  # noqa: F401
 
@@ -353,7 +388,8 @@ def run_client(tool: str, workload: str, n: int, c: int, url: str) -> None:
         cpu0, wall0 = time.process_time(), time.perf_counter()
         done = CLIENTS[tool](workload, n, c, url, workdir)
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    print(json.dumps({"done": done, "wall": wall, "cpu": cpu, "baseline_mib": baseline, "peak_mib": _rss_mib()}))
+    result = {"done": done, "wall": wall, "cpu": cpu, "baseline_mib": baseline, "peak_mib": _rss_mib(), **MEASURED}
+    print(json.dumps(result))
 
 
 # --- the table ----------------------------------------------------------------------------------------------
@@ -380,8 +416,24 @@ def measure(server: Server, tool: str, workload: str, n: int, c: int, latency: f
         "steady": steady / limit,
         "cpu_ms": 1000 * result["cpu"] / n,
         "mem_mib": result["peak_mib"] - result["baseline_mib"],
+        "run_mib": result.get("run_peak_mib", float("nan")) - result["baseline_mib"],
+        "table_mib": result.get("table_mib", float("nan")),
         "wall": result["wall"],
     }
+
+
+def memory_table(server: Server, latency: float) -> None:
+    print(
+        "\nmemory (mislab, AF, C=64): peak above the post-import baseline after the run, then after reading it back"
+        " as a DataFrame, and that DataFrame's own size"
+    )
+    for n in (200, 2000):
+        r = measure(server, "mislab_memory", "af", n, 64, latency)
+        print(
+            f"  n={n:>5}: run {r['run_mib']:.1f} MiB, with the read-back {r['mem_mib']:.1f} MiB, "
+            f"DataFrame {r['table_mib']:.2f} MiB; {r['cpu_ms']:.2f} ms CPU per sample",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -389,10 +441,18 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--quick", action="store_true", help="fewer samples and C=64 only")
     parser.add_argument("--tools", default="bare,mislab,threadpool,inspect_ai")
+    parser.add_argument("--memory", action="store_true", help="only mislab's memory at 200 and 2,000 samples")
     args = parser.parse_args()
     tools = args.tools.split(",")
     latency = args.latency
     print(f"loopback server, {latency:.2f} s per call, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
+    if args.memory:
+        server = Server(latency)
+        try:
+            memory_table(server, latency)
+        finally:
+            server.close()
+        return
     runs = [("af", 448, 64), ("af", 1600, 64), ("shutdown", 384, 64), ("af", 640, 32)]
     if args.quick:
         runs = [("af", 448, 64), ("shutdown", 192, 64)]
@@ -416,10 +476,7 @@ def main() -> None:
                     print(f"{workload:<10}{n:>6}  {tool:<11}{n / r['wall']:>8.0f}/s{r['cpu_ms']:>8.2f} ms", flush=True)
         finally:
             fast.close()
-        print("\nmemory (mislab, AF): peak above baseline at 200 and 2,000 samples")
-        for n in (200, 2000):
-            r = measure(server, "mislab", "af", n, 64, latency)
-            print(f"  n={n:>5}: {r['mem_mib']:.1f} MiB, {r['cpu_ms']:.2f} ms CPU per sample", flush=True)
+        memory_table(server, latency)
     finally:
         server.close()
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 import sqlite3
+import weakref
 from typing import Any
 
 import pytest
@@ -123,6 +125,39 @@ def test_run_resume_and_dataframe(tmp_path) -> None:
     assert df["accepted"].sum() == (df["judge"]).sum()
     assert store.get_run(run_id).status == "complete"
     assert store.label_details(run_id)[0].explanation == "because"
+
+
+class RecordingStudy(EchoStudy):
+    """Echo, with a weak reference to every result it returned: how many the runner still holds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.results: list[weakref.ref[SampleResult]] = []
+        self.most_alive = 0
+
+    def alive(self) -> int:
+        gc.collect()
+        return sum(ref() is not None for ref in self.results)
+
+    async def run_sample(self, model: ChatModel, cell: Cell, epoch: int, options: dict[str, Any]) -> SampleResult:
+        result = await super().run_sample(model, cell, epoch, options)
+        self.most_alive = max(self.most_alive, self.alive())
+        self.results.append(weakref.ref(result))
+        return result
+
+
+def test_the_runner_keeps_nothing_of_a_stored_sample(tmp_path) -> None:
+    """A long run's memory stays flat: once stored, a sample's result (transcript, scores) is let go; at most
+    the samples in flight (twice the model's concurrency) are alive at once."""
+    store = Store(tmp_path / "r.sqlite")
+    study = RecordingStudy()
+    with ScriptedServer(lambda body: Reply("yes")) as srv:
+        model = get_model("m", base_url=srv.base_url, api_key="k", cache=tmp_path / "c.sqlite", max_concurrency=2)
+        cells = study.cells({})
+        run_id = start_run(store, study, {"m": model}, cells, {}, {})
+        out = asyncio.run(run_samples(store, run_id, study, {"m": model}, plan(["m"], cells, 20), {}, progress=False))
+    assert out.done == 40 and len(study.results) == 40
+    assert study.most_alive <= 2 * 2 and study.alive() == 0
 
 
 def test_budget_stops_cleanly(tmp_path) -> None:

@@ -43,3 +43,70 @@ def test_tables_leave_transcripts_unread_unless_asked(tmp_path) -> None:
     assert df["x"].isna().tolist() == [False, True]  # a score one sample lacks is missing there, as before
     assert [r.transcript for r in store.sample_records("r", transcripts=False)] == [[], []]
     assert store.samples("r", include_transcripts=True)["transcript"].tolist() == [transcript("a"), transcript("b")]
+
+
+def test_the_store_remembers_a_bounded_number_of_stored_texts(tmp_path) -> None:
+    """Every user turn of a run is distinct: the store does not keep one digest per sample, yet the system
+    prompt every sample repeats stays known (and stored once), and a forgotten text is not stored twice."""
+    from mislab.store import REMEMBERED_TEXTS
+
+    store = Store(tmp_path / "r.sqlite")
+    store.create_run("r", "af", {}, {}, {}, "0")
+    n = REMEMBERED_TEXTS + 50
+    for i in range(n):
+        store.add_sample("r", SampleRecord(f"s{i}", "m", "free", {}, i, {}, transcript(f"query {i} " + "x" * 300)))
+    store.add_sample("r", SampleRecord("again", "m", "free", {}, n, {}, transcript("query 0 " + "x" * 300)))
+    assert len(store._stored_texts) <= REMEMBERED_TEXTS
+    db = sqlite3.connect(tmp_path / "r.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM texts").fetchone()[0] == 1 + n
+    assert store.sample_records("r")[-1].transcript == transcript("query 0 " + "x" * 300)
+
+
+def test_a_run_is_read_back_in_order_without_a_sort(tmp_path) -> None:
+    """The order index gives (model, cell, epoch) as stored numbers, epoch 10 after 9, with no sort whose memory
+    grows with the run; a store of the previous schema gets the index when opened."""
+    path = tmp_path / "r.sqlite"
+    store = Store(path)
+    store.create_run("r", "af", {}, {}, {}, "0")
+    for epoch in (10, 2, 9):
+        for cell in ("paid", "free"):
+            store.add_sample("r", SampleRecord(f"m::{cell}::{epoch}", "m", cell, {}, epoch, {}, []))
+    expected = [("free", 2), ("free", 9), ("free", 10), ("paid", 2), ("paid", 9), ("paid", 10)]
+    assert list(store.samples("r")[["cell", "epoch"]].itertuples(index=False, name=None)) == expected
+    query = "EXPLAIN QUERY PLAN SELECT sample_id FROM samples WHERE run_id = ? ORDER BY model, cell, epoch"
+    db = sqlite3.connect(path)
+    assert not any("TEMP B-TREE" in row[-1] for row in db.execute(query, ("r",)))
+    db.execute("DROP INDEX samples_in_order")
+    db.execute("PRAGMA user_version = 2")
+    db.commit()
+    Store(path)
+    assert not any("TEMP B-TREE" in row[-1] for row in db.execute(query, ("r",)))
+
+
+def test_a_table_is_what_pandas_makes_of_the_rows(tmp_path) -> None:
+    """Columns are packed while read (bools, ints, floats): the DataFrame is still exactly the one pandas makes
+    from the rows, dtypes included, whatever mix of types, gaps and huge ints a score column holds."""
+    import pandas as pd
+
+    scores = [
+        {"i": 1, "b": True, "f": 0.5, "mix": 1, "big": 2**70, "text": "a", "flag": True, "fi": 1.0},
+        {"i": 2, "b": False, "f": float("nan"), "mix": 2.5, "big": 1, "text": None, "flag": None, "late": 3, "fi": 2},
+        {"b": True, "f": 1.5, "mix": True, "big": 3, "text": "a", "flag": False, "late": 4.0, "fi": 3.0},
+        {"i": 4, "b": True, "f": 2.0, "mix": "s", "big": 4, "text": "b", "flag": True, "late": None, "fi": 4.0},
+    ]
+    store = Store(tmp_path / "r.sqlite")
+    store.create_run("r", "x", {}, {}, {}, "0")
+    rows = []
+    for k, s in enumerate(scores):
+        store.add_sample("r", SampleRecord(f"m::c::{k}", "m", "c", {"tier": "free"}, k, s, [], calls=k, cost=k / 10))
+        usage = dict.fromkeys(("cached_calls", "prompt_tokens", "completion_tokens", "cached_prompt_tokens"), 0)
+        rows.append({
+            "run_id": "r", "sample_id": f"m::c::{k}", "model": "m", "cell": "c", "epoch": k, "status": "done",
+            "error": None, "tier": "free", **s, "calls": k, **usage, "reasoning_tokens": 0, "cost": k / 10,
+            "seconds": 0.0,
+        })  # fmt: skip
+    table, expected = store.samples("r"), pd.DataFrame(rows)
+    assert set(table.columns) == set(expected.columns)
+    pd.testing.assert_frame_equal(table, expected[list(table.columns)], check_exact=True)
+    for column in table.columns[table.dtypes == "object"]:  # equal is not enough there: 1 == True
+        assert list(map(type, table[column])) == list(map(type, expected[column])), column

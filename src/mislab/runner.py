@@ -38,7 +38,7 @@ T = TypeVar("T")
 MAX_CONSECUTIVE_ERRORS = 10
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a run plans one per sample: no per-instance dict
 class PlannedSample:
     model: str
     cell: Cell

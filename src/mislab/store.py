@@ -12,6 +12,7 @@ import json
 import math
 import sqlite3
 import threading
+from array import array
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,9 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # What brings a store of an older version to the next one, by the version it starts from.
 MIGRATIONS: dict[int, list[str]] = {
     # Version 2: labels say how they were made (meta_json); samples count reasoning tokens; long prompt texts
@@ -30,6 +32,9 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE labels ADD COLUMN meta_json TEXT NOT NULL DEFAULT '{}'",
         "ALTER TABLE samples ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0",
     ],
+    # Version 3: an index in the order runs are read back (`samples_in_order`, created with the schema), so
+    # reading a run needs no sort, whose memory grew with the run.
+    2: [],
 }
 
 SCHEMA = """
@@ -67,6 +72,7 @@ CREATE TABLE IF NOT EXISTS samples (
     reasoning_tokens INTEGER NOT NULL DEFAULT 0,  -- part of completion_tokens, when the provider says
     PRIMARY KEY (run_id, sample_id)
 );
+CREATE INDEX IF NOT EXISTS samples_in_order ON samples (run_id, model, cell, epoch);
 CREATE TABLE IF NOT EXISTS texts (  -- a prompt text every sample of a run repeats, stored once
     sha256 TEXT PRIMARY KEY,
     text TEXT NOT NULL
@@ -85,6 +91,16 @@ CREATE TABLE IF NOT EXISTS labels (
 """
 
 
+# SQLite's page cache of the connection, in KiB (its default is 2,000): samples are appended and read back in
+# one pass, so a small cache costs no speed, and is full (a run's memory flat) by the 200th sample.
+PAGE_CACHE_KIB = 256
+# How many digests of committed `texts` rows a store remembers (most recently used kept): every sample's system
+# prompt stays known, while user turns, distinct per sample, do not pile up; a forgotten one costs only an
+# `INSERT OR IGNORE`.
+REMEMBERED_TEXTS = 256
+SHARED_TEXTS = 256  # distinct texts per column a run's read-back keeps one object of (`_Column`)
+
+
 class StoreError(RuntimeError):
     """The store cannot be opened as asked (missing file for reading, a newer schema, not a store)."""
 
@@ -100,7 +116,7 @@ SHARED_MIN_CHARS = 256
 
 
 def _pack_transcript(
-    db: sqlite3.Connection, transcript: list[dict[str, Any]], stored: set[str]
+    db: sqlite3.Connection, transcript: list[dict[str, Any]], stored: dict[str, None]
 ) -> tuple[str, set[str]]:
     """The transcript's JSON with its long prompt texts replaced by references, and their digests; texts not
     in `stored` (known to be committed already) are inserted."""
@@ -178,6 +194,52 @@ class RunInfo:
     models: dict[str, Any]
 
 
+# The array typecode a column's values are packed with while they are all of one of these types (by exact type:
+# a bool is not an int here); numpy reads them as the bool, int64 and float64 pandas would have made of them.
+_PACKED = {bool: "b", int: "q", float: "d"}
+
+
+class _Column:
+    """A column of `Store.samples` while it is read, row by row. Bools, ints or floats, all of one type, are
+    packed (1 or 8 bytes a value, not a Python object and its pointer); from the first value of another type
+    on it is a list, so pandas makes of it what it would have made of the values. A text repeated down the
+    column is one object (a tier, a prompt id, the model), until the column proves unique (ids, queries)."""
+
+    __slots__ = ("_packed", "_list", "_texts")
+
+    def __init__(self) -> None:
+        self._packed: array[Any] | None = None
+        self._list: list[Any] | None = None
+        self._texts: dict[str, str] = {}
+
+    def append(self, value: Any) -> None:
+        if self._list is None:
+            typecode = _PACKED.get(type(value))
+            if self._packed is None and typecode is not None:
+                self._packed = array(typecode)
+            if self._packed is not None and typecode == self._packed.typecode:
+                try:
+                    self._packed.append(value)
+                    return
+                except OverflowError:  # an int beyond 64 bits
+                    pass
+            self._list = self._unpacked()
+        if type(value) is str and (value in self._texts or len(self._texts) < SHARED_TEXTS):
+            value = self._texts.setdefault(value, value)
+        self._list.append(value)
+
+    def _unpacked(self) -> list[Any]:
+        if self._packed is None:
+            return []
+        values = self._packed.tolist()
+        return [bool(v) for v in values] if self._packed.typecode == "b" else values
+
+    def values(self) -> list[Any] | np.ndarray:
+        if self._list is not None or self._packed is None:
+            return self._list or []
+        return np.frombuffer(self._packed, dtype=bool if self._packed.typecode == "b" else self._packed.typecode)
+
+
 class Store:
     """`Store(path)` opens a store, creating it if needed; `Store(path, create=False)` opens only an existing
     one (what read-only commands use, so a mistyped path is an error, not a new empty database)."""
@@ -190,7 +252,7 @@ class Store:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
         self._db.row_factory = sqlite3.Row
-        self._stored_texts: set[str] = set()  # digests of `texts` rows known to be committed
+        self._stored_texts: dict[str, None] = {}  # digests of `texts` rows known committed, least recent first
         try:
             self._migrate()
         except sqlite3.DatabaseError as exc:
@@ -205,6 +267,7 @@ class Store:
                 "upgrade mislab to read it"
             )
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
         if version < SCHEMA_VERSION:  # opening a current store writes nothing
             self._db.execute("PRAGMA journal_mode=WAL")
             # Version 0 is a new file, or one written before versioning, whose tables are those of version 1.
@@ -321,17 +384,21 @@ class Store:
                 "scores_json, metadata_json, transcript_json, calls, cached_calls, prompt_tokens, completion_tokens, "
                 "cached_prompt_tokens, cost, seconds, created_at, reasoning_tokens) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
+                [  # a list: a 20-tuple per sample piled up in CPython's tuple free list (up to 2,000 of them)
                     run_id, r.sample_id, r.model, r.cell, json.dumps(r.factors, default=str), r.epoch, r.status,
                     r.error, json.dumps(r.scores, default=str), json.dumps(r.metadata, default=str),
                     transcript, r.calls, r.cached_calls, r.prompt_tokens,
                     r.completion_tokens, r.cached_prompt_tokens, r.cost, r.seconds, _now(), r.reasoning_tokens,
-                ),
+                ],
             )  # fmt: skip
             for label in labels:
                 self._put_label(db, run_id, label)
             db.execute("UPDATE runs SET updated_at = ? WHERE run_id = ?", (_now(), run_id))
-        self._stored_texts |= digests  # committed: later samples need not insert them again
+        for digest in digests:  # committed: later samples need not insert them again
+            self._stored_texts.pop(digest, None)
+            self._stored_texts[digest] = None
+        while len(self._stored_texts) > REMEMBERED_TEXTS:
+            del self._stored_texts[next(iter(self._stored_texts))]
 
     def done_sample_ids(self, run_id: str) -> set[str]:
         """Samples that need no rerun. Errored samples are retried on resume."""
@@ -390,10 +457,10 @@ class Store:
             )  # fmt: skip
 
     def samples(self, run_id: str, include_transcripts: bool = False) -> pd.DataFrame:
-        """One row per sample; scores, factors and labels expanded into columns. Built column by column from
-        records parsed one at a time, so reading a run back costs little more memory than the table itself."""
+        """One row per sample; scores, factors and labels expanded into columns. Built column by column (see
+        `_Column`) from records parsed one at a time: no row dicts or whole-run lists of records are kept."""
         labels = self.labels(run_id)
-        columns: dict[str, list[Any]] = {}
+        columns: dict[str, _Column] = {}
         records = self._iter_records(run_id, include_transcripts, metadata=False)
         for count, r in enumerate(records, start=1):
             row: dict[str, Any] = {
@@ -411,11 +478,15 @@ class Store:
             if include_transcripts:
                 row["transcript"] = r.transcript
             for key, value in row.items():
-                # a column a row lacks is NaN there, as pandas makes it from a list of row dicts
-                columns.setdefault(key, [math.nan] * (count - 1)).append(value)
+                column = columns.get(key)
+                if column is None:  # a column a row lacks is NaN there, as pandas makes it from row dicts
+                    column = columns[key] = _Column()
+                    for _ in range(count - 1):
+                        column.append(math.nan)
+                column.append(value)
             for key in columns.keys() - row.keys():
                 columns[key].append(math.nan)
-        return pd.DataFrame(columns)
+        return pd.DataFrame({key: column.values() for key, column in columns.items()})
 
     # labels (judges may add them after the samples were written)
     @staticmethod
