@@ -143,10 +143,12 @@ def _free_port() -> int:
 
 
 def _pdeathsig_preexec() -> Callable[[], None] | None:
-    """A preexec_fn that makes the kernel SIGTERM the server when its parent dies (Linux only).
+    """A preexec_fn that makes the kernel SIGKILL the server when its parent dies (Linux only).
 
     atexit does not run when Python is killed, so without this a SIGKILLed experiment would leave a server
-    holding a GB of RAM and both cores. Resolved here so the forked child only calls an already-loaded
+    holding a GB of RAM and both cores. SIGKILL, not SIGTERM: llama-server can hang in its own clean-up when a
+    request is in flight ("cleaning up before exit", then nothing; seen after a test's kernel was killed), and
+    with the parent gone nobody is left to escalate. The server keeps nothing that needs a graceful exit. Resolved here so the forked child only calls an already-loaded
     function (preexec_fn runs between fork and exec, where imports and locks are unsafe).
     """
     if not sys.platform.startswith("linux"):
@@ -154,10 +156,10 @@ def _pdeathsig_preexec() -> Callable[[], None] | None:
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     prctl = libc.prctl
     parent = os.getpid()
-    sigterm = int(signal.SIGTERM)
+    sigkill = int(signal.SIGKILL)
 
     def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, sigterm, 0, 0, 0)
+        prctl(_PR_SET_PDEATHSIG, sigkill, 0, 0, 0)
         if os.getppid() != parent:  # the parent died before prctl took effect
             os._exit(1)
 
