@@ -16,7 +16,7 @@ calls each: ./next_task three times, the warning on the third, then submit; misl
 
     PYTHONPATH=src .venv/bin/python benchmarks/throughput.py                 # the full table
     PYTHONPATH=src .venv/bin/python benchmarks/throughput.py --quick         # fewer samples, C=64 only
-    PYTHONPATH=src .venv/bin/python benchmarks/throughput.py --memory        # only the memory lines
+    PYTHONPATH=src .venv/bin/python benchmarks/throughput.py --memory        # only the memory lines (AF and shutdown)
 """
 
 from __future__ import annotations
@@ -442,7 +442,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--quick", action="store_true", help="fewer samples and C=64 only")
     parser.add_argument("--tools", default="bare,mislab,threadpool,inspect_ai")
-    parser.add_argument("--memory", action="store_true", help="only mislab's memory at 200 and 2,000 samples")
+    parser.add_argument("--memory", action="store_true", help="only mislab's memory, at 200 and 2,000 samples")
     args = parser.parse_args()
     tools = args.tools.split(",")
     latency = args.latency
