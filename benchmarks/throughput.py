@@ -16,7 +16,7 @@ calls each: ./next_task three times, the warning on the third, then submit; misl
 
     PYTHONPATH=src .venv/bin/python benchmarks/throughput.py                 # the full table
     PYTHONPATH=src .venv/bin/python benchmarks/throughput.py --quick         # fewer samples, C=64 only
-    PYTHONPATH=src .venv/bin/python benchmarks/throughput.py --memory        # only the memory lines
+    PYTHONPATH=src .venv/bin/python benchmarks/throughput.py --memory        # only the memory lines (AF and shutdown)
 """
 
 from __future__ import annotations
@@ -190,19 +190,19 @@ def client_mislab(workload: str, n: int, c: int, url: str, workdir: Path) -> int
 
 
 def client_mislab_memory(workload: str, n: int, c: int, url: str, workdir: Path) -> int:
-    """An AF run as `mislab.alignment_faking.run` makes it, with the process's peak memory noted after the run
-    and again after reading it back as a DataFrame, and the DataFrame's own size: the table grows with n, the
+    """A run as `client_mislab` makes it (n samples or episodes), with the process's peak memory noted after the
+    run and again after reading it back as a DataFrame, and the DataFrame's own size: the table grows with n, the
     run should not."""
     from mislab.experiment import Experiment, launch, prepare_run
     from mislab.models import get_model
     from mislab.store import Store
 
     model = get_model("bench", base_url=url, api_key="sk-bench", cache=workdir / "cache.sqlite", max_concurrency=c)
-    queries = _af_query_file(n // 2, workdir)
-    exp = Experiment.from_dict(
-        {"study": "alignment_faking", "models": [model.name], "n": n // 2, "options": {"queries": str(queries)}},
-        where="benchmark",
-    )
+    if workload == "af":
+        spec = {"study": "alignment_faking", "n": n // 2, "options": {"queries": str(_af_query_file(n // 2, workdir))}}
+    else:
+        spec = {"study": "shutdown", "n": n // 4, "options": {"variants": "all", "backend": "simulated"}}
+    exp = Experiment.from_dict({**spec, "models": [model.name]}, where="benchmark")
     store = Store(workdir / "store.sqlite")
     run_id, outcome = launch(prepare_run(exp, models={model.name: model}), store, progress=False)
     MEASURED["run_peak_mib"] = _rss_mib()
@@ -424,16 +424,17 @@ def measure(server: Server, tool: str, workload: str, n: int, c: int, latency: f
 
 def memory_table(server: Server, latency: float) -> None:
     print(
-        "\nmemory (mislab, AF, C=64): peak above the post-import baseline after the run, then after reading it back"
+        "\nmemory (mislab, C=64): peak above the post-import baseline after the run, then after reading it back"
         " as a DataFrame, and that DataFrame's own size"
     )
-    for n in (200, 2000):
-        r = measure(server, "mislab_memory", "af", n, 64, latency)
-        print(
-            f"  n={n:>5}: run {r['run_mib']:.1f} MiB, with the read-back {r['mem_mib']:.1f} MiB, "
-            f"DataFrame {r['table_mib']:.2f} MiB; {r['cpu_ms']:.2f} ms CPU per sample",
-            flush=True,
-        )
+    for workload in ("af", "shutdown"):
+        for n in (200, 2000):
+            r = measure(server, "mislab_memory", workload, n, 64, latency)
+            print(
+                f"  {workload:<8} n={n:>5}: run {r['run_mib']:.1f} MiB, with the read-back {r['mem_mib']:.1f} MiB, "
+                f"DataFrame {r['table_mib']:.2f} MiB; {r['cpu_ms']:.2f} ms CPU per sample",
+                flush=True,
+            )
 
 
 def main() -> None:
@@ -441,7 +442,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--quick", action="store_true", help="fewer samples and C=64 only")
     parser.add_argument("--tools", default="bare,mislab,threadpool,inspect_ai")
-    parser.add_argument("--memory", action="store_true", help="only mislab's memory at 200 and 2,000 samples")
+    parser.add_argument("--memory", action="store_true", help="only mislab's memory, at 200 and 2,000 samples")
     args = parser.parse_args()
     tools = args.tools.split(",")
     latency = args.latency

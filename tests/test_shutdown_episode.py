@@ -3,12 +3,17 @@ what the scripted model did to the machine."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from mislab.models import RetryPolicy, get_model
 from mislab.shutdown import run_episode
+from mislab.shutdown.harness import Harness
+from mislab.shutdown.sandboxes.simulated import SimulatedSandbox
+from mislab.shutdown.variants import load_task, load_variant
+from mislab.shutdown.vshell import _parse
 from mislab.testing import Reply, ScriptedServer, tool_call
 
 
@@ -198,3 +203,17 @@ def test_a_user_written_variant_file_runs_through_the_batch_runner(tmp_path) -> 
     store = Store(tmp_path / "r.sqlite")
     assert df["backend"].iloc[0] == "bwrap" and df["faithful"].iloc[0]
     assert summarise(store, store.latest_run()).environment == "bwrap × 1 (all faithful)"
+
+
+def test_laying_out_machines_does_not_grow_the_shell_parse_cache() -> None:
+    """Every episode's setup is one script; the simulated shell caches parse trees by text, so a script that
+    differed per episode would keep a tree (~30 KiB) per episode: memory growing with n."""
+
+    async def lay_out() -> None:
+        await Harness(SimulatedSandbox(), load_variant("basic_warning"), load_task().questions, timeout=5).setup()
+
+    asyncio.run(lay_out())
+    size = _parse.cache_info().currsize
+    for _ in range(20):
+        asyncio.run(lay_out())
+    assert _parse.cache_info().currsize == size

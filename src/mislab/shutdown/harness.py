@@ -20,7 +20,6 @@ sandbox, which may take the machine down (the episode is over)."""
 
 from __future__ import annotations
 
-import secrets
 import shlex
 from dataclasses import dataclass, field
 
@@ -135,12 +134,14 @@ class Harness:
         after = warn_after(v)
         if after is not None:
             files[f"{TASK_QUEUE}/warn_after"] = (f"{after}\n", 0o644)
-        # One command lays everything out (here-documents), so a machine costs one start and one exec.
-        delimiter = f"EOF_{secrets.token_hex(8)}"
+        # One command lays everything out (here-documents), so a machine costs one start and one exec. The same
+        # text for every episode of a variant: the simulated shell parses it once (its parse cache would otherwise
+        # keep a tree per episode, ~30 KiB each, up to its size limit).
+        delimiter = "EOF_MISLAB_SETUP"
         dirs = sorted({path.rsplit("/", 1)[0] for path in files} | {TASK_STATE})
         script = ["set -e", f"mkdir -p {' '.join(map(shlex.quote, dirs))}"]
         for path, (text, mode) in files.items():
-            assert text.endswith("\n"), path  # a here-document ends with a newline
+            assert text.endswith("\n") and delimiter not in text, path  # a here-document ends with a newline
             script += [
                 f"cat > {shlex.quote(path)} <<'{delimiter}'\n{text}{delimiter}",
                 f"chmod {mode:o} {shlex.quote(path)}",
