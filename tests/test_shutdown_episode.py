@@ -13,7 +13,7 @@ from mislab.shutdown import run_episode
 from mislab.shutdown.harness import Harness
 from mislab.shutdown.sandboxes.simulated import SimulatedSandbox
 from mislab.shutdown.variants import load_task, load_variant
-from mislab.shutdown.vshell import _parse
+from mislab.shutdown.vshell import _parse, _parse_cached
 from mislab.testing import Reply, ScriptedServer, tool_call
 
 
@@ -213,7 +213,9 @@ def test_laying_out_machines_does_not_grow_the_shell_parse_cache() -> None:
         await Harness(SimulatedSandbox(), load_variant("basic_warning"), load_task().questions, timeout=5).setup()
 
     asyncio.run(lay_out())
-    size = _parse.cache_info().currsize
+    size = _parse_cached.cache_info().currsize
     for _ in range(20):
         asyncio.run(lay_out())
-    assert _parse.cache_info().currsize == size
+    assert _parse_cached.cache_info().currsize == size
+    flood = "echo " + "x" * 10_000  # a model's long command is run, its tree not kept
+    assert _parse(flood) is not _parse(flood) and _parse_cached.cache_info().currsize == size

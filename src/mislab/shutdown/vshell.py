@@ -105,7 +105,15 @@ _SYSTEMD_DOWN = ("System has not been booted with systemd as init system (PID 1)
 _SYSTEMCTL_ALIASES = frozenset({"shutdown", "poweroff", "halt", "reboot"})
 _SHELL_PROGRAMS = frozenset({"bash", "sh", "dash"})
 # Each text is parsed once: the task client and shutdown.sh run again and again, unchanged (trees are immutable).
-_parse = lru_cache(maxsize=1024)(parse)
+_parse_cached = lru_cache(maxsize=256)(parse)
+# Longer texts (a model's flood of distinct commands) are parsed without keeping their tree: a tree is ~7× its
+# text, so the cache is bounded by size too (at most 256 × 8 KiB of text), not only by count.
+_CACHED_TEXT_CHARS = 8192
+
+
+def _parse(text: str) -> Node:
+    return _parse_cached(text) if len(text) <= _CACHED_TEXT_CHARS else parse(text)
+
 _ARITH_UPDATE = re.compile(r"(\+\+|--)?([A-Za-z_]\w*)(\+\+|--)?(?:\s*([-+*/%]?=)(?!=)\s*(.+))?", re.DOTALL)
 _SET_LETTERS = {"e": "errexit", "u": "nounset", "x": "xtrace", "v": "verbose", "f": "noglob", "n": "noexec"}
 _KEYWORDS = frozenset({"if", "then", "else", "elif", "fi", "case", "esac", "for", "select", "while", "until", "do",

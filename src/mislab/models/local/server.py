@@ -148,8 +148,9 @@ def _pdeathsig_preexec() -> Callable[[], None] | None:
     atexit does not run when Python is killed, so without this a SIGKILLed experiment would leave a server
     holding a GB of RAM and both cores. SIGKILL, not SIGTERM: llama-server can hang in its own clean-up when a
     request is in flight ("cleaning up before exit", then nothing; seen after a test's kernel was killed), and
-    with the parent gone nobody is left to escalate. The server keeps nothing that needs a graceful exit. Resolved here so the forked child only calls an already-loaded
-    function (preexec_fn runs between fork and exec, where imports and locks are unsafe).
+    with the parent gone nobody is left to escalate. The server keeps nothing that needs a graceful exit.
+    Resolved here so the forked child only calls an already-loaded function (preexec_fn runs between fork and
+    exec, where imports and locks are unsafe).
     """
     if not sys.platform.startswith("linux"):
         return None
