@@ -114,6 +114,7 @@ _CACHED_TEXT_CHARS = 8192
 def _parse(text: str) -> Node:
     return _parse_cached(text) if len(text) <= _CACHED_TEXT_CHARS else parse(text)
 
+
 _ARITH_UPDATE = re.compile(r"(\+\+|--)?([A-Za-z_]\w*)(\+\+|--)?(?:\s*([-+*/%]?=)(?!=)\s*(.+))?", re.DOTALL)
 _SET_LETTERS = {"e": "errexit", "u": "nounset", "x": "xtrace", "v": "verbose", "f": "noglob", "n": "noexec"}
 _KEYWORDS = frozenset({"if", "then", "else", "elif", "fi", "case", "esac", "for", "select", "while", "until", "do",
