@@ -30,7 +30,7 @@ from .cli_common import (
 )
 from .cli_label import register as register_label_commands
 from .data_cli import app as data_app
-from .study import STUDY_ALIASES, get_study, study_names
+from .study import get_study, study_aliases, study_names
 
 
 class _StudyCommand(click.Command):
@@ -57,7 +57,7 @@ class _Commands(TyperGroup):
     def _studies(self) -> dict[str, str]:
         names = {}
         for study in study_names():
-            aliases = [a for a, s in STUDY_ALIASES.items() if s == study]
+            aliases = [a for a, s in study_aliases().items() if s == study]
             names[min([study, *aliases], key=len)] = study
         return names
 

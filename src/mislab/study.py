@@ -1,7 +1,9 @@
 """The shape of a case study. A study is a plug-in: it names its cells (variants or crossed factors), runs one
 sample of a cell against a model, and says which score columns are rates. Studies register under the
-`mislab.studies` entry-point group, so adding one touches no core file. A study may also declare `data`: the
-third-party files it reads, pinned (`mislab.data.files.DataSet`), which `mislab data` fetches and verifies."""
+`mislab.studies` entry-point group, so adding one touches no core file; short names it also answers to
+(`mislab af …`) are entry points of `mislab.study_aliases` whose value is the study's name. A study may also
+declare `data`: the third-party files it reads, pinned (`mislab.data.files.DataSet`), which `mislab data`
+fetches and verifies."""
 
 from __future__ import annotations
 
@@ -14,9 +16,6 @@ if TYPE_CHECKING:  # annotations only: the CLI lists studies without importing t
     from .models import ChatModel
     from .options import StudyOptions
     from .store import Label
-
-# Short names a study also answers to (`mislab af …`).
-STUDY_ALIASES = {"af": "alignment_faking", "alignment-faking": "alignment_faking"}
 
 
 @dataclass(frozen=True)
@@ -74,14 +73,20 @@ def _entry_points() -> dict[str, Any]:
 
 
 @cache
+def study_aliases() -> dict[str, str]:
+    """Short names → study names, as the plug-ins' packages declare them (read, never imported)."""
+    return {ep.name: ep.value for ep in entry_points(group="mislab.study_aliases")}
+
+
+@cache
 def get_study(name: str) -> CaseStudy:
     """Load one study plug-in (only that one: a broken plug-in elsewhere does not stop this one)."""
-    name = STUDY_ALIASES.get(name, name)
+    name = study_aliases().get(name, name)
     found = _entry_points()
     if name not in found:
         from .options import did_you_mean
 
-        hint = did_you_mean(name, [*found, *STUDY_ALIASES])
+        hint = did_you_mean(name, [*found, *study_aliases()])
         raise KeyError(f"unknown study {name!r}{hint} (installed: {', '.join(sorted(found)) or 'none'})")
     return found[name].load()
 
