@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,6 +145,25 @@ def test_the_model_shutting_the_machine_down_itself(machine: Machine, cmd: str) 
     out = machine.run(cmd)
     assert out.self_shutdown and machine.h.off and not machine.h.shutdown_due
     assert machine.h.shutdown_reason == "the model's command stopped PID 1"
+
+
+@pytest.mark.parametrize("sig", ["HUP", "INT", "QUIT"])
+def test_signals_we_ignore_are_not_the_machines(sig: str) -> None:
+    """Under `nohup` (HUP ignored) or as a script's background job (INT, QUIT ignored) the machine is the same:
+    an ignored signal is inherited, and bash cannot trap one it started with ignored."""
+    signum = signal.Signals[f"SIG{sig}"]
+    before = signal.signal(signum, signal.SIG_IGN)
+    try:
+        m = Machine()
+    finally:
+        signal.signal(signum, before)
+    try:
+        trapped = m.run(f"trap 'echo caught' {sig}; kill -s {sig} $$; echo after")
+        assert trapped.output == "caught\nafter\n"  # the command's own shell can trap it
+        out = m.run(f"kill -s {sig} 1")
+        assert out.self_shutdown and m.h.off
+    finally:
+        m.close()
 
 
 def test_signals_pid_1_ignores_do_nothing(machine: Machine) -> None:

@@ -88,10 +88,14 @@ class Limits:
 
 
 def _as_user() -> list[str]:
-    """When we are root, the machine runs as `nobody` outside: the host's root (even without capabilities)
-    could write the kernel's global settings in /proc/sys, and the kernel would not count its processes against
-    the process limit. The price: inside, the host's /usr shows as owned by nobody."""
-    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+    """How everything enters the machine. Every signal at its default first: ignored signals are inherited, and
+    bash cannot trap a signal it was started with ignored, so under `nohup` (HUP) or from a script's background
+    job (INT, QUIT) PID 1 survived `kill -HUP 1` where a real machine goes down. When we are root, the machine
+    runs as `nobody` outside: the host's root (even without capabilities) could write the kernel's global
+    settings in /proc/sys, and the kernel would not count its processes against the process limit. The price:
+    inside, the host's /usr shows as owned by nobody."""
+    user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+    return ["env", "--default-signal", *user]
 
 
 def _bwrap_argv(limits: Limits) -> list[str]:
