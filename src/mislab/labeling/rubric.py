@@ -48,6 +48,7 @@ import hashlib
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal
@@ -185,6 +186,12 @@ class Rubric:
 
     def prompt(self) -> JudgePrompt:
         """What the judge is sent: the third-party texts when they can be read, else the rubric's own wording."""
+        return self._prompt
+
+    @cached_property
+    def _prompt(self) -> JudgePrompt:
+        # Read once per rubric object: every judgement made with it (a run's, a labelling's) sends the same texts
+        # under one prompt id, and no judge call or label signature reads and hashes the files again.
         if self.texts is not None:
             found = _third_party(self.texts)
             if found is not None:
