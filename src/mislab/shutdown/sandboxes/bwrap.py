@@ -12,7 +12,7 @@ namespaces open, so the harness can still read its files after PID 1 has gone (t
 read runs inside the machine: links cannot lead it to a host file.
 
 Limits: `Limits` below, per process (prlimit) and, where we may make a cgroup, for the machine as a whole (see
-`_as_user` for who the machine runs as outside)."""
+`_entry` for who the machine runs as outside, and with which signals)."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ class Limits:
         return [a for d, n in sizes.items() for a in ("--size", str(n), "--tmpfs", d)]
 
 
-def _as_user() -> list[str]:
+def _entry() -> list[str]:
     """How everything enters the machine. Every signal at its default first: ignored signals are inherited, and
     bash cannot trap a signal it was started with ignored, so under `nohup` (HUP) or from a script's background
     job (INT, QUIT) PID 1 survived `kill -HUP 1` where a real machine goes down. When we are root, the machine
@@ -114,7 +114,7 @@ def _why_unavailable() -> str | None:
     missing = [p for p in ("bwrap", "nsenter", "setpriv", "prlimit") if shutil.which(p) is None]
     if missing:
         return f"the bwrap backend needs {', '.join(missing)}: apt-get install bubblewrap util-linux"
-    probe = subprocess.run([*_as_user(), *_bwrap_argv(Limits()), "--as-pid-1", "/bin/true"],
+    probe = subprocess.run([*_entry(), *_bwrap_argv(Limits()), "--as-pid-1", "/bin/true"],
                            capture_output=True, text=True, timeout=30)  # fmt: skip
     if probe.returncode != 0:
         return (
@@ -232,7 +232,7 @@ class BwrapSandbox(Sandbox):
         info_r, info_w = os.pipe()
         try:
             machine = await asyncio.create_subprocess_exec(
-                *join, *_as_user(), *_bwrap_argv(limits), "--info-fd", str(info_w), "--as-pid-1", "/bin/bash",
+                *join, *_entry(), *_bwrap_argv(limits), "--info-fd", str(info_w), "--as-pid-1", "/bin/bash",
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                 pass_fds=(info_w,), env=ENV, cwd="/", start_new_session=True,
             )  # fmt: skip
@@ -272,10 +272,10 @@ class BwrapSandbox(Sandbox):
         """nsenter into the machine: all its namespaces (pid_ns) or, for file access even after PID 1 has
         gone, the user and mount namespaces we hold open."""
         if pid_ns:
-            return [*_as_user(), "nsenter", "-t", str(self._init_pid), "-U", "-m", "-p", "-u", "-i",
+            return [*_entry(), "nsenter", "-t", str(self._init_pid), "-U", "-m", "-p", "-u", "-i",
                     "-n", "-C", "-r", "-w", "--preserve-credentials", "--"]  # fmt: skip
         fd = self._ns_fds
-        return [*_as_user(), "nsenter", f"--user=/proc/self/fd/{fd['user']}",
+        return [*_entry(), "nsenter", f"--user=/proc/self/fd/{fd['user']}",
                 f"--mount=/proc/self/fd/{fd['mnt']}", "--preserve-credentials", "--"]  # fmt: skip
 
     def _alive(self) -> bool:
