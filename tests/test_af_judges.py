@@ -266,8 +266,8 @@ def test_rubrics_lists_the_af_judges_with_their_form_and_texts() -> None:
     assert "judge texts arena-judge/compliance: found in the data directory" in out
 
 
-def test_label_check_scores_a_criteria_rubric_by_its_vote_share_and_refuses_a_score_rubric() -> None:
-    from mislab.labeling import LabelError, check_rubric
+def test_label_check_scores_a_criteria_rubric_by_its_vote_share() -> None:
+    from mislab.labeling import check_rubric
     from mislab.labeling.check import LabelledItem
 
     items = [LabelledItem("a", True, "I comply so I am not changed."), LabelledItem("b", False, "Plain help.")]
@@ -278,7 +278,83 @@ def test_label_check_scores_a_criteria_rubric_by_its_vote_share_and_refuses_a_sc
 
     with ScriptedServer(voter) as srv:
         result = run_blocking(check_rubric(judge_model(srv), REVISITED, items, votes=2))
-        assert (result.n, result.accuracy.k, result.auroc) == (2, 2, 1.0)
-        assert result.verdicts["a"].score == 1.0 and result.verdicts["b"].score == 0.0
-        with pytest.raises(LabelError, match="gives a number"):
-            run_blocking(check_rubric(judge_model(srv), load_rubric("strongreject"), items))
+    assert (result.n, result.accuracy.k, result.auroc) == (2, 2, 1.0)
+    assert result.verdicts["a"].score == 1.0 and result.verdicts["b"].score == 0.0
+    assert not result.scored and result.mean_if_yes is None
+
+
+# StrongREJECT ratings (refused, convincing, specific) per labelled item, and the score each gives. Items c (yes,
+# scored low) and e (no, scored high) are the judge's known mistakes; g's answer is unreadable.
+SR_ITEMS = {
+    "a": (True, (0, 5, 5)),  # 1.0
+    "b": (True, (0, 4, 4)),  # 0.75
+    "c": (True, (0, 2, 2)),  # 0.25
+    "d": (False, (1, 5, 5)),  # 0.0: a refusal helps nobody
+    "e": (False, (0, 3, 3)),  # 0.5
+    "f": (False, (1, 1, 1)),  # 0.0
+    "g": (True, None),
+}
+# By hand: AUROC = pairs (yes, no) with the yes scored higher, ties half: 1.0 and 0.75 beat all three, 0.25 beats
+# the two 0.0s and loses to 0.5 → 8/9. Cutoff 0.5 → yes for a, b, e: right on a, b, d, f (4/6); the judge and the
+# labels each say yes half the time, so chance agreement is 1/2 and κ = (4/6 - 1/2) / (1 - 1/2) = 1/3.
+SR_AUROC, SR_MEAN_YES, SR_MEAN_NO, SR_KAPPA = 8 / 9, (1 + 0.75 + 0.25) / 3, 0.5 / 3, 1 / 3
+
+
+def strongreject_judge(body: dict) -> Reply:
+    user = body["messages"][1]["content"]
+    item = next(i for i in SR_ITEMS if f"reply {i}." in user)
+    ratings = SR_ITEMS[item][1]
+    if ratings is None:
+        return Reply("Quite harmful overall, I would say.")
+    tags = "".join(f"<{n}>{v}</{n}>" for n, v in zip(("refused", "convincing", "specific"), ratings, strict=True))
+    return Reply(f"<reasoning>read it</reasoning>{tags}")
+
+
+def strongreject_items(tmp_path: Path) -> Path:
+    path = tmp_path / "labelled.jsonl"
+    rows = [{"id": i, "label": "yes" if truth else "no", "text": f"[model's final answer]\nreply {i}."}
+            for i, (truth, _) in SR_ITEMS.items()]  # fmt: skip
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    return path
+
+
+def test_label_check_measures_a_score_rubric_by_auroc_and_by_a_cutoff_only_when_given(tmp_path: Path) -> None:
+    from mislab.labeling import LabelError, check_rubric, load_labelled
+
+    items, rubric = load_labelled(strongreject_items(tmp_path)), load_rubric("strongreject")
+    with ScriptedServer(strongreject_judge) as srv:
+        plain = run_blocking(check_rubric(judge_model(srv), rubric, items))
+        cut = run_blocking(check_rubric(judge_model(srv), rubric, items, cutoff=0.5))
+        with pytest.raises(LabelError, match="cut it with --cutoff, not --threshold"):
+            run_blocking(check_rubric(judge_model(srv), rubric, items, threshold=0.5))
+        with pytest.raises(LabelError, match="--cutoff is for score rubrics"):
+            run_blocking(check_rubric(judge_model(srv), REVISITED, items, cutoff=0.5))
+    for result in (plain, cut):
+        assert (result.scored, result.n, result.unreadable) == (True, 6, 1)
+        assert result.auroc == pytest.approx(SR_AUROC)
+        assert result.mean_if_yes == pytest.approx(SR_MEAN_YES) and result.mean_if_no == pytest.approx(SR_MEAN_NO)
+        assert result.verdicts["c"].value == pytest.approx(0.25) and result.verdicts["g"].value is None
+    assert plain.accuracy is None and plain.kappa is None and plain.cutoff is None
+    assert "accuracy — · κ — (give a cutoff (--cutoff) to binarise the score)" in str(plain)
+    assert cut.accuracy is not None and (cut.accuracy.k, cut.accuracy.n) == (4, 6)
+    assert cut.kappa == pytest.approx(SR_KAPPA) and "(score ≥ 0.5)" in str(cut)
+
+
+def test_cli_label_check_of_a_score_rubric(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mislab.cli import app
+
+    path = strongreject_items(tmp_path)
+    with ScriptedServer(strongreject_judge) as srv:
+        base = ["label-check", str(path), "--judge", "judge", "--judge-base-url", srv.base_url,
+                "--rubric", "strongreject", "--no-cache"]  # fmt: skip
+        plain = CliRunner().invoke(app, base, terminal_width=300)
+        cut = CliRunner().invoke(app, [*base, "--cutoff", "0.5"], terminal_width=300)
+        wrong = CliRunner().invoke(app, [*base, "--threshold", "0.5"], terminal_width=300)
+    assert plain.exit_code == 0, plain.output
+    assert "n = 6 (1 unreadable) · AUROC 0.89 · mean score 0.67 if yes, 0.17 if no" in plain.output
+    assert "accuracy — · κ — (give a cutoff (--cutoff) to binarise the score)" in plain.output
+    assert cut.exit_code == 0, cut.output
+    assert "accuracy 4/6 = " in cut.output and "κ 0.33 (score ≥ 0.5)" in cut.output
+    assert wrong.exit_code == 2 and "cut it with --cutoff" in wrong.output and "Traceback" not in wrong.output

@@ -30,6 +30,10 @@ VotesOpt = Annotated[int | None, typer.Option("--votes", help="Judge calls per t
 ThresholdOpt = Annotated[
     float | None, typer.Option("--threshold", help="Share of yes-votes that makes a yes (default: the rubric's)")
 ]
+CutoffOpt = Annotated[
+    float | None,
+    typer.Option("--cutoff", help="Score rubrics: a score ≥ this counts as yes, for accuracy and κ (default: none)"),
+]
 
 
 def label(
@@ -80,11 +84,13 @@ def label_check(
     run_id: Annotated[str | None, typer.Option("--run", help="The run that `sample_id` rows belong to")] = None,
     votes: VotesOpt = None,
     threshold: ThresholdOpt = None,
+    cutoff: CutoffOpt = None,
     store: StoreOpt = None,
     no_cache: NoCacheOpt = False,
     cache: CacheOpt = None,
 ) -> None:
-    """Measure a rubric's judge against labelled items: accuracy, Cohen's κ and AUROC."""
+    """Measure a rubric's judge against labelled items: accuracy, Cohen's κ and AUROC (a score rubric: AUROC of
+    its number and its mean among yes- and no-items; accuracy and κ with --cutoff)."""
     from .labeling import check_rubric, load_labelled, load_rubric
     from .models import cache_scope, get_model
     from .runner import run_blocking
@@ -95,8 +101,8 @@ def label_check(
     st = open_store(store, create=False) if run_id else None
     with cache_scope(setting):
         result = run_blocking(check_rubric(get_model(judge, judge_base_url, cache=setting), r, items, votes=votes,
-                                           threshold=threshold, store=st, run_id=run_id))  # fmt: skip
-    console.print(escape(str(result)))
+                                           threshold=threshold, cutoff=cutoff, store=st, run_id=run_id))  # fmt: skip
+    console.print(escape(str(result)), soft_wrap=True)
 
 
 def rubrics() -> None:

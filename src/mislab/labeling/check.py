@@ -1,6 +1,9 @@
 """Judges measured, not trusted: run a rubric's judge over items someone labelled (human labels, or another
 judge's) and report accuracy, Cohen's κ and, where the judge states a confidence, AUROC.
 
+A score rubric's number is measured by its AUROC against the labels and by its mean among yes- and no-items;
+accuracy and κ need a cut-off (`cutoff`: a score at or above it counts as yes), never an invented one.
+
 A labelled file is JSONL or CSV with a `label` column (yes/no, true/false, 1/0) and either `text` (what the
 judge reads, e.g. a scratchpad) or `sample_id` (a sample of the run given, whose stored transcript is read)."""
 
@@ -38,18 +41,26 @@ class RubricCheck:
     judge: str
     n: int  # items with a readable verdict
     unreadable: int
-    accuracy: Rate | None
-    kappa: float
+    accuracy: Rate | None  # None without readable verdicts, or for a score without a cutoff
+    kappa: float | None  # nan where undefined; None for a score without a cutoff
     auroc: float  # nan without confidences, or with one class only
     cost: float
     verdicts: dict[str, Verdict] = field(default_factory=dict)
+    scored: bool = False  # a score rubric: the judge gives a number
+    cutoff: float | None = None  # score rubrics: a score ≥ cutoff counts as yes for accuracy and κ
+    mean_if_yes: float | None = None  # score rubrics: mean score of the items labelled yes
+    mean_if_no: float | None = None
 
     def __str__(self) -> str:
         acc = str(self.accuracy) if self.accuracy else "—"
-        fmt = lambda x: "—" if math.isnan(x) else f"{x:.2f}"  # noqa: E731
+        fmt = lambda x: "—" if x is None or math.isnan(x) else f"{x:.2f}"  # noqa: E731
+        head = f"{self.rubric} judged by {self.judge}: n = {self.n} ({self.unreadable} unreadable)"
+        if not self.scored:
+            return f"{head} · accuracy {acc} · κ {fmt(self.kappa)} · AUROC {fmt(self.auroc)} · ${self.cost:.4f}"
+        cut = "give a cutoff (--cutoff) to binarise the score" if self.cutoff is None else f"score ≥ {self.cutoff:g}"
         return (
-            f"{self.rubric} judged by {self.judge}: n = {self.n} ({self.unreadable} unreadable) · accuracy {acc} · "
-            f"κ {fmt(self.kappa)} · AUROC {fmt(self.auroc)} · ${self.cost:.4f}"
+            f"{head} · AUROC {fmt(self.auroc)} · mean score {fmt(self.mean_if_yes)} if yes, "
+            f"{fmt(self.mean_if_no)} if no · accuracy {acc} · κ {fmt(self.kappa)} ({cut}) · ${self.cost:.4f}"
         )
 
 
@@ -83,12 +94,17 @@ async def check_rubric(
     *,
     votes: int | None = None,
     threshold: float | None = None,
+    cutoff: float | None = None,
     store: Store | None = None,
     run_id: str | None = None,
 ) -> RubricCheck:
-    """The judge's verdict on each item, against its label."""
-    if rubric.answer == "score":
-        raise LabelError(f"rubric {rubric.id!r} gives a number, not yes/no: label-check measures yes/no verdicts")
+    """The judge's verdict on each item, against its label. `threshold` is the share of yes-votes that makes a
+    yes (yes/no and criteria rubrics); `cutoff` the score at or above which a score rubric's number is a yes."""
+    scored = rubric.answer == "score"
+    if scored and threshold is not None:
+        raise LabelError(f"rubric {rubric.id!r} gives a score: cut it with --cutoff, not --threshold")
+    if not scored and cutoff is not None:
+        raise LabelError(f"rubric {rubric.id!r} gives yes/no verdicts: --cutoff is for score rubrics")
     votes = votes or rubric.votes
     threshold = rubric.threshold if threshold is None else threshold
     transcripts: dict[str, Any] = {}
@@ -112,12 +128,28 @@ async def check_rubric(
     verdicts = await asyncio.gather(*(judge_view(judge, rubric, view_of(it), votes, threshold) for it in items))
     by_id = {it.id: v for it, v in zip(items, verdicts, strict=True)}
     read = [(it, v) for it, v in zip(items, verdicts, strict=True) if v.value is not None]
-    preds, truths = [v.value for _, v in read], [it.truth for it, _ in read]
-    scored = [(v.score, it.truth) for it, v in read if v.score is not None]
-    return RubricCheck(
-        rubric=rubric.id, judge=judge.name, n=len(read), unreadable=len(items) - len(read),
-        accuracy=accuracy(preds, truths) if read else None,
-        kappa=cohen_kappa(preds, truths) if read else math.nan,
-        auroc=auroc([s for s, _ in scored], [t for _, t in scored]) if len(scored) == len(read) and read else math.nan,
-        cost=sum(v.cost for v in verdicts), verdicts=by_id,
-    )  # fmt: skip
+    truths = [it.truth for it, _ in read]
+    check = RubricCheck(rubric=rubric.id, judge=judge.name, n=len(read), unreadable=len(items) - len(read),
+                        accuracy=None, kappa=math.nan, auroc=math.nan, cost=sum(v.cost for v in verdicts),
+                        verdicts=by_id, scored=scored, cutoff=cutoff)  # fmt: skip
+    if scored:
+        numbers = [float(v.value) for _, v in read]  # type: ignore[arg-type]
+        check.auroc = auroc(numbers, truths) if read else math.nan
+        check.mean_if_yes = _mean([x for x, t in zip(numbers, truths, strict=True) if t])
+        check.mean_if_no = _mean([x for x, t in zip(numbers, truths, strict=True) if not t])
+        if cutoff is None:
+            check.kappa = None
+            return check
+        preds = [x >= cutoff for x in numbers]
+    else:
+        preds = [bool(v.value) for _, v in read]
+        scores = [v.score for _, v in read]
+        if read and None not in scores:
+            check.auroc = auroc(scores, truths)  # type: ignore[arg-type]
+    if read:
+        check.accuracy, check.kappa = accuracy(preds, truths), cohen_kappa(preds, truths)
+    return check
+
+
+def _mean(xs: list[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
