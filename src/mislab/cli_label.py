@@ -121,4 +121,4 @@ def rubrics() -> None:
 def register(app: typer.Typer) -> None:
     app.command()(user_errors(label))
     app.command("label-check")(user_errors(label_check))
-    app.command()(rubrics)
+    app.command()(user_errors(rubrics))
