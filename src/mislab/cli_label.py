@@ -100,7 +100,8 @@ def label_check(
 
 
 def rubrics() -> None:
-    """The built-in rubrics, with what they read and where their question comes from."""
+    """The built-in rubrics (those the installed studies ship), with what they read and where their question comes
+    from."""
     from .labeling import list_rubrics
 
     for r in list_rubrics():
