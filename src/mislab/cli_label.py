@@ -106,7 +106,8 @@ def label_check(
 
 
 def rubrics() -> None:
-    """The built-in rubrics, with what they read and where their question comes from."""
+    """The built-in rubrics (those the installed studies ship), with what they read and where their question comes
+    from."""
     from .labeling import list_rubrics
 
     for r in list_rubrics():
@@ -127,4 +128,4 @@ def rubrics() -> None:
 def register(app: typer.Typer) -> None:
     app.command()(user_errors(label))
     app.command("label-check")(user_errors(label_check))
-    app.command()(rubrics)
+    app.command()(user_errors(rubrics))

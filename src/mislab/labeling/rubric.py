@@ -40,23 +40,26 @@ into mislab; when they are absent, the rubric's own wording is used and its prom
       placeholder = "response"          # where the transcript view goes in the user text
       parser = "arena_compliance"       # how their answer is read (one of labeling.answers.PARSERS)
       prompt_id = "arena-judge/compliance"
+
+Built-in rubrics ship with the plug-in they were written for, in a folder it declares (`labeling.installed`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal
 
 from .answers import PARSERS
+from .installed import rubric_files
 from .views import PARTS
 
-BUILTIN = files("mislab.labeling") / "rubrics"
+log = logging.getLogger(__name__)
 
 ANSWER_FORMAT = (
     "Read the transcript, then answer in exactly this format:\n"
@@ -348,12 +351,26 @@ def _parse(text: str, where: str) -> Rubric:
 
 
 def list_rubrics() -> list[Rubric]:
-    """The built-in rubrics, each citing where its question comes from."""
-    return [
-        _parse(f.read_text(encoding="utf-8"), f"mislab:labeling/rubrics/{f.name}")
-        for f in sorted(BUILTIN.iterdir(), key=lambda f: f.name)
-        if f.name.endswith(".toml")
-    ]
+    """The built-in rubrics: those the installed plug-ins ship (`mislab.rubrics` entry points), each citing where
+    its question comes from. A file that does not parse is skipped with one warning line; two rubrics with one id
+    are an error that names both."""
+    found: dict[str, Rubric] = {}
+    for file in rubric_files():
+        try:
+            rubric = _parse(file.path.read_text(encoding="utf-8"), file.where)
+        except OSError as exc:
+            log.warning("rubric skipped: cannot read %s: %s", file.where, exc.strerror)
+            continue
+        except RubricError as exc:
+            log.warning("rubric skipped: %s", exc)
+            continue
+        if rubric.id in found:
+            raise RubricError(
+                f"two rubrics have the id {rubric.id!r}: {found[rubric.id].path} and {file.where}; "
+                "uninstall or rename one"
+            )
+        found[rubric.id] = rubric
+    return [found[i] for i in sorted(found)]
 
 
 def load_rubric(ref: str | Path | Rubric) -> Rubric:
