@@ -1,5 +1,6 @@
-"""`mislab --help` starts fast: the CLI module imports none of the heavy libraries (they load when a command
-that needs them runs). Checked by what is imported, not by timing."""
+"""`mislab --help` and `mislab rubrics` start fast: the CLI module imports none of the heavy libraries (they load
+when a command that needs them runs), and listing rubrics loads neither them nor any study plug-in. Checked by
+what is imported, not by timing."""
 
 from __future__ import annotations
 
@@ -17,6 +18,20 @@ def test_the_cli_imports_no_heavy_library() -> None:
     code = f"import sys, mislab.cli; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=ENV)
     assert out.stdout.strip() == "[]"
+
+
+def test_listing_rubrics_imports_no_heavy_library_and_no_study(shared_data: Path) -> None:
+    # With the third-party judge texts present, so that the listing looks for them (their pins are not needed).
+    # pydantic excepted: typer itself imports it to run any command.
+    watched = (*(m for m in HEAVY if m != "pydantic"), "mislab.shutdown", "mislab.alignment_faking")
+    loaded = f"sorted(m for m in {watched!r} if m in sys.modules)"
+    code = f"import sys; from mislab.cli import app; app(['rubrics'], standalone_mode=False); print({loaded})"
+    env = {**ENV, "MISLAB_SHARED_DATA": str(shared_data)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    *listing, imported = out.stdout.strip().splitlines()
+    assert imported == "[]"
+    assert any("eval_awareness" in line for line in listing)
+    assert any("found in the data directory" in line for line in listing)
 
 
 def test_help_lists_every_command_and_study() -> None:

@@ -119,7 +119,7 @@ def rubrics() -> None:
                       soft_wrap=True)  # fmt: skip
         console.print(f"  {escape(r.question)}", soft_wrap=True, highlight=False)
         if r.texts is not None:
-            found = r.prompt_id.startswith(r.texts.prompt_id)
+            found = r.texts.paths() is not None  # not r.prompt_id: that checks the pins, which loads every study
             where = "found in the data directory" if found else "absent: our own wording (`mislab data fetch`)"
             console.print(f"  [dim]judge texts {escape(r.texts.prompt_id)}: {where}[/dim]", soft_wrap=True)
         console.print(f"  [dim]source: {escape(r.source)}[/dim]", soft_wrap=True, highlight=False)

@@ -7,22 +7,51 @@
 Labels are stored beside the samples and become metric columns in `show`, reports, exports and DataFrames.
 One judgement of a piece of text: `judge_text("openai/gpt-4o", "af_compliance", reply).value`."""
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .answers import PARSERS, parse_answer, parse_confidence, parse_criteria, parse_ratings
-from .check import RubricCheck, check_rubric, load_labelled
-from .label import (
-    LabelError,
-    LabelOutcome,
-    Verdict,
-    alabel_run,
-    judge_text,
-    judge_view,
-    judges_agreement,
-    label_columns,
-    label_run,
-    vote_agreement,
-)
 from .rubric import COMBINATIONS, Item, JudgePrompt, Rubric, RubricError, list_rubrics, load_rubric
 from .views import PARTS, transcript_view
+
+if TYPE_CHECKING:
+    from .check import RubricCheck, check_rubric, load_labelled
+    from .label import (
+        LabelError,
+        LabelOutcome,
+        Verdict,
+        alabel_run,
+        judge_text,
+        judge_view,
+        judges_agreement,
+        label_columns,
+        label_run,
+        vote_agreement,
+    )
+
+# Judging and checking need the model layer, the store and the statistics (openai, pandas, scipy): imported on
+# first use (PEP 562), so that listing or reading rubrics (`mislab rubrics`) starts fast.
+_LAZY = {
+    "check": ("RubricCheck", "check_rubric", "load_labelled"),
+    "label": ("LabelError", "LabelOutcome", "Verdict", "alabel_run", "judge_text", "judge_view", "judges_agreement",
+              "label_columns", "label_run", "vote_agreement"),
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    for module, names in _LAZY.items():
+        if name in names:
+            value = getattr(importlib.import_module(f".{module}", __name__), name)
+            globals()[name] = value
+            return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "COMBINATIONS", "PARSERS", "PARTS", "Item", "JudgePrompt", "LabelError", "LabelOutcome", "Rubric", "RubricCheck",

@@ -55,6 +55,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
+from ..data.files import find_shared_data, pinned_files, sha256_hex
 from .answers import PARSERS
 from .installed import rubric_files
 from .views import PARTS
@@ -111,6 +112,14 @@ class Texts:
     placeholder: str
     parser: str
     prompt_id: str
+
+    def paths(self) -> tuple[Path, Path] | None:
+        """Where the system and user texts are, or None when either file is absent (nothing is read: listing
+        rubrics needs no pins, hence loads no study plug-in)."""
+        system, user = (Path(r) if Path(r).is_absolute() else find_shared_data(r) for r in (self.system, self.user))
+        if system is None or user is None or not (system.is_file() and user.is_file()):
+            return None
+        return system, user
 
 
 @dataclass(frozen=True)
@@ -229,17 +238,11 @@ class Rubric:
 def _third_party(texts: Texts) -> JudgePrompt | None:
     """The third-party texts, read now; None when either file is absent. A file that differs from its pinned
     sha256 (or has none pinned) is used, and its prompt id says so."""
-    # Imported here: the pins are declared by the study plug-ins, which load only when texts are read.
-    from ..data.files import find_shared_data, pinned_files, sha256_hex
-
-    read: dict[str, str] = {}
-    where: list[str] = []
-    for relative in (texts.system, texts.user):
-        path = Path(relative) if Path(relative).is_absolute() else find_shared_data(relative)
-        if path is None or not path.is_file():
-            return None
-        read[relative] = path.read_text(encoding="utf-8")
-        where.append(str(path))
+    paths = texts.paths()
+    if paths is None:
+        return None
+    read = {r: path.read_text(encoding="utf-8") for r, path in zip((texts.system, texts.user), paths, strict=True)}
+    where = [str(path) for path in paths]
     if "{" + texts.placeholder + "}" not in read[texts.user]:
         raise RubricError(f"{where[1]} lacks {{{texts.placeholder}}}, where the transcript goes")
     pinned = pinned_files()
