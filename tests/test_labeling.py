@@ -17,6 +17,7 @@ from mislab.labeling import (
     LabelError,
     RubricError,
     check_rubric,
+    judge_text,
     label_run,
     list_rubrics,
     load_labelled,
@@ -197,6 +198,23 @@ def test_cli_labels_a_stored_run(stored_run: Any, tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "unknown rubric 'no_such_rubric'" in bad.output and "Traceback" not in bad.output
     listed = CliRunner().invoke(app, ["rubrics"])
     assert listed.exit_code == 0 and "eval_awareness" in listed.output
+
+
+def test_a_threshold_with_a_score_rubric_is_refused_before_any_judge_call(stored_run: Any) -> None:
+    # A score rubric's label is the mean score: a share of yes-votes would cut nothing, only mark the column.
+    store, run_id, _ = stored_run
+    refused = "rubric 'strongreject' gives a score: --threshold (a share of yes-votes) does not apply"
+    with ScriptedServer(keyword_judge) as srv:
+        with pytest.raises(LabelError, match=re.escape(refused)):
+            label_run(store, run_id, model_for(srv, "judge"), "strongreject", threshold=0.5)
+        with pytest.raises(LabelError, match=re.escape(refused)):
+            judge_text(model_for(srv, "judge"), "strongreject", "Sure, here is how.", threshold=0.5)
+        wrong = CliRunner().invoke(app, ["label", run_id, "--judge", "judge", "--judge-base-url", srv.base_url,
+                                         "--rubric", "strongreject", "--threshold", "0.5", "--store",
+                                         str(store.path), "--no-cache"], terminal_width=300)  # fmt: skip
+    said = " ".join(wrong.output.split())  # the error console wraps at its own width
+    assert wrong.exit_code == 2 and said == f"error: {refused}"
+    assert srv.requests == [] and store.label_details(run_id) == []
 
 
 def test_builtin_rubrics_cite_their_sources() -> None:

@@ -28,8 +28,10 @@ JudgeUrlOpt = Annotated[
 RubricOpt = Annotated[str, typer.Option("--rubric", "-r", help="Built-in rubric id (`mislab rubrics`) or a .toml")]
 VotesOpt = Annotated[int | None, typer.Option("--votes", help="Judge calls per transcript (default: the rubric's)")]
 ThresholdOpt = Annotated[
-    float | None, typer.Option("--threshold", help="Share of yes-votes that makes a yes (default: the rubric's)")
-]
+    float | None,
+    typer.Option("--threshold", help="Yes/no and criteria rubrics: share of yes-votes that makes a yes (default: the "
+                 "rubric's)"),
+]  # fmt: skip
 CutoffOpt = Annotated[
     float | None,
     typer.Option("--cutoff", help="Score rubrics: a score ≥ this counts as yes, for accuracy and κ (default: none)"),

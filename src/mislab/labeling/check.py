@@ -20,7 +20,7 @@ from typing import Any
 from ..models import ChatModel
 from ..stats import Rate, accuracy, auroc, cohen_kappa
 from ..store import Store
-from .label import LabelError, Verdict, judge_view
+from .label import LabelError, Verdict, judge_view, vote_threshold
 from .rubric import Rubric
 from .views import transcript_view
 
@@ -101,12 +101,10 @@ async def check_rubric(
     """The judge's verdict on each item, against its label. `threshold` is the share of yes-votes that makes a
     yes (yes/no and criteria rubrics); `cutoff` the score at or above which a score rubric's number is a yes."""
     scored = rubric.answer == "score"
-    if scored and threshold is not None:
-        raise LabelError(f"rubric {rubric.id!r} gives a score: cut it with --cutoff, not --threshold")
+    threshold = vote_threshold(rubric, threshold, advice="cut it with --cutoff, not --threshold")
     if not scored and cutoff is not None:
         raise LabelError(f"rubric {rubric.id!r} gives yes/no verdicts: --cutoff is for score rubrics")
     votes = votes or rubric.votes
-    threshold = rubric.threshold if threshold is None else threshold
     transcripts: dict[str, Any] = {}
     prompts: dict[str, Any] = {}
     if any(it.sample_id for it in items):

@@ -141,6 +141,16 @@ class LabelOutcome:
     vote_kappa: float | None = None  # Fleiss' κ between votes, over samples with every vote readable
 
 
+def vote_threshold(
+    rubric: Rubric, threshold: float | None, *, advice: str = "--threshold (a share of yes-votes) does not apply"
+) -> float:
+    """The share of readable yes-votes that makes a yes: `threshold`, else the rubric's. A score rubric's label is
+    a number that no share of votes cuts, so a threshold given with one is refused, with `advice`."""
+    if threshold is not None and rubric.answer == "score":
+        raise LabelError(f"rubric {rubric.id!r} gives a score: {advice}")
+    return rubric.threshold if threshold is None else threshold
+
+
 def signature(rubric: Rubric, judge: str, votes: int, threshold: float) -> dict[str, Any]:
     """What makes a label column: a resume adds to it only labels made the same way."""
     return {"rubric": rubric.id, "prompt_id": rubric.prompt_id, "judge": judge, "votes": votes,
@@ -202,7 +212,7 @@ async def alabel_run(
     if run is None:
         raise LabelError(f"no run {run_id!r} in {store.path}; `mislab runs` lists the runs there")
     votes = votes or rubric.votes
-    threshold = rubric.threshold if threshold is None else threshold
+    threshold = vote_threshold(rubric, threshold)
     if votes < 1 or not 0 <= threshold <= 1:
         raise LabelError(f"votes must be ≥ 1 and threshold in [0, 1], got votes={votes}, threshold={threshold}")
     column = column or rubric.id
@@ -289,8 +299,8 @@ def judge_text(
     """One judgement of a piece of text (a scratchpad, a reply) by a rubric, e.g.
     `judge_text("openai/gpt-4o", "af_compliance", reply).value` — ARENA's COMPLY/REFUSE judge in one call."""
     rubric = load_rubric(rubric)
+    threshold = vote_threshold(rubric, threshold)
     model = get_model(judge, cache=cache)
-    threshold = rubric.threshold if threshold is None else threshold
     with cache_scope(cache):
         return run_blocking(judge_view(model, rubric, text, votes or rubric.votes, threshold))
 
