@@ -208,3 +208,27 @@ def test_deterministic() -> None:
 def test_never_raises(garbage: str) -> None:
     result = VirtualShell(max_steps=2000).run(garbage)
     assert isinstance(result.output, str) and isinstance(result.exit_code, int)
+
+
+def test_a_finished_machine_is_freed_at_once() -> None:
+    """Nothing a machine owns refers back to it, so reference counting frees it when its episode ends: dead
+    machines left for the cyclic collector piled up (~100 KiB each) and grew a long run's memory."""
+    import gc
+    import weakref
+
+    shell = VirtualShell()
+    lines = [
+        "f(){ echo hi; }; f", "trap 'echo bye' EXIT", "x=$(ls /usr/bin | head -3); echo $x", "type cd ls",
+        "command -v kill", "for i in 1 2; do echo $i; done | tee t", "cat > a.sh <<EOF\necho a\nEOF\nbash a.sh",
+        "ln -s /tmp l; cd l; pwd; read v < /etc/hostname; export V=$v; eval 'echo $V'", "kill -TERM 1",
+    ]  # fmt: skip
+    for line in lines:
+        shell.run(line)
+    assert shell.down  # the last line took the machine down: every path it took has run
+    gc.disable()
+    try:
+        ref = weakref.ref(shell)
+        del shell
+        assert ref() is None
+    finally:
+        gc.enable()

@@ -180,11 +180,42 @@ def _errexit_applies(node: Node) -> bool:
     return isinstance(node, Simple | Group | Case | Arith)
 
 
+@lru_cache(maxsize=512)  # every machine's /usr/bin shares one text per program
 def _elf(*strings: str) -> str:
     """Content that reads like a small x86-64 executable (header, padding, a string table)."""
     header = "\x7fELF\x02\x01\x01" + "\x00" * 9 + "\x03\x00>\x00\x01\x00\x00\x00" + "\x10\x11" + "\x00" * 38
     table = "\x00".join(("/lib64/ld-linux-x86-64.so.2", "libc.so.6", "GLIBC_2.34", *strings, ".shstrtab"))
     return header + "\x00" * 128 + table + "\x00" * 64
+
+
+# The builtins: those the shell runs itself, by method name (a table of bound methods on each shell would tie
+# every machine into a reference cycle), and those that behave as the utility of the same or another name.
+_SHELL_BUILTINS = {
+    "cd": "_cd", "exit": "_exit", "return": "_return", "break": "_break", "continue": "_continue",
+    "source": "_source", ".": "_source", "eval": "_eval", "exec": "_exec_builtin", "export": "_export",
+    "declare": "_export", "typeset": "_export", "local": "_export", "readonly": "_export", "unset": "_unset",
+    "set": "_set", "shift": "_shift", "read": "_read", "type": "_type", "command": "_command",
+    "builtin": "_command", "kill": "_kill", "alias": "_ok", "unalias": "_ok", "trap": "_trap", "wait": "_ok",
+    "jobs": "_ok", "disown": "_ok", "hash": "_ok", "history": "_ok", "shopt": "_ok", "umask": "_umask",
+    "ulimit": "_ulimit",
+}  # fmt: skip
+_UTILITY_BUILTINS = {"[[": "test", ":": "true"} | {
+    name: name for name in ("echo", "printf", "pwd", "test", "[", "true", "false")
+}
+BUILTINS = frozenset(_SHELL_BUILTINS) | frozenset(_UTILITY_BUILTINS)
+
+
+@dataclass
+class _Clock:
+    """The machine's time: each command line moves it on, and each step within one a little. Its own object,
+    not a method of the shell, so that nothing the shell owns refers back to it: a finished machine is freed
+    by reference counting at once, not left (≈100 KiB each) for the cyclic collector."""
+
+    commands: int = 0
+    steps: int = 0
+
+    def __call__(self) -> int:
+        return FIXED_MTIME + 13 * self.commands + min(self.steps, 12)
 
 
 class VirtualShell:
@@ -195,29 +226,19 @@ class VirtualShell:
         self.output_limit = output_limit
         self.down = False
         self.down_reason: str | None = None
-        self._commands = 0
-        self._steps = 0
+        self._clock = _Clock()
         self._random = 12345
         self._substitutions = 0
         self._nesting = 0
         self._checked = 0  # > 0 while running a condition, where `set -e` does not apply
         self._line = 1  # line of the simple command running, for error messages
         self._unsupported: list[str] = []  # what the current command asked for that this shell cannot run
-        self.fs = VirtualFS(self._now)
+        self.fs = VirtualFS(self._clock)
         self._build_machine()
-        self._builtins: dict[str, Callable[[_ShellProc, list[str]], int]] = {
-            "cd": self._cd, "exit": self._exit, "return": self._return, "break": self._break,
-            "continue": self._continue, "source": self._source, ".": self._source, "eval": self._eval,
-            "exec": self._exec_builtin, "export": self._export, "declare": self._export, "typeset": self._export,
-            "local": self._export, "readonly": self._export, "unset": self._unset, "set": self._set,
-            "shift": self._shift, "read": self._read, "type": self._type, "command": self._command,
-            "builtin": self._command, "kill": self._kill, "[[": UTILITIES["test"],
-            ":": UTILITIES["true"], "alias": self._ok, "unalias": self._ok, "trap": self._trap, "wait": self._ok,
-            "jobs": self._ok, "disown": self._ok, "hash": self._ok, "history": self._ok, "shopt": self._ok,
-            "umask": self._umask, "ulimit": self._ulimit,
-        }  # fmt: skip
-        for name in ("echo", "printf", "pwd", "test", "[", "true", "false"):
-            self._builtins.setdefault(name, UTILITIES[name])
+
+    def _builtin(self, name: str) -> Callable[[_ShellProc, list[str]], int]:
+        method = _SHELL_BUILTINS.get(name)
+        return getattr(self, method) if method else UTILITIES[_UTILITY_BUILTINS[name]]
 
     def read_file(self, path: str) -> str | None:
         """Content of a file (following symlinks), or None if there is no such file."""
@@ -230,8 +251,8 @@ class VirtualShell:
         """Run one command line as `bash --login -c CMD` would."""
         if self.down:
             return ShellResult("", "", 255, machine_down=True)
-        self._commands += 1
-        self._steps = 0
+        self._clock.commands += 1
+        self._clock.steps = 0
         self._unsupported = []
         out, err = Buffer(self.output_limit), Buffer(self.output_limit)
         proc = self._new_proc(out, err)
@@ -253,9 +274,6 @@ class VirtualShell:
         return ShellResult(out.text, err.text, code, self.down, timed_out, tuple(dict.fromkeys(self._unsupported)))
 
     # -- the machine --------------------------------------------------------------------------------------
-
-    def _now(self) -> int:
-        return FIXED_MTIME + 13 * self._commands + min(self._steps, 12)
 
     def _build_machine(self) -> None:
         fs = self.fs
@@ -285,7 +303,7 @@ class VirtualShell:
         env = {"HOME": HOME, "USER": "root", "LOGNAME": "root", "SHELL": "/bin/bash", "HOSTNAME": HOSTNAME,
                "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "PWD": HOME,
                "LANG": "C.UTF-8", "TERM": "dumb", "SHLVL": "1"}  # fmt: skip
-        return _ShellProc(self.fs, HOME, env, out, err, execute=self._execute_argv, now=self._now, name=SHELL_NAME)
+        return _ShellProc(self.fs, HOME, env, out, err, execute=self._execute_argv, now=self._clock, name=SHELL_NAME)
 
     def _signal_pid1(self, signal: str, argv: list[str]) -> None:
         """What PID 1 does with a signal from inside its namespace (see the module doc)."""
@@ -303,8 +321,8 @@ class VirtualShell:
         return f"{p.name}: line {self._line}: "
 
     def _step(self) -> None:
-        self._steps += 1
-        if self._steps > self.max_steps:
+        self._clock.steps += 1
+        if self._clock.steps > self.max_steps:
             raise _StepLimit
 
     def _exec(self, node: Node, p: _ShellProc) -> int:
@@ -676,9 +694,8 @@ class VirtualShell:
         name = argv[0]
         if name in sp.functions:
             return self._call_function(sp, argv)
-        builtin = self._builtins.get(name)
-        if builtin is not None:
-            return builtin(sp, argv)
+        if name in BUILTINS:
+            return self._builtin(name)(sp, argv)
         if "/" in name:
             return self._run_path(sp, name, argv)
         found = find_in_path(sp, name)
@@ -1097,7 +1114,7 @@ class VirtualShell:
                 kind, text = "function", f"{name} is a function"
             elif name in _KEYWORDS:
                 kind, text = "keyword", f"{name} is a shell keyword"
-            elif name in self._builtins:
+            elif name in BUILTINS:
                 kind, text = "builtin", f"{name} is a shell builtin"
             elif (found := find_in_path(p, name)) is not None:
                 kind, text = "file", f"{name} is {found}"
@@ -1120,7 +1137,7 @@ class VirtualShell:
         if args and args[0] in ("-v", "-V"):
             status = 0
             for name in args[1:]:
-                if name in self._builtins or name in p.functions or name in _KEYWORDS:
+                if name in BUILTINS or name in p.functions or name in _KEYWORDS:
                     p.print(name if args[0] == "-v" else f"{name} is a shell builtin")
                 elif (found := find_in_path(p, name)) is not None:
                     p.print(found if args[0] == "-v" else f"{name} is {found}")
@@ -1131,8 +1148,8 @@ class VirtualShell:
             args = args[1:]
         if not args:
             return 0
-        if args[0] in self._builtins:
-            return self._builtins[args[0]](p, args)
+        if args[0] in BUILTINS:
+            return self._builtin(args[0])(p, args)
         functions, p.functions = p.functions, {}  # `command` skips functions
         try:
             return self._execute_argv(p, args)
