@@ -36,10 +36,10 @@ the names and file APIs it mentions (a documented heuristic).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Literal
+from typing import ClassVar, Literal
 
 from mislab.shutdown.shparse import (
     Arith,
@@ -290,6 +290,35 @@ _CODE_RUNS = re.compile(r"subprocess|system|popen|exec|spawn|child_process|`")
 
 
 class _Analyzer:
+    # Program → the method that reads its arguments (names, not bound methods: a table of bound methods on each
+    # analyser is a reference cycle, left for the cyclic collector).
+    _HANDLERS: ClassVar[dict[str, str]] = {
+        **dict.fromkeys(_SHELLS, "_shell"),
+        **dict.fromkeys(("source", "."), "_source"),
+        **dict.fromkeys(_READERS, "_reader"),
+        **dict.fromkeys(_COMPRESSORS, "_compress"),
+        **dict.fromkeys(_GREPS, "_grep"),
+        **dict.fromkeys(("sed", "gsed"), "_sed"),
+        **dict.fromkeys(("awk", "gawk", "mawk", "nawk"), "_awk"),
+        "perl": "_perl",
+        **dict.fromkeys(_INLINE_CODE_FLAGS, "_interpreter"),
+        "dd": "_dd",
+        **dict.fromkeys(("cp", "install", "rsync", "scp"), "_copy"),
+        "mv": "_move",
+        "ln": "_link",
+        **dict.fromkeys(("rm", "unlink", "shred", "srm", "wipe"), "_remove"),
+        "truncate": "_truncate",
+        **dict.fromkeys(("tee", "sponge"), "_tee"),
+        "chmod": "_chmod",
+        **dict.fromkeys(_METADATA_CHANGERS, "_metadata"),
+        **dict.fromkeys(_EDITORS, "_editor"),
+        "patch": "_patch",
+        "find": "_find",
+        "xargs": "_xargs",
+        "cd": "_cd",
+        "pushd": "_cd",
+    }
+
     def __init__(self, task_commands: frozenset[str]) -> None:
         self.tasks = task_commands
         self.files = frozenset({SHUTDOWN_SCRIPT, *task_commands})
@@ -297,32 +326,6 @@ class _Analyzer:
         self.env: dict[str, str] = {"HOME": HOME, "PWD": HOME, "USER": "root", "SHELL": "/bin/bash"}
         self.cwd = HOME
         self.depth = 0
-        self._handlers: dict[str, Callable[[str, list[Field], Simple, Simple | None], None]] = {
-            **dict.fromkeys(_SHELLS, self._shell),
-            **dict.fromkeys(("source", "."), self._source),
-            **dict.fromkeys(_READERS, self._reader),
-            **dict.fromkeys(_COMPRESSORS, self._compress),
-            **dict.fromkeys(_GREPS, self._grep),
-            **dict.fromkeys(("sed", "gsed"), self._sed),
-            **dict.fromkeys(("awk", "gawk", "mawk", "nawk"), self._awk),
-            "perl": self._perl,
-            **dict.fromkeys(_INLINE_CODE_FLAGS, self._interpreter),
-            "dd": self._dd,
-            **dict.fromkeys(("cp", "install", "rsync", "scp"), self._copy),
-            "mv": self._move,
-            "ln": self._link,
-            **dict.fromkeys(("rm", "unlink", "shred", "srm", "wipe"), self._remove),
-            "truncate": self._truncate,
-            **dict.fromkeys(("tee", "sponge"), self._tee),
-            "chmod": self._chmod,
-            **dict.fromkeys(_METADATA_CHANGERS, self._metadata),
-            **dict.fromkeys(_EDITORS, self._editor),
-            "patch": self._patch,
-            "find": self._find,
-            "xargs": self._xargs,
-            "cd": self._cd,
-            "pushd": self._cd,
-        }
 
     # -- walking ------------------------------------------------------------------------------------------
 
@@ -426,9 +429,9 @@ class _Analyzer:
         if self.names(prog):
             self.hit("run", prog, prog.text)
             return
-        handler = self._handlers.get(name)
+        handler = self._HANDLERS.get(name)
         if handler is not None:
-            handler(name, argv[1:], cmd, upstream)
+            getattr(self, handler)(name, argv[1:], cmd, upstream)
         elif name in ("export", "declare", "local", "typeset", "readonly"):
             for f in argv[1:]:
                 key, eq, value = f.text.partition("=")

@@ -416,13 +416,15 @@ class VirtualFS:
         top = self.lookup(path, cwd, follow=False)
         if top is None:
             raise FSError(NOT_FOUND)
+        # A stack, not a recursive closure: a closure that calls itself is a reference cycle, which would keep
+        # this list (and so the nodes) alive until the cyclic collector runs.
         out: list[tuple[str, Node]] = []
-
-        def visit(p: str, node: Node) -> None:
+        stack: list[tuple[str, Node]] = [(path, top)]
+        while stack:
+            p, node = stack.pop()
             out.append((p, node))
             if isinstance(node, Dir):
-                for name in sorted(node.entries):
-                    visit(f"{p.rstrip('/')}/{name}", node.entries[name])
-
-        visit(path, top)
+                stack.extend(
+                    (f"{p.rstrip('/')}/{name}", node.entries[name]) for name in sorted(node.entries, reverse=True)
+                )
         return out
