@@ -133,6 +133,15 @@ def test_ensure_server_shares_one_process_across_threads(cache: Path) -> None:
     assert server.model_name == "qwen2.5-coder-1.5b"
     assert server.base_url == f"http://127.0.0.1:{server.port}/v1"
     assert server.log_path is not None and server.log_path.is_file()
+    # The thread count was decided at launch (from the cores idle then) and is what the server was given.
+    assert server.threads is not None and server.threads >= 1
+    assert server.command[server.command.index("--threads") + 1] == str(server.threads)
+    assert server.describe()["local_server"]["threads"] == server.threads
+
+
+def test_the_thread_count_is_not_decided_when_the_server_object_is_made(cache: Path) -> None:
+    assert LocalServer(cache_dir=cache).threads is None  # measured at start (ensure_server makes it long before)
+    assert LocalServer(cache_dir=cache, threads=3).threads == 3
 
 
 def chat(server: LocalServer, **request: Any) -> Any:

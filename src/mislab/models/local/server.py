@@ -210,7 +210,8 @@ class LocalServer:
         self.info = get_model_info(name)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.ctx_size = ctx_size
-        self.threads = threads or _idle_cpus()
+        self._threads = threads  # None: as many as the cores idle when the server is launched
+        self.threads: int | None = threads
         self.cache_prompt = cache_prompt
         self.chat_template = Path(chat_template) if chat_template else template_path(self.info)
         self.startup_timeout = startup_timeout
@@ -303,6 +304,8 @@ class LocalServer:
             model_path = ensure_weights(self.info, self.cache_dir)
             (self.cache_dir / "logs").mkdir(parents=True, exist_ok=True)
             began = time.monotonic()
+            # Measured now, not when the object was made: a shared server is made long before its first use.
+            self.threads = self._threads or _idle_cpus()
             attempt = 1
             while True:
                 port = _free_port()
