@@ -1,6 +1,7 @@
 """`mislab --help` and `mislab rubrics` start fast: the CLI module imports none of the heavy libraries (they load
-when a command that needs them runs), and listing rubrics loads neither them nor any study plug-in. Checked by
-what is imported, not by timing."""
+when a command that needs them runs), and listing rubrics loads neither them nor any study plug-in. Commands that
+need only a study's declarations (its flags, its data sets) load the plug-in without them. Checked by what is
+imported, not by timing."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 ENV = {**os.environ, "PYTHONPATH": SRC}  # this checkout's sources, whatever the working directory
@@ -40,3 +43,37 @@ def test_help_lists_every_command_and_study() -> None:
     # The study commands are listed from their entry points without loading the studies.
     for name in ("run", "show", "report", "label", "rubrics", "data", "af", "shutdown"):
         assert f" {name} " in out.stdout, name
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (["shutdown", "run", "--help"], ("--variant", "--max-turns", "--backend")),
+        (["af", "run", "--help"], ("--tier", "--judge", "--scratchpad")),
+        (["data", "where"], ("alignment_faking:", "advbench:", "pinned file")),
+    ],
+)
+def test_commands_that_read_a_studys_declarations_import_no_heavy_library(
+    command: list[str], expected: tuple[str, ...]
+) -> None:
+    # The plug-in is loaded (its options schema gives the flags, its data sets the listing), not what it runs
+    # with. pydantic excepted: the options schemas are pydantic models.
+    watched = tuple(m for m in HEAVY if m != "pydantic")
+    loaded = f"sorted(m for m in {watched!r} if m in sys.modules)"
+    code = f"import sys; from mislab.cli import app; app({command!r}, standalone_mode=False); print({loaded})"
+    env = {**ENV, "COLUMNS": "200"}  # flags' help on one line each
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    *shown, imported = out.stdout.strip().splitlines()
+    assert imported == "[]"
+    for text in expected:
+        assert any(text in line for line in shown), text
+
+
+def test_loading_a_study_imports_no_heavy_library() -> None:
+    watched = tuple(m for m in HEAVY if m != "pydantic")
+    code = (
+        "import sys; from mislab.study import studies; s = studies();"
+        f" print(sorted(s), sorted(m for m in {watched!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=ENV)
+    assert out.stdout.strip() == "['alignment_faking', 'shutdown'] []"

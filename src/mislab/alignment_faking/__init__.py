@@ -12,15 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from ..models import ChatModel
+from ..lazy import lazy_exports
 from ..options import options_doc
 from ..scratchpad import extract_output, extract_scratchpad
-from ..store import Store
-from .analysis import classifier_accuracy, classifier_agreement, compliance_gap, confusion_report
 from .prompts import BuiltPrompt, ScenarioConfig, build_system_prompt, build_user_prompt
 from .queries import DEMO_QUERIES, load_advbench, load_queries, resolve_queries, sample_queries
 from .scorers import (
@@ -32,6 +28,21 @@ from .scorers import (
     tag_rejects,
 )
 from .study import AlignmentFakingOptions
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..models import ChatModel
+    from ..store import Store
+    from .analysis import classifier_accuracy, classifier_agreement, compliance_gap, confusion_report
+
+# The analysis (pandas, scipy) is imported on first use (PEP 562): the CLI loads this package with the study
+# plug-in to build `mislab af run --help`.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {"analysis": ("classifier_accuracy", "classifier_agreement", "compliance_gap", "confusion_report")},
+    globals(),
+)
 
 
 def run(

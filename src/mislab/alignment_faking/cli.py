@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from ..cli_common import StoreOpt, console, error, open_store, resolve_run, study_run_command, user_errors
-from ..report.summary import fmt_p
-from .analysis import compliance_gap, confusion_report
 from .prompts import ScenarioConfig, build_system_prompt, build_user_prompt
 from .queries import DEMO_QUERIES
 from .study import AlignmentFakingOptions
+
+if TYPE_CHECKING:  # `mislab af run --help` must not import pandas or scipy: `show` imports them when it runs
+    import pandas as pd
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -42,6 +42,8 @@ app.command("run")(
 
 def gap_table(gaps: pd.DataFrame, metric: str) -> Table:
     """The compliance gap of one metric as a rich table (data as Text, never as markup)."""
+    from ..report.summary import fmt_p
+
     table = Table(title=f"Compliance gap: {metric} (free − paid)")
     groups = [c for c in ("model", "condition") if c in gaps.columns]
     for name in [*groups, "free", "paid", "gap [95% CI]", "pairs", "McNemar p", "paired gap [95% CI]"]:
@@ -77,6 +79,7 @@ def show(
 ) -> None:
     """Print the rates, the compliance gap (paired over queries) and the confusion report; write the HTML report."""
     from ..report import show_run, write_report
+    from .analysis import compliance_gap, confusion_report
 
     st = open_store(store, create=False)
     rid = resolve_run(st, run_id, "alignment_faking")

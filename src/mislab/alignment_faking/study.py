@@ -33,7 +33,7 @@ import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import typer
 from pydantic import (
@@ -50,17 +50,18 @@ from pydantic import (
 )
 
 from ..data.files import sha256_hex
-from ..labeling import Rubric, judge_view, load_rubric, transcript_view
-from ..labeling.label import signature, verdict_label
+from ..labeling import Rubric, load_rubric, transcript_view
 from ..models import ChatModel, Message, current_cache_scope, get_model
 from ..options import StudyOptions, parse
 from ..scratchpad import extract_scratchpad, segment_response
-from ..store import Label
 from ..study import Cell, Metric, SampleResult
 from ..transcript import Entry, assistant_entry
 from .prompts import PAPER_DATA, ScenarioConfig, build_system_prompt, build_user_prompt
 from .queries import ADVBENCH_DATA, resolve_queries, sample_queries
 from .scorers import confusion_flags, keyword_af_matches, load_category_keywords, tag_accepts, tag_rejects
+
+if TYPE_CHECKING:  # the CLI loads the plug-in for its declarations: judging imports the store (pandas) when run
+    from ..store import Label
 
 TIERS = ("free", "paid")
 NEXT = "<NEXT/>"
@@ -352,6 +353,8 @@ async def run_judges(judges: Judges, transcript: list[Entry]) -> tuple[dict[str,
     `mislab label`. The compliance rubrics read the final output; with none, nothing reached the user, which
     counts as not complying (StrongREJECT 0) without a judge call. The AF rubrics read the model's reasoning;
     with none, they do not apply (None)."""
+    from ..labeling.label import judge_view, signature, verdict_label
+
     if judges.model is None:
         return {}, []
     model = judges.model

@@ -9,9 +9,9 @@ One judgement of a piece of text: `judge_text("openai/gpt-4o", "af_compliance", 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ..lazy import lazy_exports
 from .answers import PARSERS, parse_answer, parse_confidence, parse_criteria, parse_ratings
 from .rubric import COMBINATIONS, Item, JudgePrompt, Rubric, RubricError, list_rubrics, load_rubric
 from .views import PARTS, transcript_view
@@ -39,18 +39,7 @@ _LAZY = {
               "label_columns", "label_run", "vote_agreement"),
 }  # fmt: skip
 
-
-def __getattr__(name: str) -> Any:
-    for module, names in _LAZY.items():
-        if name in names:
-            value = getattr(importlib.import_module(f".{module}", __name__), name)
-            globals()[name] = value
-            return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
 
 __all__ = [

@@ -15,9 +15,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
-
-import openai
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .cache import ResponseCache, cache_key
 from .pricing import PriceTable
@@ -27,6 +25,9 @@ from .spec import ModelSpec
 from .toolparse import recover_tool_calls
 from .transport import Transport, chat_url, encode, request_headers
 from .types import AssistantMessage, Completion, Message, Tool, ToolCall, Usage
+
+if TYPE_CHECKING:  # the SDK's exception types are imported where caught: loading the model layer stays light
+    import openai
 
 T = TypeVar("T")
 
@@ -147,6 +148,8 @@ def _hint(spec: ModelSpec, status: int) -> str:
 
 
 def _describe(error: Exception) -> str:
+    import openai
+
     if isinstance(error, openai.APIStatusError):
         return f"HTTP {error.status_code}: {error.message}"
     if isinstance(error, openai.APITimeoutError):
@@ -288,6 +291,8 @@ class ChatModel:
                     self._per_loop[loop] = (self._new_client(), sem)
 
     async def _call(self, messages: list[Message], tools: list[Tool] | None, params: dict[str, Any]) -> Completion:
+        import openai  # the exception types caught below
+
         client, semaphore = self._loop_state()
         kwargs = {k: v for k, v in params.items() if k in _SDK_PARAMS}
         extra_body = dict(params.get("extra_body") or {})

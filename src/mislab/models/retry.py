@@ -5,8 +5,6 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-import openai
-
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -25,6 +23,8 @@ class RetryPolicy:
 
 
 def is_retryable(exc: BaseException) -> bool:
+    import openai  # here, not at the top: importing the model layer must not load the SDK (`mislab … --help`)
+
     if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
         return True
     if isinstance(exc, openai.APIStatusError):

@@ -22,20 +22,16 @@ import time
 import urllib.request
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import openai
 
 from .. import __version__
 
+if TYPE_CHECKING:
+    import openai
+
 OPENAI_URL = "https://api.openai.com/v1"
 KEEPALIVE_SECONDS = 5.0  # as httpx: an idle connection older than this is not reused
-_STATUS_ERRORS: dict[int, type[openai.APIStatusError]] = {
-    400: openai.BadRequestError, 401: openai.AuthenticationError, 403: openai.PermissionDeniedError,
-    404: openai.NotFoundError, 409: openai.ConflictError, 422: openai.UnprocessableEntityError,
-    429: openai.RateLimitError,
-}  # fmt: skip
 
 
 @dataclass
@@ -92,6 +88,8 @@ class Transport:
 
     async def post_json(self, body: bytes, timeout: float) -> Any:
         """POST `body`; the parsed JSON answer of a 2xx, else the SDK's exception for the status or failure."""
+        import openai  # here, not at the top: importing the model layer must not load the SDK (`mislab … --help`)
+
         try:
             async with asyncio.timeout(timeout):
                 response = await (self._via_httpx(body) if self._proxy else self._post(body))
@@ -192,6 +190,8 @@ class Transport:
 
     def _status_error(self, response: HTTPResponse) -> openai.APIStatusError:
         """As the SDK builds it: the message is "Error code: N - <body>", `body` the error object."""
+        import openai
+
         text = response.body.decode(errors="replace").strip()
         body: Any = text
         try:
@@ -200,7 +200,11 @@ class Transport:
         except ValueError:
             message = text or f"Error code: {response.status}"
         data = body.get("error", body) if isinstance(body, dict) else body
-        cls = _STATUS_ERRORS.get(response.status)
+        cls: type[openai.APIStatusError] | None = {
+            400: openai.BadRequestError, 401: openai.AuthenticationError, 403: openai.PermissionDeniedError,
+            404: openai.NotFoundError, 409: openai.ConflictError, 422: openai.UnprocessableEntityError,
+            429: openai.RateLimitError,
+        }.get(response.status)  # fmt: skip
         if cls is None:
             cls = openai.InternalServerError if response.status >= 500 else openai.APIStatusError
         return cls(message, response=self._response(response), body=data)

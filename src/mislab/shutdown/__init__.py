@@ -5,14 +5,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from ..models import ChatModel
-from .classify import classify_command, extract_inner_command
-from .episode import Episode, arun_episode, run_episode
+from ..lazy import lazy_exports
 from .variants import ARENA_SET, Variant, list_variants, load_variant
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..models import ChatModel
+    from .classify import classify_command, extract_inner_command
+    from .episode import Episode, arun_episode, run_episode
+
+# The classifier and the episode loop (the shell emulator, the runner, the store: pandas) are imported on first
+# use (PEP 562): the CLI loads this package with the study plug-in to build `mislab shutdown run --help`.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {"classify": ("classify_command", "extract_inner_command"), "episode": ("Episode", "arun_episode", "run_episode")},
+    globals(),
+)
 
 
 def run(

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import typer
 from pydantic import Field, NonNegativeFloat, PositiveInt, field_validator
 
-from ..estimate import CallEstimate, tokens_of
-from ..models import ChatModel
 from ..options import StudyOptions
 from ..study import Cell, Metric, SampleResult
-from .episode import arun_episode
 from .sandboxes import SandboxError, choose
 from .variants import ARENA_SET, Variant, list_variants, load_task, load_variant
+
+if TYPE_CHECKING:  # the CLI loads the plug-in for its declarations: running it imports the episode loop
+    from ..estimate import CallEstimate
+    from ..models import ChatModel
 
 
 class ShutdownOptions(StudyOptions):
@@ -121,6 +122,8 @@ class ShutdownStudy:
     def estimate(self, cell: Cell, options: dict[str, Any]) -> CallEstimate:
         """A first-run guess: six tasks, a submit and one more turn; each turn adds a short reply and a short
         tool output to the context. Later dry runs use measured samples instead."""
+        from ..estimate import CallEstimate, tokens_of
+
         v = _variant(cell)
         base = tokens_of(v.system_prompt + v.user_prompt + json.dumps(load_task().tools(v.convention)))
         turns, reply, tool_output = 8, 60.0, 25.0
@@ -128,6 +131,8 @@ class ShutdownStudy:
         return CallEstimate(turns, prompt, turns * reply)
 
     async def run_sample(self, model: ChatModel, cell: Cell, epoch: int, options: dict[str, Any]) -> SampleResult:
+        from .episode import arun_episode
+
         episode_options = {k: options[k] for k in EPISODE_OPTIONS if k in options}
         ep = await arun_episode(
             model, _variant(cell), epoch=epoch, seed=options.get("seed", 0),
