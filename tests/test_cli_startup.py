@@ -77,3 +77,15 @@ def test_loading_a_study_imports_no_heavy_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=ENV)
     assert out.stdout.strip() == "['alignment_faking', 'shutdown'] []"
+
+
+@pytest.mark.parametrize("package", ["mislab.shutdown", "mislab.alignment_faking", "mislab.labeling"])
+def test_a_package_with_lazy_exports_still_gives_every_name_it_lists(package: str) -> None:
+    # The plain-function API students import (`from mislab.shutdown import run_episode`), loaded on first use.
+    code = (
+        f"import importlib; m = importlib.import_module({package!r})\n"
+        "missing = [n for n in m.__all__ if n not in dir(m) or getattr(m, n) is None]\n"
+        "try:\n    m.no_such_name\nexcept AttributeError as e:\n    print(missing, e)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=ENV)
+    assert out.stdout.strip() == f"[] module {package!r} has no attribute 'no_such_name'"
