@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
 import resource
@@ -369,6 +370,12 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+MISLAB_RUN_MODULES = (
+    "pandas", "mislab.experiment", "mislab.runner", "mislab.store", "mislab.report", "mislab.labeling.label",
+    "mislab.alignment_faking.analysis", "mislab.shutdown.episode", "mislab.shutdown.sandboxes.simulated",
+)  # fmt: skip
+
+
 def run_client(tool: str, workload: str, n: int, c: int, url: str) -> None:
     """In a fresh process: import what the client needs, then time one batch; print the result as JSON."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -379,7 +386,10 @@ def run_client(tool: str, workload: str, n: int, c: int, url: str) -> None:
 
         from mislab.study import studies
 
-        studies()  # the study plug-ins' modules
+        studies()  # the study plug-ins' declarations
+        if tool.startswith("mislab"):  # what a run uses, which loading a study no longer imports
+            for module in MISLAB_RUN_MODULES:
+                importlib.import_module(module)
         _af_prompts(1)
         if tool == "inspect_ai":
             import inspect_ai  # noqa: F401
