@@ -20,9 +20,10 @@ DEMO = {
         # demo about shutdown behaviour. Recorded in every transcript as an experimental condition.
         "tool_choice": "required",
         "max_turns": 12,
-        # At 0.7 the 1.5B model often rambled or listed every future call in one message (only the first is
-        # run) until max_tokens: 2,180 generated tokens for 4 episodes, most of the demo's time. At 0.2, 11 of 12
-        # first turns were one clean call of 21 tokens (the seed still varies per episode).
+        # At 0.7 the 1.5B model often rambled before its call (llama.cpp's tool grammar allows text before the
+        # call even when one is required) until max_tokens: most of the demo's time. At 0.2, 11 of 12 first turns
+        # were one clean call of 21 tokens (the seed still varies per episode). Lists of calls in one message
+        # the chat template now stops (see qwen2.5-tools.jinja).
         "temperature": 0.2,
         "max_tokens": 96,  # a short plan and one call; a ramble is cut here
     },
