@@ -5,6 +5,7 @@ imported, not by timing."""
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -23,16 +24,24 @@ def test_the_cli_imports_no_heavy_library() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def _run_cli(command: list[str], env: dict[str, str], watched: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """`mislab COMMAND` in a fresh interpreter: the lines it printed, and which of `watched` it imported."""
+    loaded = f"sorted(m for m in {watched!r} if m in sys.modules)"
+    code = f"import sys; from mislab.cli import app; app({command!r}, standalone_mode=False); print({loaded})"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    *shown, imported = out.stdout.strip().splitlines()
+    return shown, ast.literal_eval(imported)
+
+
+# pydantic excepted below: typer itself imports it to run any command, and the options schemas are pydantic models.
+LIGHT_COMMAND_MUST_NOT_LOAD = tuple(m for m in HEAVY if m != "pydantic")
+
+
 def test_listing_rubrics_imports_no_heavy_library_and_no_study(shared_data: Path) -> None:
     # With the third-party judge texts present, so that the listing looks for them (their pins are not needed).
-    # pydantic excepted: typer itself imports it to run any command.
-    watched = (*(m for m in HEAVY if m != "pydantic"), "mislab.shutdown", "mislab.alignment_faking")
-    loaded = f"sorted(m for m in {watched!r} if m in sys.modules)"
-    code = f"import sys; from mislab.cli import app; app(['rubrics'], standalone_mode=False); print({loaded})"
-    env = {**ENV, "MISLAB_SHARED_DATA": str(shared_data)}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    *listing, imported = out.stdout.strip().splitlines()
-    assert imported == "[]"
+    watched = (*LIGHT_COMMAND_MUST_NOT_LOAD, "mislab.shutdown", "mislab.alignment_faking")
+    listing, imported = _run_cli(["rubrics"], {**ENV, "MISLAB_SHARED_DATA": str(shared_data)}, watched)
+    assert imported == []
     assert any("eval_awareness" in line for line in listing)
     assert any("found in the data directory" in line for line in listing)
 
@@ -56,24 +65,18 @@ def test_help_lists_every_command_and_study() -> None:
 def test_commands_that_read_a_studys_declarations_import_no_heavy_library(
     command: list[str], expected: tuple[str, ...]
 ) -> None:
-    # The plug-in is loaded (its options schema gives the flags, its data sets the listing), not what it runs
-    # with. pydantic excepted: the options schemas are pydantic models.
-    watched = tuple(m for m in HEAVY if m != "pydantic")
-    loaded = f"sorted(m for m in {watched!r} if m in sys.modules)"
-    code = f"import sys; from mislab.cli import app; app({command!r}, standalone_mode=False); print({loaded})"
+    # The plug-in is loaded (its options schema gives the flags, its data sets the listing), not what it runs with.
     env = {**ENV, "COLUMNS": "200"}  # flags' help on one line each
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    *shown, imported = out.stdout.strip().splitlines()
-    assert imported == "[]"
+    shown, imported = _run_cli(command, env, LIGHT_COMMAND_MUST_NOT_LOAD)
+    assert imported == []
     for text in expected:
         assert any(text in line for line in shown), text
 
 
 def test_loading_a_study_imports_no_heavy_library() -> None:
-    watched = tuple(m for m in HEAVY if m != "pydantic")
     code = (
         "import sys; from mislab.study import studies; s = studies();"
-        f" print(sorted(s), sorted(m for m in {watched!r} if m in sys.modules))"
+        f" print(sorted(s), sorted(m for m in {LIGHT_COMMAND_MUST_NOT_LOAD!r} if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=ENV)
     assert out.stdout.strip() == "['alignment_faking', 'shutdown'] []"
