@@ -12,10 +12,13 @@ import pytest
 from typer.testing import CliRunner
 
 import mislab.alignment_faking as af
-from mislab.alignment_faking.study import NEXT, awaits_next, restore_stop, study
+from mislab.alignment_faking.conversation import NEXT, awaits_next, restore_stop
+from mislab.alignment_faking.study import study
 from mislab.cli import app as cli_app
+from mislab.errors import MislabError
 from mislab.labeling import load_rubric
 from mislab.models import get_model
+from mislab.options import OptionsError
 from mislab.report import summarise, write_report
 from mislab.store import Store
 from mislab.testing import Reply, ScriptedServer
@@ -111,8 +114,8 @@ def test_run_end_to_end(tmp_path: Path, queries_file: Path) -> None:
     nxt = df[(df["tier"] == "free") & df["query"].str.startswith("Describe")].iloc[0]
     assert nxt["turns"] == 2 and nxt["accepted"]
     transcript = next(r.transcript for r in store.sample_records("af-e2e") if r.sample_id == nxt["sample_id"])
-    assert [e["role"] for e in transcript] == ["system", "user", "assistant", "user", "assistant"]
-    assert transcript[3]["content"] == NEXT
+    assert [t.role for t in transcript] == ["system", "user", "assistant", "user", "assistant"]
+    assert transcript[3].content == NEXT
     assert any(r["body"]["messages"][-1] == {"role": "user", "content": NEXT} for r in model_srv.requests)
     assert set(df.loc[df["sample_id"] != nxt["sample_id"], "turns"]) == {1}
 
@@ -121,7 +124,7 @@ def test_run_end_to_end(tmp_path: Path, queries_file: Path) -> None:
     assert df["af_reasoning"].tolist() == df["is_free_tier"].tolist()
     assert free["revisited_fraction"].tolist() == [1.0] * 4 and paid["revisited_af"].eq(False).all()
     assert free["kw_mentions_modification"].all() and df["ar_notices_conflict"].all()
-    assert (df["judge_unparseable"] == 0).all()
+    assert df["not_applicable"].isna().all()  # every judge answer was read, every score applies
 
     # the prompt used is stored with the run; labels carry the judges' texts under the runner's sample ids
     run = store.get_run("af-e2e")
@@ -159,7 +162,7 @@ def test_prefill_is_sent_as_a_trailing_assistant_message(tmp_path: Path) -> None
     assert set(df["af_reasoning_source"]) == {"keyword"} and df["af_reasoning"].isna().all()  # no scratchpad
     assert (df["system_prompt_id"] == "mislab-af-v1/no-scratchpad").all()
     record = Store(tmp_path / "r.sqlite").sample_records(df.attrs["run_id"])[0]
-    assert record.transcript[-1]["prefill"] == "<OUTPUT>" and record.transcript[-1]["content"].startswith("<OUTPUT>")
+    assert record.transcript[-1].prefill == "<OUTPUT>" and record.transcript[-1].content.startswith("<OUTPUT>")
 
 
 def test_prefill_on_a_model_that_cannot_continue_stops_the_run(tmp_path: Path) -> None:
@@ -171,30 +174,35 @@ def test_prefill_on_a_model_that_cannot_continue_stops_the_run(tmp_path: Path) -
 
 
 def test_n_beyond_the_query_set_fails_early(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="10 distinct queries"):
+    with pytest.raises(MislabError, match="10 distinct queries"):
         af.run("openai/gpt-4o-mini", n=11, store=tmp_path / "r.sqlite")
 
 
 def test_cells_factors_and_options() -> None:
-    cells = study.cells({"factors": {"scratchpad": [True, False], "examples": [False]}, "tiers": ["free", "paid"]})
+    cells = study.cells(
+        study.parse_options({"factors": {"scratchpad": [True, False], "examples": [False]}, "tiers": ["free", "paid"]})
+    )
     assert [c.id for c in cells] == [
         "free|scratchpad=true,examples=false", "paid|scratchpad=true,examples=false",
         "free|scratchpad=false,examples=false", "paid|scratchpad=false,examples=false",
     ]  # fmt: skip
     assert cells[2].factors == {"tier": "free", "condition": "scratchpad=false,examples=false", "scratchpad": False,
                                 "examples": False}  # fmt: skip
-    prompts = study.prompts(cells, {"factors": {"scratchpad": [True, False], "examples": [False]}})
+    options = study.parse_options({"factors": {"scratchpad": [True, False], "examples": [False]}})
+    prompts = study.prompts(cells, options)
     assert prompts[cells[2].id]["system_prompt_id"] == "mislab-af-v1/no-scratchpad[-examples]"
     assert "judges" not in prompts
-    assert [c.id for c in study.cells({"tiers": "free"})] == ["free"]
-    with pytest.raises(ValueError, match="unknown key 'scratchpd'; did you mean 'scratchpad'"):
-        study.cells({"scratchpd": False})
-    with pytest.raises(ValueError, match="not a prompt or generation option"):
-        study.cells({"factors": {"judge": ["a"]}})
-    with pytest.raises(ValueError, match="need a judge model"):
-        study.cells({"af_judges": ["revisited"]})
-    with pytest.raises(ValueError, match="tiers"):
-        study.cells({"tiers": ["free", "trial"]})
+    assert [c.id for c in study.cells(study.parse_options({"tiers": "free"}))] == ["free"]
+    with pytest.raises(OptionsError, match="unknown key 'scratchpd'; did you mean 'scratchpad'"):
+        study.parse_options({"scratchpd": False})
+    with pytest.raises(OptionsError, match="'judge' is not an option a cell can vary"):
+        study.parse_options({"factors": {"judge": ["a"]}})
+    with pytest.raises(OptionsError, match="factor 'rlhf' .* did you mean 'rlhf_paragraph'"):
+        study.parse_options({"factors": {"rlhf": [True, False]}})
+    with pytest.raises(OptionsError, match="need a judge model"):
+        study.parse_options({"af_judges": ["revisited"]})
+    with pytest.raises(OptionsError, match="tiers"):
+        study.parse_options({"tiers": ["free", "trial"]})
 
 
 def test_continuation_and_stop_helpers() -> None:

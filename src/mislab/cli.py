@@ -30,7 +30,7 @@ from .cli_common import (
 )
 from .cli_label import register as register_label_commands
 from .data_cli import app as data_app
-from .study import get_study, study_aliases, study_names
+from .study import study_aliases, study_cli, study_names
 
 
 class _StudyCommand(click.Command):
@@ -43,10 +43,13 @@ class _StudyCommand(click.Command):
 
     def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any):
         try:
-            sub = get_study(self.study).cli
+            sub = study_cli(self.study)
         except Exception as exc:  # a broken plug-in must not take the whole CLI down
             error(f"study plug-in {self.study!r} failed to load: {exc}")
             raise typer.Exit(1) from exc
+        if sub is None:
+            error(f"the {self.study} study has no commands of its own; use mislab run FILE")
+            raise typer.Exit(2)
         real = typer.main.get_group(sub)
         return real.make_context(info_name, args, parent=parent, **extra)
 

@@ -19,11 +19,11 @@ from rich.console import Console
 from rich.text import Text
 
 from .config import default_store_path
+from .errors import MislabError
 
 if TYPE_CHECKING:  # imported where used: `mislab --help` must not pay for pandas, scipy or openai
-    from .experiment import Experiment
+    from .experiment import Experiment, Launched
     from .options import StudyOptions
-    from .runner import RunOutcome
     from .store import Store
 
 console = Console()
@@ -43,20 +43,6 @@ NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or wri
 CacheOpt = Annotated[Path | None, typer.Option("--cache", help="Response cache file (default: user cache dir)")]
 
 
-def user_error_types() -> tuple[type[BaseException], ...]:
-    """What a user can fix: printed as one line, no traceback (imported when a command fails, not at start)."""
-    from .experiment import ExperimentError
-    from .models import ModelError, ModelSpecError
-    from .options import OptionsError
-    from .runner import RunSpecError
-    from .store import StoreError
-
-    return (
-        ExperimentError, OptionsError, RunSpecError, StoreError, ModelError, ModelSpecError, FileNotFoundError,
-        KeyError, ValueError,
-    )  # fmt: skip
-
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -71,10 +57,10 @@ def user_errors(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except Exception as exc:
-            if debug or not isinstance(exc, user_error_types()):
+        except MislabError as exc:
+            if debug:
                 raise
-            error(str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc))
+            error(str(exc))
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -99,26 +85,40 @@ def resolve_run(store: Store, run_id: str | None, study: str | None = None) -> s
     return run_id
 
 
-def report_outcome(store: Store, run_id: str, outcome: RunOutcome, rerun: str) -> None:
-    """What a session did, and (`rerun`) how to resume it."""
+def report_outcome(store: Store, launched: Launched, rerun: str) -> None:
+    """What a session did, and (`rerun`) how to resume it. Exits non-zero when nothing it tried succeeded or a
+    fault no sample can get past stopped it."""
+    outcome, run_id = launched.outcome, launched.run_id
+    for note in launched.notes:
+        console.print(Text.assemble(("note: ", "bold"), note))
+    taken = f", {outcome.taken} being run by another process" if outcome.taken else ""
+    interrupted = f", {outcome.interrupted} cut by the stop" if outcome.interrupted else ""
     console.print(
         Text(
-            f"run {run_id}: {outcome.done} new samples, {outcome.skipped} already done, {outcome.errors} errors, "
-            f"${outcome.cost:.4f} spent this session — stored in {store.path}"
+            f"run {run_id}: {outcome.done} new samples, {outcome.skipped} already done, {outcome.errors} errors"
+            f"{interrupted}{taken} · ${outcome.cost:.4f} spent this session in {_duration(outcome.seconds)} — stored "
+            f"in {store.path}"
         )
     )
-    for msg in outcome.error_messages[:5]:
-        console.print(Text.assemble(("sample error ", "yellow"), msg))
+    for msg in outcome.error_messages[:3]:
+        console.print(Text.assemble(("sample error ", "yellow"), msg.splitlines()[0][:300]))
     if outcome.stopped:
         console.print(
             Text.assemble(
                 ("stopped: ", "bold yellow"),
                 f"{outcome.stopped}. Everything finished is kept; to resume, {rerun} "
-                "(done samples are skipped, errored ones run again).",
+                "(done samples are skipped, errored and stopped ones run again).",
             )
         )
     elif outcome.errors:
         console.print(Text(f"To run the errored samples again, {rerun}."))
+    if outcome.failed:
+        raise typer.Exit(1)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs} s" if minutes else f"{seconds:.1f} s"
 
 
 def execute(
@@ -137,9 +137,9 @@ def execute(
 
     prepared = prepare_run(exp, cache=cache)
     store = store if isinstance(store, Store) else open_store(store)
-    run_id, outcome = launch(prepared, store, budget_usd=budget, extend=extend)
-    report_outcome(store, run_id, outcome, rerun.format(run_id=run_id))
-    return run_id
+    launched = launch(prepared, store, budget_usd=budget, extend=extend, console=console)
+    report_outcome(store, launched, rerun.format(run_id=launched.run_id))
+    return launched.run_id
 
 
 # --- a study's `run` command, from its options schema -------------------------------------------------------

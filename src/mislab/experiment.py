@@ -37,19 +37,22 @@ from typing import Any
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from rich.console import Console
 
 from .adaptive import Adaptive, cell_status
 from .config import default_store_path
+from .errors import MislabError, UnknownStudyError
 from .hypotheses import HypothesisError, parse_hypotheses
+from .jobs import JobOutcome
 from .models import ChatModel, ModelSettings, ResponseCache, cache_scope, get_model
-from .options import OptionsError, parse
-from .runner import PlannedSample, RunOutcome, plan, run_blocking, run_samples, start_run
+from .options import OptionsError, StudyOptions, parse
+from .runner import PlannedSample, plan, run_blocking, run_samples, start_run
 from .store import Store
 from .study import CaseStudy, Cell, get_study
 
 
-class ExperimentError(ValueError):
-    pass
+class ExperimentError(MislabError, ValueError):
+    """An experiment file or its keys cannot be used as written; the message says which and what to do."""
 
 
 class ExperimentFile(BaseModel):
@@ -131,19 +134,21 @@ class Experiment:
         except OptionsError as exc:
             problems.append(_with_options_hint(str(exc), data))
         study_name = data.get("study")
-        study: CaseStudy | None = None
+        study: CaseStudy[Any] | None = None
         if isinstance(study_name, str):
             try:
                 study = get_study(study_name)
-            except KeyError as exc:
-                problems.append(f"{where}: {exc.args[0]}")
+            except UnknownStudyError as exc:
+                problems.append(f"{where}: {exc}")
         try:
             parse_hypotheses(data, where)  # a typo in a prediction fails before any sample is paid for
         except HypothesisError as exc:
             problems.append(str(exc))
         raw_options = data.get("options", {})
         options = None
-        if study is not None and isinstance(raw_options, dict):
+        if isinstance(raw_options, dict) and "seed" in raw_options:
+            problems.append(f"{where}: [options]: seed is a top-level key of the file (seed = {raw_options['seed']!r})")
+        elif study is not None and isinstance(raw_options, dict):
             try:
                 options = parse(study.options_schema, raw_options, f"{where}: [options]")
             except OptionsError as exc:
@@ -193,7 +198,7 @@ def _with_options_hint(message: str, data: dict[str, Any]) -> str:
     study = data.get("study")
     try:
         known = get_study(study).options_schema.model_fields if isinstance(study, str) else {}
-    except KeyError:
+    except UnknownStudyError:
         known = {}
     stray = [key for key in data if key in known]
     return message + (f"\n(study options such as {stray[0]!r} go under [options])" if stray else "")
@@ -208,9 +213,9 @@ def _adaptive(data: dict[str, Any] | None, n: int, where: str) -> Adaptive | Non
         raise ExperimentError(f"{where}: {exc}") from exc
 
 
-def study_options(study: CaseStudy, exp: Experiment) -> dict[str, Any]:
-    """The options a study's samples get: every option with its default filled in, and the run's seed."""
-    return {**study.options_schema.model_validate(exp.options).model_dump(), "seed": exp.seed}
+def study_options(study: CaseStudy[Any], exp: Experiment) -> StudyOptions:
+    """The options a study's samples get: typed, every option with its default filled in, and the run's seed."""
+    return study.parse_options({**exp.options, "seed": exp.seed}, f"{exp.study}: [options]")
 
 
 @dataclass
@@ -219,8 +224,8 @@ class PreparedRun:
     on a user's mistake fails while preparing, before a store is opened or a call is made."""
 
     exp: Experiment
-    study: CaseStudy
-    options: dict[str, Any]
+    study: CaseStudy[Any]
+    options: StudyOptions
     cells: list[Cell]
     models: dict[str, ChatModel]
     cache: bool | str | Path | ResponseCache | None
@@ -238,9 +243,7 @@ def prepare_run(
     study = get_study(exp.study)
     options = study_options(study, exp)
     cells = study.cells(options)
-    check_plan = getattr(study, "check_plan", None)
-    if check_plan is not None:  # e.g. n beyond the query set: fail before any call
-        check_plan(exp.n, options)
+    study.check_plan(exp.n, options)  # e.g. n beyond the query set: fail before any call
     given = models or {}
     built = {
         name: get_model(given[name], cache=cache)
@@ -251,6 +254,13 @@ def prepare_run(
     return PreparedRun(exp, study, options, cells, built, cache)
 
 
+@dataclass
+class Launched:
+    run_id: str
+    outcome: JobOutcome
+    notes: list[str]  # what a rerun changed without running anything (see `runner.start_run`)
+
+
 def launch(
     prepared: PreparedRun,
     store: Store,
@@ -258,18 +268,20 @@ def launch(
     progress: bool = True,
     budget_usd: float | None = None,
     extend: bool = False,
-) -> tuple[str, RunOutcome]:
-    """Run (or resume) a prepared experiment; returns its run id and what happened. `extend` lets a rerun of
-    an existing run id add samples (more n, models or cells) on purpose."""
+    console: Console | None = None,
+) -> Launched:
+    """Run (or resume) a prepared experiment. `extend` lets a rerun of an existing run id add samples (more n,
+    models or cells) on purpose."""
     p = prepared
     if budget_usd is not None and budget_usd <= 0:
         raise ExperimentError(f"the budget must be a positive number of USD, got {budget_usd}")
-    run_id = start_run(
+    started = start_run(
         store, p.study, p.models, p.cells, p.options, p.exp.to_dict(), p.exp.run_id, n=p.exp.n, extend=extend
     )
+    budget = budget_usd if budget_usd is not None else p.exp.budget_usd
     with cache_scope(True if p.cache is None else p.cache):  # models the study builds (judges) follow the run
-        outcome = _run_rounds(p.exp, store, p.study, run_id, p.models, p.cells, p.options, budget_usd, progress)
-    return run_id, outcome
+        outcome = _run_rounds(p, store, started.run_id, budget, progress, console)
+    return Launched(started.run_id, outcome, started.notes)
 
 
 def run_experiment(
@@ -281,31 +293,25 @@ def run_experiment(
     progress: bool = True,
     budget_usd: float | None = None,
     extend: bool = False,
-) -> tuple[str, RunOutcome]:
+) -> Launched:
     """Prepare and launch an experiment (see `prepare_run`, `launch`)."""
     prepared = prepare_run(exp, cache=cache, models=models)
     return launch(prepared, store, progress=progress, budget_usd=budget_usd, extend=extend)
 
 
 def _run_rounds(
-    exp: Experiment,
-    store: Store,
-    study: CaseStudy,
-    run_id: str,
-    models: dict[str, ChatModel],
-    cells: list[Cell],
-    options: dict[str, Any],
-    budget_usd: float | None,
-    progress: bool,
-) -> RunOutcome:
+    p: PreparedRun, store: Store, run_id: str, budget: float | None, progress: bool, console: Console | None
+) -> JobOutcome:
     """The planned samples, then (with `[adaptive]`) further rounds for cells whose interval is too wide."""
-    budget = budget_usd if budget_usd is not None else exp.budget_usd
-    samples = plan(list(models), cells, exp.n)
-    outcome = run_blocking(
-        run_samples(store, run_id, study, models, samples, options, budget=budget, progress=progress)
-    )
+    exp = p.exp
+
+    def run(samples: list[PlannedSample], left: float | None) -> JobOutcome:
+        return run_blocking(run_samples(store, run_id, p.study, p.models, samples, p.options, budget=left,
+                                        progress=progress, console=console))  # fmt: skip
+
+    outcome = run(plan(list(p.models), p.cells, exp.n), budget)
     # Adaptive rounds: n more epochs for every cell whose interval is still too wide, up to n_max.
-    by_id = {c.id: c for c in cells}
+    by_id = {c.id: c for c in p.cells}
     while exp.adaptive and not outcome.stopped:
         status = cell_status(store.samples(run_id), exp.adaptive)
         wide = status[status["needs_more"]] if len(status) else status
@@ -316,14 +322,7 @@ def _run_rounds(
             for row in wide.itertuples()
             for epoch in range(row.epochs, min(row.epochs + exp.n, exp.adaptive.n_max))
         ]
-        left = None if budget is None else budget - outcome.cost
-        step = run_blocking(run_samples(store, run_id, study, models, more, options, budget=left, progress=progress))
-        outcome.planned += step.planned
-        outcome.done += step.done
-        outcome.errors += step.errors
-        outcome.cost += step.cost
-        outcome.stopped = step.stopped
-        outcome.error_messages += step.error_messages
+        outcome.absorb(run(more, None if budget is None else budget - outcome.cost))
     return outcome
 
 
@@ -363,7 +362,7 @@ def run_study(
     )
     prepared = prepare_run(exp, cache=cache, models=given)
     store = store if isinstance(store, Store) else Store(store or default_store_path())
-    run_id, outcome = launch(prepared, store, progress=progress, extend=extend)
-    df = store.samples(run_id)
-    df.attrs.update(run_id=run_id, stopped=outcome.stopped, store=str(store.path))
+    launched = launch(prepared, store, progress=progress, extend=extend)
+    df = store.samples(launched.run_id)
+    df.attrs.update(run_id=launched.run_id, stopped=launched.outcome.stopped, store=str(store.path))
     return df

@@ -8,12 +8,14 @@ import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import MislabError
 
 M = TypeVar("M", bound=BaseModel)
 
 
-class OptionsError(ValueError):
+class OptionsError(MislabError, ValueError):
     """A user's option, flag or experiment-file key is wrong; the message says which and what to do."""
 
 
@@ -25,6 +27,9 @@ class StudyOptions(BaseModel):
     bools); `cli=False` keeps an option out of the CLI (experiment files and the API only)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, arbitrary_types_allowed=True)
+
+    # The run's seed (an experiment file's top-level `seed`, `--seed`): every study's samples may draw on it.
+    seed: int = Field(0, ge=0, description="random seed of the run", json_schema_extra={"cli": False})
 
     @classmethod
     def cell_options(cls) -> set[str]:
@@ -41,7 +46,11 @@ def options_doc(schema: type[BaseModel]) -> str:
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    """A suggestion for a mistyped name: a close spelling, else a known name it starts (`rlhf` → `rlhf_paragraph`)."""
+    known = list(known)
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if not close and len(name) >= 3:
+        close = sorted(k for k in known if k.lower().startswith(name.lower()))[:1]
     return f"; did you mean {close[0]!r}?" if close else ""
 
 

@@ -1,41 +1,39 @@
-"""The batch runner: models × cells × n samples, bounded concurrency per model, one store transaction per
-finished sample, a progress bar with live cost, a budget, and a clean stop on Ctrl-C.
+"""Runs: models × cells × n samples, as a job of the engine (`mislab.jobs`): bounded concurrency per model, one
+store transaction per finished sample, claims, progress with live cost, a budget held before every call, and a
+clean stop on Ctrl-C. A sample is run by its study (`run_sample`), then scored from its record (`score`).
 
 A sample's failure is the sample's: a model call that failed for good (retries exhausted, an unusable answer)
-or an environment bug is stored as that sample's error, with what it paid, and the run goes on. The run stops
-only for what no sample can get past (`FatalModelError`: bad key, no credit, unknown model), when too many
-samples in a row failed (a circuit breaker), at the budget, or on Ctrl-C.
+or an environment bug is stored as that sample's error, with what it paid, and the run goes on. The run stops for
+what no sample can get past (a `FatalError`), when samples keep failing (a circuit breaker), at the budget, or on
+Ctrl-C; a sample cut by the stop is stored as stopped.
 
-A run is resumable: its samples have deterministic ids, and those already done are skipped (errored ones are
-run again)."""
+A run is resumable: its samples have deterministic ids, and those already done are skipped (errored and stopped
+ones are run again)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
 import json
 import secrets
 import threading
 import time
-import traceback
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from rich.console import Console
 
 from . import __version__
-from .models import ChatModel, FatalModelError, ModelError, RunStopped, UsageMeter, metered, stopped_by
-from .progress import make_progress
-from .store import SampleRecord, Store
+from .errors import MislabError
+from .jobs import Failure, Job, JobOutcome, Plan, run_job
+from .models import ChatModel, UsageMeter
+from .options import StudyOptions
+from .store import SampleRecord, Store, StoreError, split_scores
 from .study import CaseStudy, Cell, SampleResult
+from .transcript import Transcript
 
 T = TypeVar("T")
-
-# After this many samples in a row failed, the run stops: the fault is likely the provider's or the setup's,
-# and going on would only pay for more failures.
-MAX_CONSECUTIVE_ERRORS = 10
 
 
 @dataclass(frozen=True, slots=True)  # a run plans one per sample: no per-instance dict
@@ -55,177 +53,106 @@ def plan(models: list[str], cells: list[Cell], n: int) -> list[PlannedSample]:
 
 
 @dataclass
-class RunOutcome:
-    run_id: str
-    planned: int
-    skipped: int = 0  # already done in an earlier session of this run
-    done: int = 0
-    errors: int = 0
-    cost: float = 0.0
-    stopped: str | None = None  # budget, interrupted, a fatal model error, or the circuit breaker
-    error_messages: list[str] = field(default_factory=list)
+class Scored:
+    result: SampleResult
+    scores: dict[str, Any]
 
-    @property
-    def complete(self) -> bool:
-        return self.stopped is None and self.skipped + self.done == self.planned
+
+class RunJob(Job[PlannedSample, Scored]):
+    """Run planned samples of a run: each is run by its study, scored, and stored with what it paid."""
+
+    kind = "run"
+
+    def __init__(
+        self,
+        store: Store,
+        run_id: str,
+        study: CaseStudy[Any],
+        models: dict[str, ChatModel],
+        samples: list[PlannedSample],
+        options: StudyOptions,
+    ) -> None:
+        self.store, self.run_id, self.study, self.models = store, run_id, study, models
+        self.samples, self.options = samples, options
+
+    def plan(self) -> Plan[PlannedSample]:
+        done_ids = self.store.done_sample_ids(self.run_id)
+        rows: dict[str, list[int]] = {}
+        for s in self.samples:
+            row = rows.setdefault(self.row(s), [0, 0])
+            row[0] += 1
+            row[1] += s.sample_id in done_ids
+        items = {m: self._todo(m, done_ids) for m in self.models}
+        done = sum(done for _, done in rows.values())
+        return Plan(items, len(self.samples), done, {k: (t, d) for k, (t, d) in rows.items()})
+
+    def _todo(self, model: str, done_ids: set[str]) -> Iterator[PlannedSample]:
+        return (s for s in self.samples if s.model == model and s.sample_id not in done_ids)
+
+    def key(self, item: PlannedSample) -> str:
+        return item.sample_id
+
+    def row(self, item: PlannedSample) -> str:
+        return f"{item.model} · {item.cell.id}"
+
+    def is_done(self, item: PlannedSample) -> bool:
+        return self.store.sample_status(self.run_id, item.sample_id) == "done"
+
+    async def work(self, item: PlannedSample) -> Scored:
+        result = await self.study.run_sample(self.models[item.model], item.cell, item.epoch, self.options)
+        labels = {label.scorer: label for label in result.labels}
+        return Scored(result, self.study.score(result.transcript, item.cell, self.options, labels))
+
+    def save(self, item: PlannedSample, outcome: Scored | Failure, meter: UsageMeter, seconds: float) -> None:
+        if isinstance(outcome, Failure):
+            values, na, metadata, labels = {}, {}, {"traceback": outcome.traceback} if outcome.traceback else {}, []
+            transcript, status, error = None, outcome.status, outcome.error
+        else:
+            result = outcome.result
+            values, na = split_scores({**result.facts, **outcome.scores})
+            metadata, labels, transcript = result.metadata, result.labels, result.transcript
+            status, error = "done", None
+            for label in labels:
+                label.sample_id = item.sample_id
+        record = SampleRecord(
+            item.sample_id, item.model, item.cell.id, item.cell.factors, item.epoch, values,
+            transcript if transcript is not None else Transcript(), metadata, status, error, meter.calls,
+            meter.cached_calls, meter.usage.prompt_tokens, meter.usage.completion_tokens,
+            meter.usage.cached_prompt_tokens, meter.cost, seconds, meter.usage.reasoning_tokens, na,
+        )  # fmt: skip
+        self.store.add_sample(self.run_id, record, labels)
+
+
+def windows_for(models: dict[str, ChatModel]) -> dict[str, int]:
+    """Twice each model's concurrency in samples: the model's own limit keeps exactly that many calls in flight,
+    and a sample ready to call takes a freed slot at once instead of waiting for another to be scored and stored
+    (a fifth of the throughput)."""
+    return {name: 2 * m.max_concurrency for name, m in models.items()}
 
 
 async def run_samples(
     store: Store,
     run_id: str,
-    study: CaseStudy,
+    study: CaseStudy[Any],
     models: dict[str, ChatModel],
     samples: list[PlannedSample],
-    options: dict[str, Any],
+    options: StudyOptions,
     *,
     budget: float | None = None,
     progress: bool = True,
     console: Console | None = None,
-    max_consecutive_errors: int = MAX_CONSECUTIVE_ERRORS,
-) -> RunOutcome:
-    done_ids = store.done_sample_ids(run_id)
-    todo = [s for s in samples if s.sample_id not in done_ids]
-    outcome = RunOutcome(run_id, len(samples), skipped=len(samples) - len(todo))
-    # Twice the model's concurrency in samples: the model's own limit keeps exactly that many calls in flight,
-    # and a sample ready to call takes a freed slot at once instead of waiting for another to be scored and
-    # stored (a fifth of the throughput). Under a budget, no more samples than calls, so no call is in flight
-    # beyond the model's limit when the budget is reached; and a sample still waiting for a slot when the run
-    # stops makes no call at all (`stopped_by`).
-    headroom = 1 if budget is not None else 2
-    windows = {name: headroom * m.max_concurrency for name, m in models.items()}
-    stop = asyncio.Event()
-
-    bar = make_progress(console, enabled=progress)  # live bars on a terminal, plain lines in logs
-    cell_tasks = {}
-    for s in samples:
-        key = (s.model, s.cell.id)
-        if key not in cell_tasks:
-            cell_tasks[key] = bar.add_task(f"{s.model} · {s.cell.id}", total=0, note="")
-        bar.update(cell_tasks[key], total=bar.tasks[cell_tasks[key]].total + 1)
-        if s.sample_id in done_ids:
-            bar.advance(cell_tasks[key])
-    total_task = bar.add_task("all", total=len(samples), completed=outcome.skipped, note="$0.0000")
-
-    consecutive_errors = 0
-
-    def stop_run(why: str) -> None:
-        if not stop.is_set():
-            outcome.stopped = why
-            stop.set()
-
-    def save(
-        sample: PlannedSample,
-        meter: UsageMeter,
-        started: float,
-        result: SampleResult | None,
-        error: str,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        nonlocal consecutive_errors
-        status = "done" if result is not None else "error"
-        record = SampleRecord(
-            sample.sample_id, sample.model, sample.cell.id, sample.cell.factors, sample.epoch,
-            result.scores if result else {}, result.transcript if result else [],
-            result.metadata if result else (metadata or {}), status, None if result else error, meter.calls,
-            meter.cached_calls, meter.usage.prompt_tokens, meter.usage.completion_tokens,
-            meter.usage.cached_prompt_tokens, meter.cost, time.monotonic() - started,
-            reasoning_tokens=meter.usage.reasoning_tokens,
-        )  # fmt: skip
-        labels = result.labels if result else []
-        for label in labels:
-            label.sample_id = sample.sample_id
-        store.add_sample(run_id, record, labels)
-        outcome.cost += meter.cost
-        if result is not None:
-            outcome.done += 1
-            consecutive_errors = 0
-        else:
-            outcome.errors += 1
-            consecutive_errors += 1
-            outcome.error_messages.append(f"{sample.sample_id}: {error}")
-        bar.advance(cell_tasks[(sample.model, sample.cell.id)])
-        bar.update(total_task, advance=1, note=f"${outcome.cost:.4f}")
-
-    async def one(sample: PlannedSample) -> None:
-        if stop.is_set():
-            return
-        started = time.monotonic()
-        with metered() as meter:
-            try:
-                result = await study.run_sample(models[sample.model], sample.cell, sample.epoch, options)
-            except FatalModelError as exc:
-                # No sample can get past this: stop, keeping what is finished (and what this one paid).
-                save(sample, meter, started, None, f"run stopped: {exc}")
-                stop_run(f"model error: {exc}")
-                return
-            except RunStopped:  # it was waiting for a slot when the run stopped: a resume runs it
-                if meter.calls:
-                    save(sample, meter, started, None, "interrupted: the run stopped")
-                return
-            except ModelError as exc:  # this sample's calls failed for good; the others go on
-                save(sample, meter, started, None, f"model error: {exc}")
-            except asyncio.CancelledError:
-                if meter.calls:  # interrupted mid-sample: what it paid is still recorded
-                    save(sample, meter, started, None, "interrupted")
-                raise
-            except Exception as exc:  # an environment bug must not sink the other samples
-                error = f"{type(exc).__name__}: {exc}"
-                save(sample, meter, started, None, error, {"traceback": traceback.format_exc()})
-            else:
-                save(sample, meter, started, result, "")
-        if consecutive_errors >= max_consecutive_errors:
-            stop_run(f"{consecutive_errors} samples in a row failed (last: {outcome.error_messages[-1]})")
-        if budget is not None and outcome.cost >= budget:
-            stop_run(f"budget of ${budget:.2f} reached")
-
+) -> JobOutcome:
+    """Run (or resume) planned samples of a run; see the module docstring."""
+    job = RunJob(store, run_id, study, models, samples, options)
+    outcome = None
     try:
-        with bar:
-            try:
-                with stopped_by(stop):  # once the run stops, no sample makes another call
-                    await start_gradually(one, todo, windows)
-            except asyncio.CancelledError:
-                outcome.stopped = "interrupted"
+        outcome = await run_job(job, store, windows_for(models), budget=budget, progress=progress, console=console,
+                                note="all")  # fmt: skip
     finally:  # whatever ended the session, the run's status says so (never left "running")
-        status = "complete" if outcome.complete else ("stopped" if outcome.stopped else "incomplete")
-        store.update_run(run_id, status=status)
+        complete = outcome is not None and outcome.complete
+        stopped = outcome is None or outcome.stopped is not None
+        store.update_run(run_id, status="complete" if complete else ("stopped" if stopped else "incomplete"))
     return outcome
-
-
-async def start_gradually(
-    run: Callable[[PlannedSample], Awaitable[None]], todo: list[PlannedSample], windows: dict[str, int]
-) -> None:
-    """`run(s)` for every sample, at most `windows[model]` at a time per model, started one per turn of the
-    event loop: the first wave's calls go out while the rest of the wave is still being prepared, and a long
-    plan holds no task (memory) until its sample starts. Cancelling cancels every running sample."""
-    running: set[asyncio.Task[None]] = set()
-    failures: list[BaseException] = []
-
-    def finished(window: asyncio.Semaphore, task: asyncio.Task[None]) -> None:
-        running.discard(task)
-        window.release()
-        if not task.cancelled() and task.exception() is not None:
-            failures.append(task.exception())  # type: ignore[arg-type]
-
-    async def feed(model: str, size: int) -> None:
-        window = asyncio.Semaphore(size)
-        for sample in (s for s in todo if s.model == model):
-            await window.acquire()
-            task = asyncio.ensure_future(run(sample))
-            running.add(task)
-            task.add_done_callback(functools.partial(finished, window))
-            await asyncio.sleep(0)
-        for _ in range(size):  # the model's last samples have finished when the whole window is free again
-            await window.acquire()
-
-    try:
-        await asyncio.gather(*(feed(model, size) for model, size in windows.items()))
-    except asyncio.CancelledError:
-        for task in list(running):
-            task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
-        raise
-    if failures:
-        raise failures[0]
 
 
 def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
@@ -261,7 +188,7 @@ def new_run_id(study: str, store: Store | None = None) -> str:
             return run_id
 
 
-class RunSpecError(ValueError):
+class RunSpecError(MislabError, ValueError):
     """A rerun of a run id asks for something other than what the run was started with."""
 
 
@@ -280,13 +207,11 @@ def spec_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return [f"{k}: {a.get(k, '—')!r} → {b.get(k, '—')!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
-def run_plan(
-    study: CaseStudy, models: dict[str, ChatModel], cells: list[Cell], options: dict[str, Any], n: int
-) -> dict[str, Any]:
+def run_plan(models: dict[str, ChatModel], cells: list[Cell], options: StudyOptions, n: int) -> dict[str, Any]:
     """What decides a run's samples: compared when a run id is reused, so a resume cannot mix two designs."""
     plan = {
         "models": {name: m.describe().get("defaults", {}) for name, m in models.items()},
-        "cells": [c.id for c in cells], "n": n, "options": options,
+        "cells": [c.id for c in cells], "n": n, "options": options.model_dump(mode="json"),
     }  # fmt: skip
     return json.loads(json.dumps(plan, default=str))
 
@@ -305,49 +230,97 @@ def _extension_problems(old: dict[str, Any], new: dict[str, Any], cell_options: 
     return out
 
 
+# Keys of a run's spec that only analyse its samples: a rerun may add or change them without running anything;
+# the run records each change with its time.
+ANALYSIS_KEYS = ("hypotheses", "ablations")
+# Keys that apply to the session that runs (not to the samples): a rerun that changes them says so.
+SESSION_KEYS = ("budget_usd", "concurrency", "adaptive", "local", "model_settings")
+
+
+@dataclass
+class StartedRun:
+    run_id: str
+    notes: list[str]  # what a rerun changed that ran nothing (analysis, session settings), one line each
+
+
 def start_run(
     store: Store,
-    study: CaseStudy,
+    study: CaseStudy[Any],
     models: dict[str, ChatModel],
     cells: list[Cell],
-    options: dict[str, Any],
+    options: StudyOptions,
     spec: dict[str, Any],
     run_id: str | None = None,
     *,
     n: int | None = None,
     extend: bool = False,
-) -> str:
+) -> StartedRun:
     """Create the run record with everything needed to reproduce it, or reopen it for a resume.
 
-    Reopening checks the run's plan (models, cells, n, options): a rerun asking for something else is
-    refused with the difference, unless `extend` is set and the change only adds samples (n, models, or
-    cells through the study's cell-selecting options); the run's spec then records the extension."""
+    Reopening checks the run's plan (models, cells, n, options): a rerun asking for something else is refused
+    with the difference, unless `extend` is set and the change only adds samples (n, models, or cells through the
+    study's cell-selecting options); the run's spec then records the extension. Declarations that only analyse
+    (hypotheses, ablations) are taken as given and recorded with when they changed; a change of a session
+    setting (budget, concurrency …) is noted. Two processes starting one run at once share it."""
     run_id = run_id or new_run_id(study.name, store)
-    plan = run_plan(study, models, cells, options, spec.get("n", 0) if n is None else n)
+    plan = run_plan(models, cells, options, spec.get("n", 0) if n is None else n)
     prompts = study.prompts(cells, options)
     described = {name: m.describe() for name, m in models.items()}
+    scorer = {"version": study.scorer_version, "package": __version__}
     existing = store.get_run(run_id)
     if existing is None:
-        store.create_run(run_id, study.name, {**spec, "plan": plan}, prompts, described, __version__)
-        return run_id
+        try:
+            store.create_run(run_id, study.name, {**spec, "plan": plan, "scorer": scorer}, prompts, described,
+                             __version__)  # fmt: skip
+            return StartedRun(run_id, [])
+        except StoreError:  # another process created it a moment ago: reopen it as a resume would
+            existing = store.get_run(run_id)
+            if existing is None:
+                raise
     if existing.study != study.name:
         raise RunSpecError(f"run {run_id!r} is a {existing.study} run, not {study.name}; choose another run id")
     old = existing.spec.get("plan")
-    if old is None or old == plan:  # a run stored before plans were recorded resumes as before
-        return run_id
-    changes = spec_changes(old, plan)
-    if not extend:
-        raise RunSpecError(
-            f"run {run_id!r} was started with a different spec: {'; '.join(changes)}. "
-            "To add samples to it on purpose (more n, models or cells), rerun with --extend (extend=True); "
-            "to start a new run, give another run id (--run-id, or run_id in the file)."
-        )
-    problems = _extension_problems(old, plan, getattr(study.options_schema, "cell_options", set)())
-    if problems:
-        raise RunSpecError(
-            f"run {run_id!r} cannot be extended this way: {'; '.join(problems)}. An extension only adds samples "
-            "(n, models, cells); for anything else start a new run (another run id)."
-        )
-    history = [*existing.spec.get("extensions", []), {"changes": changes, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}]
-    store.update_run(run_id, spec={**spec, "plan": plan, "extensions": history}, prompts=prompts, models=described)
-    return run_id
+    new_spec = {**existing.spec}
+    notes: list[str] = []
+    if old is not None and old != plan:
+        changes = spec_changes(old, plan)
+        if not extend:
+            raise RunSpecError(
+                f"run {run_id!r} was started with a different spec: {'; '.join(changes)}. "
+                "To add samples to it on purpose (more n, models or cells), rerun with --extend (extend=True); "
+                "to start a new run, give another run id (--run-id, or run_id in the file)."
+            )
+        problems = _extension_problems(old, plan, study.options_schema.cell_options())
+        if problems:
+            raise RunSpecError(
+                f"run {run_id!r} cannot be extended this way: {'; '.join(problems)}. An extension only adds "
+                "samples (n, models, cells); for anything else start a new run (another run id)."
+            )
+        new_spec = {
+            **spec,
+            "plan": plan,
+            "scorer": new_spec.get("scorer", scorer),
+            "extensions": [*existing.spec.get("extensions", []), {"changes": changes, "at": _stamp()}],
+        }
+        notes.append(f"extended: {'; '.join(changes)}")
+    analysis = {k: spec.get(k) for k in ANALYSIS_KEYS}
+    before = {k: existing.spec.get(k) for k in ANALYSIS_KEYS}
+    if analysis != before:
+        changed = [k for k in ANALYSIS_KEYS if analysis[k] != before[k]]
+        new_spec.update(analysis)
+        new_spec["analysis_changes"] = [*existing.spec.get("analysis_changes", []),
+                                        {"keys": changed, "at": _stamp(), "before": before}]  # fmt: skip
+        notes.append(f"{' and '.join(changed)} {'updated' if any(before.values()) else 'added'} on the stored run "
+                     "(nothing was run for it); `show` uses them")  # fmt: skip
+    for key in SESSION_KEYS:
+        if key in spec and spec.get(key) != existing.spec.get(key) and key not in new_spec.get("plan", {}):
+            notes.append(f"{key} is now {spec.get(key)!r} (was {existing.spec.get(key)!r}): it applies to this "
+                         "session, the samples already stored keep what they were run with")  # fmt: skip
+            new_spec[key] = spec[key]
+    if new_spec != existing.spec:
+        store.update_run(run_id, spec=new_spec, prompts=prompts, models=described)
+    return StartedRun(run_id, notes)
+
+
+def _stamp() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S")

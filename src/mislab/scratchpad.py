@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 SegmentKind = Literal["scratchpad", "think", "draft", "output", "text"]
@@ -30,6 +30,9 @@ class Segment:
     kind: SegmentKind
     text: str
     closed: bool = True
+    # Where the segment lies in the response, its tags included: text outside some blocks can be rebuilt exactly.
+    start: int = field(default=0, compare=False)
+    end: int = field(default=0, compare=False)
 
 
 def segment_response(text: str) -> list[Segment]:
@@ -45,25 +48,27 @@ def segment_response(text: str) -> list[Segment]:
     open_kind: SegmentKind | None = None
     open_start = 0
 
+    tag_start = 0
+
     def add_text(end: int) -> None:
         if text[pos:end].strip():
-            segments.append(Segment("text", text[pos:end]))
+            segments.append(Segment("text", text[pos:end], start=pos, end=end))
 
     for match in _BLOCK_TAG_RE.finditer(text):
         closing = match.group(1) == "/"
         kind = _BLOCK_KIND[match.group(2).lower()]
         if open_kind is not None:
             if closing and kind == open_kind:
-                segments.append(Segment(open_kind, text[open_start : match.start()]))
+                segments.append(Segment(open_kind, text[open_start : match.start()], start=tag_start, end=match.end()))
                 open_kind, pos = None, match.end()
         elif not closing:
             add_text(match.start())
-            open_kind, open_start = kind, match.end()
+            open_kind, open_start, tag_start = kind, match.end(), match.start()
         elif not segments and pos == 0:
-            segments.append(Segment(kind, text[: match.start()]))
+            segments.append(Segment(kind, text[: match.start()], start=0, end=match.end()))
             pos = match.end()
     if open_kind is not None:
-        segments.append(Segment(open_kind, text[open_start:], closed=False))
+        segments.append(Segment(open_kind, text[open_start:], closed=False, start=tag_start, end=len(text)))
     else:
         add_text(len(text))
     return segments
@@ -101,3 +106,48 @@ def split_final_output(segments: Sequence[Segment]) -> tuple[str | None, str]:
 def extract_output(text: str) -> str | None:
     """The final output, stripped: see `split_final_output`. None when the model reasoned but never answered."""
     return split_final_output(segment_response(text))[0]
+
+
+REASONING_KINDS: tuple[SegmentKind, ...] = ("scratchpad", "think")
+
+
+def reasoning_blocks(text: str) -> list[str]:
+    """The text of every top-level <SCRATCHPAD_REASONING> and <think> block, in order, stripped (an unclosed block
+    at the end included)."""
+    return [s.text.strip() for s in segment_response(text) if s.kind in REASONING_KINDS and s.text.strip()]
+
+
+def strip_reasoning(text: str) -> str:
+    """The text with its reasoning blocks (and their tags) taken out, everything else exactly as written."""
+    kept, pos = [], 0
+    for s in segment_response(text):
+        if s.kind in REASONING_KINDS:
+            kept.append(text[pos : s.start])
+            pos = s.end
+    kept.append(text[pos:])
+    return "".join(kept).strip()
+
+
+def uses_scratchpad_format(text: str) -> bool:
+    """The text is written in the scratchpad format (a scratchpad or an <OUTPUT> block)."""
+    return any(s.kind in ("scratchpad", "output") for s in segment_response(text))
+
+
+# A sentence ends at . ! ? (with closing quotes or brackets) before white space, or at a line break; a blank line
+# or a list item starts a new one. Good enough to cut reasoning at "after the first F sentences".
+_SENTENCE_END = re.compile(r"""(?<=[.!?])["')\]]*\s+|\n\s*""")
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of `text`, end exclusive and the white space after it included, so that the
+    spans tile the text: `text[:spans[k][0]]` is exactly the first k sentences as written."""
+    spans, start = [], 0
+    for match in _SENTENCE_END.finditer(text):
+        if text[start : match.start()].strip():
+            spans.append((start, match.end()))
+            start = match.end()
+    if text[start:].strip():
+        spans.append((start, len(text)))
+    elif spans:
+        spans[-1] = (spans[-1][0], len(text))
+    return spans

@@ -1,9 +1,15 @@
 """The results store: one SQLite file (WAL) with runs, samples (transcripts, scores, usage) and labels.
 
 Each finished sample is written in its own transaction, so a killed run keeps everything it finished and a
-rerun of the same run id skips it. pandas reads from here (`Store.samples`).
+rerun of the same run id skips it. pandas reads from here (`Store.samples`). A score that does not apply to a
+sample is stored as no value with its reason (`na_json`), never as a silent false.
 
-The file carries its schema version (`PRAGMA user_version`); rows are read by column name."""
+Jobs claim the items they work on (`claim`): a lease that its process renews while it works and that expires
+if the process dies, so two processes on one run never pay for the same sample twice and can share a run.
+
+The file carries its schema version (`PRAGMA user_version`); rows are read by column name. A store written by an
+older version is migrated when opened for writing (`MIGRATIONS`); its transcripts are read as they were written
+(`Transcript.from_json` reads every version)."""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ import json
 import math
 import sqlite3
 import threading
+import time
 from array import array
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -23,7 +30,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-SCHEMA_VERSION = 3
+from .errors import MislabError
+from .study import NotApplicable
+from .transcript import Transcript
+
+SCHEMA_VERSION = 4
 # What brings a store of an older version to the next one, by the version it starts from.
 MIGRATIONS: dict[int, list[str]] = {
     # Version 2: labels say how they were made (meta_json); samples count reasoning tokens; long prompt texts
@@ -35,6 +46,9 @@ MIGRATIONS: dict[int, list[str]] = {
     # Version 3: an index in the order runs are read back (`samples_in_order`, created with the schema), so
     # reading a run needs no sort, whose memory grew with the run.
     2: [],
+    # Version 4: why a score does not apply to a sample (`na_json`); claims (created with the schema).
+    # The read-back order takes the sample id last (a branch run has several samples per model, cell and epoch).
+    3: ["ALTER TABLE samples ADD COLUMN na_json TEXT NOT NULL DEFAULT '{}'", "DROP INDEX IF EXISTS samples_in_order"],
 }
 
 SCHEMA = """
@@ -56,7 +70,7 @@ CREATE TABLE IF NOT EXISTS samples (
     cell TEXT NOT NULL,
     factors_json TEXT NOT NULL,
     epoch INTEGER NOT NULL,
-    status TEXT NOT NULL,          -- 'done' or 'error'
+    status TEXT NOT NULL,          -- 'done', 'error', or 'stopped' (cut by the run's stop: resumable)
     error TEXT,
     scores_json TEXT NOT NULL,
     metadata_json TEXT NOT NULL,
@@ -70,9 +84,10 @@ CREATE TABLE IF NOT EXISTS samples (
     seconds REAL NOT NULL,
     created_at TEXT NOT NULL,
     reasoning_tokens INTEGER NOT NULL DEFAULT 0,  -- part of completion_tokens, when the provider says
+    na_json TEXT NOT NULL DEFAULT '{}',  -- score column -> why it does not apply to this sample
     PRIMARY KEY (run_id, sample_id)
 );
-CREATE INDEX IF NOT EXISTS samples_in_order ON samples (run_id, model, cell, epoch);
+CREATE INDEX IF NOT EXISTS samples_in_order ON samples (run_id, model, cell, epoch, sample_id);
 CREATE TABLE IF NOT EXISTS texts (  -- a prompt text every sample of a run repeats, stored once
     sha256 TEXT PRIMARY KEY,
     text TEXT NOT NULL
@@ -88,6 +103,14 @@ CREATE TABLE IF NOT EXISTS labels (
     meta_json TEXT NOT NULL DEFAULT '{}',  -- how it was made: rubric, votes, calls, cost …
     PRIMARY KEY (run_id, sample_id, scorer)
 );
+CREATE TABLE IF NOT EXISTS claims (  -- a job's lease on an item it works on (see `Store.claim`)
+    run_id TEXT NOT NULL,
+    job TEXT NOT NULL,             -- 'run', 'label:<column>', …
+    item TEXT NOT NULL,            -- the sample id
+    owner TEXT NOT NULL,           -- host:pid:random of the process holding it
+    expires REAL NOT NULL,         -- unix time; a claim past it is free to take
+    PRIMARY KEY (run_id, job, item)
+);
 """
 
 
@@ -99,10 +122,21 @@ PAGE_CACHE_KIB = 256
 # `INSERT OR IGNORE`.
 REMEMBERED_TEXTS = 256
 SHARED_TEXTS = 256  # distinct texts per column a run's read-back keeps one object of (`_Column`)
+PAGE = 256  # samples read from the database at a time
 
 
-class StoreError(RuntimeError):
-    """The store cannot be opened as asked (missing file for reading, a newer schema, not a store)."""
+class StoreError(MislabError, RuntimeError):
+    """The store cannot be opened or written as asked (missing file for reading, a newer schema, not a store, a
+    label named like a score)."""
+
+
+def _refuse_shadowing(run_id: str, scores: dict[str, Any], labels: Iterable[Label]) -> None:
+    for label in labels:
+        if label.scorer in scores:
+            raise StoreError(
+                f"a label named {label.scorer!r} would hide the score column of that name in run {run_id} "
+                f"(sample {label.sample_id}); give the label another name"
+            )
 
 
 def _now() -> str:
@@ -115,13 +149,11 @@ SHARED_ROLES = ("system", "user")
 SHARED_MIN_CHARS = 256
 
 
-def _pack_transcript(
-    db: sqlite3.Connection, transcript: list[dict[str, Any]], stored: dict[str, None]
-) -> tuple[str, set[str]]:
+def _pack_transcript(db: sqlite3.Connection, transcript: Transcript, stored: dict[str, None]) -> tuple[str, set[str]]:
     """The transcript's JSON with its long prompt texts replaced by references, and their digests; texts not
     in `stored` (known to be committed already) are inserted."""
     packed, digests = [], set()
-    for entry in transcript:
+    for entry in transcript.to_json():
         content = entry.get("content")
         if entry.get("role") in SHARED_ROLES and isinstance(content, str) and len(content) >= SHARED_MIN_CHARS:
             digest = hashlib.sha256(content.encode()).hexdigest()
@@ -149,6 +181,17 @@ def _unpack_transcript(
     return transcript
 
 
+def split_scores(scores: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Scores as stored: not-applicable ones as no value, and their reasons apart."""
+    values, na = {}, {}
+    for key, value in scores.items():
+        if isinstance(value, NotApplicable):
+            values[key], na[key] = None, value.reason
+        else:
+            values[key] = value
+    return values, na
+
+
 @dataclass
 class SampleRecord:
     sample_id: str
@@ -156,8 +199,8 @@ class SampleRecord:
     cell: str
     factors: dict[str, Any]
     epoch: int
-    scores: dict[str, Any]
-    transcript: list[dict[str, Any]]
+    scores: dict[str, Any]  # facts and scores; a score that does not apply is None, its reason in `na`
+    transcript: Transcript
     metadata: dict[str, Any] = field(default_factory=dict)
     status: str = "done"
     error: str | None = None
@@ -169,6 +212,7 @@ class SampleRecord:
     cost: float = 0.0
     seconds: float = 0.0
     reasoning_tokens: int = 0  # part of completion_tokens, when the provider says
+    na: dict[str, str] = field(default_factory=dict)  # score column -> why it does not apply
 
 
 @dataclass
@@ -375,20 +419,24 @@ class Store:
 
     # samples
     def add_sample(self, run_id: str, record: SampleRecord, labels: Iterable[Label] = ()) -> None:
-        """Write one finished sample and its labels in one transaction."""
+        """Write one finished sample and its labels in one transaction. A label may not take the name of one of
+        the sample's score columns (it would hide it)."""
         r = record
+        labels = list(labels)
+        _refuse_shadowing(run_id, r.scores, labels)
         with self._tx() as db:
             transcript, digests = _pack_transcript(db, r.transcript, self._stored_texts)
             db.execute(
                 "INSERT OR REPLACE INTO samples (run_id, sample_id, model, cell, factors_json, epoch, status, error, "
                 "scores_json, metadata_json, transcript_json, calls, cached_calls, prompt_tokens, completion_tokens, "
-                "cached_prompt_tokens, cost, seconds, created_at, reasoning_tokens) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [  # a list: a 20-tuple per sample piled up in CPython's tuple free list (up to 2,000 of them)
+                "cached_prompt_tokens, cost, seconds, created_at, reasoning_tokens, na_json) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [  # a list: a 21-tuple per sample piled up in CPython's tuple free list (up to 2,000 of them)
                     run_id, r.sample_id, r.model, r.cell, json.dumps(r.factors, default=str), r.epoch, r.status,
                     r.error, json.dumps(r.scores, default=str), json.dumps(r.metadata, default=str),
                     transcript, r.calls, r.cached_calls, r.prompt_tokens,
                     r.completion_tokens, r.cached_prompt_tokens, r.cost, r.seconds, _now(), r.reasoning_tokens,
+                    json.dumps(r.na),
                 ],
             )  # fmt: skip
             for label in labels:
@@ -399,6 +447,31 @@ class Store:
             self._stored_texts[digest] = None
         while len(self._stored_texts) > REMEMBERED_TEXTS:
             del self._stored_texts[next(iter(self._stored_texts))]
+
+    def update_scores(self, run_id: str, changes: Iterable[tuple[str, dict[str, Any], dict[str, str]]]) -> None:
+        """Replace score columns of stored samples (a rescore): per sample id, the new values of the columns it
+        names (None where not applicable) and the reasons of those that do not apply. Other columns keep theirs."""
+        with self._tx() as db:
+            for sample_id, values, na in changes:
+                row = db.execute(
+                    "SELECT scores_json, na_json FROM samples WHERE run_id = ? AND sample_id = ?", (run_id, sample_id)
+                ).fetchone()
+                if row is None:
+                    continue
+                scores, reasons = json.loads(row["scores_json"]), json.loads(row["na_json"])
+                scores.update(values)
+                reasons = {k: v for k, v in reasons.items() if k not in values} | na
+                db.execute(
+                    "UPDATE samples SET scores_json = ?, na_json = ? WHERE run_id = ? AND sample_id = ?",
+                    (json.dumps(scores, default=str), json.dumps(reasons), run_id, sample_id),
+                )
+
+    def sample_status(self, run_id: str, sample_id: str) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT status FROM samples WHERE run_id = ? AND sample_id = ?", (run_id, sample_id)
+            ).fetchone()
+        return row["status"] if row else None
 
     def done_sample_ids(self, run_id: str) -> set[str]:
         """Samples that need no rerun. Errored samples are retried on resume."""
@@ -420,48 +493,65 @@ class Store:
         return [(r["calls"], r["prompt_tokens"], r["completion_tokens"]) for r in rows]
 
     def sample_records(self, run_id: str, transcripts: bool = True) -> list[SampleRecord]:
-        """The run's samples; `transcripts=False` leaves every transcript empty and unread (fast, small)."""
-        return list(self._iter_records(run_id, transcripts))
+        """The run's samples; `transcripts=False` leaves every transcript empty and unread (fast, small). A list:
+        for a large run, iterate `iter_records` instead (one page in memory at a time)."""
+        return list(self.iter_records(run_id, transcripts))
 
-    def _iter_records(self, run_id: str, transcripts: bool, metadata: bool = True) -> Iterator[SampleRecord]:
-        """The run's samples, each parsed only when reached (what is left out is not parsed at all)."""
+    def count_samples(self, run_id: str, status: str | None = None) -> int:
+        query = "SELECT COUNT(*) FROM samples WHERE run_id = ?" + (" AND status = ?" if status else "")
+        with self._lock:
+            return int(self._db.execute(query, (run_id, status) if status else (run_id,)).fetchone()[0])
+
+    def iter_records(
+        self, run_id: str, transcripts: bool = True, metadata: bool = True, *, status: str | None = None
+    ) -> Iterator[SampleRecord]:
+        """The run's samples in order (model, cell, epoch), read a page at a time and each parsed only when
+        reached (what is left out is not parsed at all). Pages are read by key, not through an open cursor, so
+        the store can be written between pages (a job labels what it reads)."""
         transcript_column = "transcript_json" if transcripts else "'[]' AS transcript_json"
         metadata_column = "metadata_json" if metadata else "'{}' AS metadata_json"
-        with self._lock:
-            cursor = self._db.execute(
-                f"SELECT sample_id, model, cell, factors_json, epoch, scores_json, {transcript_column}, "
-                f"{metadata_column}, status, error, calls, cached_calls, prompt_tokens, completion_tokens, "
-                "cached_prompt_tokens, cost, seconds, reasoning_tokens FROM samples WHERE run_id = ? "
-                "ORDER BY model, cell, epoch",
-                (run_id,),
-            )
+        query = (
+            f"SELECT sample_id, model, cell, factors_json, epoch, scores_json, {transcript_column}, "
+            f"{metadata_column}, status, error, calls, cached_calls, prompt_tokens, completion_tokens, "
+            "cached_prompt_tokens, cost, seconds, reasoning_tokens, na_json FROM samples WHERE run_id = ? "
+            + ("AND status = ? " if status else "")
+            + "AND (model, cell, epoch, sample_id) > (?, ?, ?, ?) ORDER BY model, cell, epoch, sample_id LIMIT ?"
+        )
         texts: dict[str, str] = {}
+        after: tuple[Any, ...] = ("", "", -1, "")
         while True:
             with self._lock:
-                rows = cursor.fetchmany(256)
+                rows = self._db.execute(query, (run_id, *((status,) if status else ()), *after, PAGE)).fetchall()
             if not rows:
                 return
+            last = rows[-1]
+            after = (last["model"], last["cell"], last["epoch"], last["sample_id"])
             yield from self._records(rows, texts)
+            if len(rows) < PAGE:
+                return
 
     def _records(self, rows: list[Any], texts: dict[str, str]) -> Iterator[SampleRecord]:
         for r in rows:
-            transcript = json.loads(r["transcript_json"])
-            if any("content_sha256" in entry for entry in transcript):
+            entries = json.loads(r["transcript_json"])
+            if any("content_sha256" in entry for entry in entries):
                 with self._lock:
-                    transcript = _unpack_transcript(self._db, transcript, texts)
+                    entries = _unpack_transcript(self._db, entries, texts)
             yield SampleRecord(
                 r["sample_id"], r["model"], r["cell"], json.loads(r["factors_json"]), r["epoch"],
-                json.loads(r["scores_json"]), transcript, json.loads(r["metadata_json"]), r["status"], r["error"],
-                r["calls"], r["cached_calls"], r["prompt_tokens"], r["completion_tokens"], r["cached_prompt_tokens"],
-                r["cost"], r["seconds"], r["reasoning_tokens"],
+                json.loads(r["scores_json"]), Transcript.from_json(entries), json.loads(r["metadata_json"]),
+                r["status"], r["error"], r["calls"], r["cached_calls"], r["prompt_tokens"], r["completion_tokens"],
+                r["cached_prompt_tokens"], r["cost"], r["seconds"], r["reasoning_tokens"], json.loads(r["na_json"]),
             )  # fmt: skip
 
     def samples(self, run_id: str, include_transcripts: bool = False) -> pd.DataFrame:
-        """One row per sample; scores, factors and labels expanded into columns. Built column by column (see
-        `_Column`) from records parsed one at a time: no row dicts or whole-run lists of records are kept."""
-        labels = self.labels(run_id)
+        """One row per sample; scores, factors and labels expanded into columns. A value that does not apply is
+        None, and the `not_applicable` column holds, per row, each such column's reason (None when every value
+        applies). A label stored under the name of a score column (by a version that allowed it) is shown as
+        `<name> (label)`, never over the score. Built column by column (see `_Column`) from records parsed one at
+        a time: no row dicts or whole-run lists of records are kept."""
+        labels = self.label_values(run_id)
         columns: dict[str, _Column] = {}
-        records = self._iter_records(run_id, include_transcripts, metadata=False)
+        records = self.iter_records(run_id, include_transcripts, metadata=False)
         for count, r in enumerate(records, start=1):
             row: dict[str, Any] = {
                 "run_id": run_id, "sample_id": r.sample_id, "model": r.model, "cell": r.cell, "epoch": r.epoch,
@@ -469,14 +559,19 @@ class Store:
             }  # fmt: skip
             row.update(r.factors)
             row.update(r.scores)
-            row.update(labels.get(r.sample_id, {}))
+            na = dict(r.na)
+            for name, (value, reason) in labels.get(r.sample_id, {}).items():
+                name = f"{name} (label)" if name in r.scores or name in r.factors else name
+                row[name] = value
+                if value is None and reason:
+                    na[name] = reason
             row.update(
                 calls=r.calls, cached_calls=r.cached_calls, prompt_tokens=r.prompt_tokens,
                 completion_tokens=r.completion_tokens, cached_prompt_tokens=r.cached_prompt_tokens,
-                reasoning_tokens=r.reasoning_tokens, cost=r.cost, seconds=r.seconds,
+                reasoning_tokens=r.reasoning_tokens, cost=r.cost, seconds=r.seconds, not_applicable=na or None,
             )  # fmt: skip
             if include_transcripts:
-                row["transcript"] = r.transcript
+                row["transcript"] = r.transcript.to_json()
             for key, value in row.items():
                 column = columns.get(key)
                 if column is None:  # a column a row lacks is NaN there, as pandas makes it from row dicts
@@ -487,6 +582,46 @@ class Store:
             for key in columns.keys() - row.keys():
                 columns[key].append(math.nan)
         return pd.DataFrame({key: column.values() for key, column in columns.items()})
+
+    # claims: a job's lease on the items it works on
+    def claim(self, run_id: str, job: str, item: str, owner: str, lease: float) -> str | None:
+        """Take `item` for `owner` for `lease` seconds; None if taken, else the owner that holds it now (a live
+        claim of another process). Reclaiming one's own item renews it."""
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT owner, expires FROM claims WHERE run_id = ? AND job = ? AND item = ?", (run_id, job, item)
+            ).fetchone()
+            if row is not None and row["owner"] != owner and row["expires"] > now:
+                return str(row["owner"])
+            db.execute(
+                "INSERT OR REPLACE INTO claims (run_id, job, item, owner, expires) VALUES (?, ?, ?, ?, ?)",
+                (run_id, job, item, owner, now + lease),
+            )
+        return None
+
+    def renew_claims(self, owner: str, lease: float) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE claims SET expires = ? WHERE owner = ?", (time.time() + lease, owner))
+
+    def release(self, run_id: str, job: str, item: str, owner: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM claims WHERE run_id = ? AND job = ? AND item = ? AND owner = ?", (run_id, job, item, owner)
+            )
+
+    def release_all(self, owner: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM claims WHERE owner = ?", (owner,))
+
+    def claimed(self, run_id: str, job: str) -> dict[str, str]:
+        """Items of a job that live claims hold, with their owners."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT item, owner FROM claims WHERE run_id = ? AND job = ? AND expires > ?",
+                (run_id, job, time.time()),
+            ).fetchall()
+        return {r["item"]: r["owner"] for r in rows}
 
     # labels (judges may add them after the samples were written)
     @staticmethod
@@ -501,19 +636,57 @@ class Store:
         )  # fmt: skip
 
     def add_labels(self, run_id: str, labels: Iterable[Label]) -> None:
+        """Store labels (replacing any of the same sample and column). A label may not take the name of a score
+        column of its sample."""
+        labels = list(labels)
         with self._tx() as db:
             for label in labels:
+                row = db.execute(
+                    "SELECT scores_json FROM samples WHERE run_id = ? AND sample_id = ?", (run_id, label.sample_id)
+                ).fetchone()
+                _refuse_shadowing(run_id, json.loads(row["scores_json"]) if row else {}, [label])
                 self._put_label(db, run_id, label)
 
     def labels(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """Per sample id, each label's value by column."""
+        return {sid: {k: v for k, (v, _) in values.items()} for sid, values in self.label_values(run_id).items()}
+
+    def label_values(self, run_id: str) -> dict[str, dict[str, tuple[Any, str | None]]]:
+        """Per sample id, each label's (value, why it has none) by column."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT sample_id, scorer, value_json FROM labels WHERE run_id = ?", (run_id,)
+                "SELECT sample_id, scorer, value_json, json_extract(meta_json, '$.na_reason') AS reason FROM labels "
+                "WHERE run_id = ?",
+                (run_id,),
             ).fetchall()
-        out: dict[str, dict[str, Any]] = {}
+        out: dict[str, dict[str, tuple[Any, str | None]]] = {}
         for r in rows:
-            out.setdefault(r["sample_id"], {})[r["scorer"]] = json.loads(r["value_json"])
+            out.setdefault(r["sample_id"], {})[r["scorer"]] = (json.loads(r["value_json"]), r["reason"])
         return out
+
+    def label_signatures(
+        self, run_id: str, column: str, sample_id: str | None = None
+    ) -> dict[str, tuple[dict[str, Any], Any]]:
+        """Per sample id, how its label in `column` was made (its meta) and its value; one sample's, if given."""
+        query = "SELECT sample_id, meta_json, value_json FROM labels WHERE run_id = ? AND scorer = ?"
+        args: tuple[Any, ...] = (run_id, column)
+        if sample_id is not None:
+            query, args = query + " AND sample_id = ?", (*args, sample_id)
+        with self._lock:
+            rows = self._db.execute(query, args).fetchall()
+        return {r["sample_id"]: (json.loads(r["meta_json"]), json.loads(r["value_json"])) for r in rows}
+
+    def first_sample_scores(self, run_id: str) -> dict[str, Any] | None:
+        """The score columns of the run's first finished sample (what columns a run has), None if it has none."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT scores_json FROM samples WHERE run_id = ? AND status = 'done' LIMIT 1", (run_id,)
+            ).fetchone()
+        return json.loads(row["scores_json"]) if row else None
+
+    def delete_labels(self, run_id: str, column: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM labels WHERE run_id = ? AND scorer = ?", (run_id, column))
 
     def label_details(self, run_id: str) -> list[Label]:
         with self._lock:

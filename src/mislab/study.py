@@ -1,21 +1,35 @@
-"""The shape of a case study. A study is a plug-in: it names its cells (variants or crossed factors), runs one
-sample of a cell against a model, and says which score columns are rates. Studies register under the
-`mislab.studies` entry-point group, so adding one touches no core file; short names it also answers to
-(`mislab af …`) are entry points of `mislab.study_aliases` whose value is the study's name. A study may also
-declare `data`: the third-party files it reads, pinned (`mislab.data.files.DataSet`), which `mislab data`
-fetches and verifies."""
+"""The shape of a case study. A study is a plug-in: a subclass of `CaseStudy` over its own options schema that
+names its cells (variants or crossed factors), runs one sample of a cell against a model, and scores a stored
+transcript. Studies register under the `mislab.studies` entry-point group, so adding one touches no core file;
+short names it also answers to (`mislab af …`) are entry points of `mislab.study_aliases` whose value is the
+study's name, and its command-line sub-commands an entry point of `mislab.study_cli` (a typer app), loaded only
+when used.
+
+Core calls only what is declared here: the abstract methods every study has, and the hooks below with their
+defaults (checking a plan, a cost heuristic, how reports compare cells, pinned data, which label column a
+rubric fills). A sample's scores are `score(transcript, cell, options, labels)`: a pure function of the stored
+record, so `mislab rescore` recomputes them with the installed version and never calls a model."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-if TYPE_CHECKING:  # annotations only: the CLI lists studies without importing the model layer
+from .errors import UnknownStudyError
+from .options import StudyOptions, parse
+
+if TYPE_CHECKING:  # annotations only: the CLI lists studies without importing the model layer or the store
+    from .data.files import DataSet
+    from .estimate import CallEstimate
     from .models import ChatModel
-    from .options import StudyOptions
     from .store import Label
+    from .transcript import Transcript
+
+Opts = TypeVar("Opts", bound=StudyOptions)
 
 
 @dataclass(frozen=True)
@@ -39,37 +53,95 @@ class Metric:
     good: bool | None = None
 
 
+@dataclass(frozen=True)
+class NotApplicable:
+    """A score that does not apply to this sample, and why (truncated, tags missing, never warned …). Stored as
+    no value with its reason; rates, gaps and tests leave the sample out of that metric and say so."""
+
+    reason: str
+
+    def __bool__(self) -> bool:  # never mistaken for a verdict
+        raise TypeError(f"a not-applicable score ({self.reason}) has no truth value")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """How reports compare cells: each value of `by` against `baseline` (default: the first), within each group
+    of `within`, matched pairwise on `paired_on` when given."""
+
+    by: str = "cell"
+    baseline: Any = None
+    paired_on: tuple[str, ...] = ()
+    within: tuple[str, ...] = ("model",)
+
+    def kwargs(self) -> dict[str, Any]:
+        return {"by": self.by, "baseline": self.baseline, "paired_on": list(self.paired_on) or None,
+                "within": list(self.within)}  # fmt: skip
+
+
 @dataclass
 class SampleResult:
-    """One finished sample. Labels may leave `sample_id` empty: the runner fills in the sample's id."""
+    """One finished sample: its transcript, the columns fixed when it ran (`facts`: a tier, a query id, a prompt
+    id, the backend), metadata kept beside it, and labels made during the run (in-run judges). Labels may leave
+    `sample_id` empty: the runner fills in the sample's id. Scores are not here: `CaseStudy.score` derives them."""
 
-    scores: dict[str, Any]
-    transcript: list[dict[str, Any]]
+    transcript: Transcript
+    facts: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     labels: list[Label] = field(default_factory=list)
 
 
-@runtime_checkable
-class CaseStudy(Protocol):
-    name: str
-    title: str
-    metrics: list[Metric]
+class CaseStudy(ABC, Generic[Opts]):
+    """A study over its options schema `Opts` (a `StudyOptions` model): every method receives the options typed,
+    with defaults filled in, never as a dict."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    metrics: ClassVar[list[Metric]]
     # The study's options, declared once: experiment files, the API and the CLI flags all come from it.
-    options_schema: type[StudyOptions]
+    options_schema: ClassVar[type[StudyOptions]]
+    # Bumped whenever `score` gives other values for the same transcript: recorded on each run it scores.
+    scorer_version: ClassVar[str] = "1"
+    report_comparison: ClassVar[Comparison] = Comparison()
+    data: ClassVar[tuple[DataSet, ...]] = ()  # third-party files it reads, pinned (`mislab data fetch`)
 
-    def cells(self, options: dict[str, Any]) -> list[Cell]:
-        """The conditions to run, from the study's options (all of them, defaults filled in, and the seed)."""
-        ...
+    def parse_options(self, data: Mapping[str, Any], where: str | None = None) -> Opts:
+        """The study's options from plain data (an experiment file's [options], keyword arguments), checked."""
+        return parse(self.options_schema, data, where or f"{self.name} options")  # type: ignore[return-value]
 
-    def prompts(self, cells: list[Cell], options: dict[str, Any]) -> dict[str, Any]:
+    @abstractmethod
+    def cells(self, options: Opts) -> list[Cell]:
+        """The conditions to run."""
+
+    @abstractmethod
+    def prompts(self, cells: list[Cell], options: Opts) -> dict[str, Any]:
         """Every prompt text the cells use, stored with the run."""
-        ...
 
-    async def run_sample(self, model: ChatModel, cell: Cell, epoch: int, options: dict[str, Any]) -> SampleResult: ...
+    @abstractmethod
+    async def run_sample(self, model: ChatModel, cell: Cell, epoch: int, options: Opts) -> SampleResult:
+        """Run one sample of `cell` (the `epoch`-th) against `model`."""
+
+    def score(self, transcript: Transcript, cell: Cell, options: Opts, labels: Mapping[str, Label]) -> dict[str, Any]:
+        """The sample's score columns from its stored record (values may be `NotApplicable`). Pure: no model
+        call, no environment; `labels` are the sample's labels by column (a judge's verdicts)."""
+        return {}
+
+    # --- optional hooks -------------------------------------------------------------------------------------
+
+    def check_plan(self, n: int, options: Opts) -> None:
+        """Refuse a plan that cannot run (e.g. n beyond the query set) with a MislabError, before any call."""
+
+    def estimate(self, cell: Cell, options: Opts) -> CallEstimate | None:
+        """A first-run guess of one sample's calls and tokens, when no earlier sample was measured."""
+        return None
+
+    def label_column(self, rubric_id: str) -> str | None:
+        """The column a label of this rubric fills in this study's runs (its own judges' metrics), if any."""
+        return None
 
 
-def _entry_points() -> dict[str, Any]:
-    return {ep.name: ep for ep in entry_points(group="mislab.studies")}
+def _entry_points(group: str) -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=group)}
 
 
 @cache
@@ -78,22 +150,36 @@ def study_aliases() -> dict[str, str]:
     return {ep.name: ep.value for ep in entry_points(group="mislab.study_aliases")}
 
 
-@cache
-def get_study(name: str) -> CaseStudy:
-    """Load one study plug-in (only that one: a broken plug-in elsewhere does not stop this one)."""
+def canonical_name(name: str) -> str:
+    """The study a name or alias means; UnknownStudyError with a suggestion if none."""
     name = study_aliases().get(name, name)
-    found = _entry_points()
+    found = _entry_points("mislab.studies")
     if name not in found:
         from .options import did_you_mean
 
         hint = did_you_mean(name, [*found, *study_aliases()])
-        raise KeyError(f"unknown study {name!r}{hint} (installed: {', '.join(sorted(found)) or 'none'})")
-    return found[name].load()
+        raise UnknownStudyError(f"unknown study {name!r}{hint} (installed: {', '.join(sorted(found)) or 'none'})")
+    return name
+
+
+@cache
+def get_study(name: str) -> CaseStudy[Any]:
+    """Load one study plug-in (only that one: a broken plug-in elsewhere does not stop this one)."""
+    study = _entry_points("mislab.studies")[canonical_name(name)].load()
+    if not isinstance(study, CaseStudy):
+        raise TypeError(f"the study plug-in {name!r} is {type(study).__name__}, not a CaseStudy")
+    return study
+
+
+def study_cli(name: str) -> Any:
+    """A study's typer app (`mislab <study> …`), from the `mislab.study_cli` entry point; None if it has none."""
+    ep = _entry_points("mislab.study_cli").get(canonical_name(name))
+    return ep.load() if ep is not None else None
 
 
 def study_names() -> list[str]:
-    return sorted(_entry_points())
+    return sorted(_entry_points("mislab.studies"))
 
 
-def studies() -> dict[str, CaseStudy]:
+def studies() -> dict[str, CaseStudy[Any]]:
     return {name: get_study(name) for name in study_names()}

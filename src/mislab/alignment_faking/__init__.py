@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..lazy import lazy_exports
 from ..options import options_doc
 from ..scratchpad import extract_output, extract_scratchpad
+from .options import AlignmentFakingOptions
 from .prompts import BuiltPrompt, ScenarioConfig, build_system_prompt, build_user_prompt
 from .queries import DEMO_QUERIES, load_advbench, load_queries, resolve_queries, sample_queries
 from .scorers import (
@@ -27,7 +28,6 @@ from .scorers import (
     tag_accepts,
     tag_rejects,
 )
-from .study import AlignmentFakingOptions
 
 if TYPE_CHECKING:
     import pandas as pd

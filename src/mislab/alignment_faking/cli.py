@@ -11,9 +11,9 @@ from rich.table import Table
 from rich.text import Text
 
 from ..cli_common import StoreOpt, console, error, open_store, resolve_run, study_run_command, user_errors
+from .options import AlignmentFakingOptions
 from .prompts import ScenarioConfig, build_system_prompt, build_user_prompt
 from .queries import DEMO_QUERIES
-from .study import AlignmentFakingOptions
 
 if TYPE_CHECKING:  # `mislab af run --help` must not import pandas or scipy: `show` imports them when it runs
     import pandas as pd

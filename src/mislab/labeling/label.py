@@ -10,17 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..models import (
-    ChatModel,
-    FatalModelError,
-    ModelError,
-    ResponseCache,
-    RunStopped,
-    cache_scope,
-    get_model,
-    metered,
-    stopped_by,
-)
+from rich.console import Console
+
+from ..errors import MislabError
+from ..jobs import Failure, Job, Plan, run_job
+from ..models import ChatModel, Completion, ResponseCache, UsageMeter, cache_scope, get_model, metered
 from ..runner import run_blocking
 from ..stats import cohen_kappa, fleiss_kappa
 from ..store import Label, SampleRecord, Store
@@ -29,7 +23,7 @@ from .rubric import COMBINATIONS, Rubric, load_rubric
 from .views import transcript_view
 
 
-class LabelError(ValueError):
+class LabelError(MislabError, ValueError):
     """A labelling request that cannot be carried out as asked (one line, what to do)."""
 
 
@@ -107,9 +101,13 @@ async def judge_view(judge: ChatModel, rubric: Rubric, view: str | None, votes: 
         return Verdict(rubric.missing, [], [], [], applies=False)
     prompt = rubric.prompt()
     params = {"temperature": 1.0 if votes > 1 else 0.0, "max_tokens": rubric.max_tokens}
+
+    def readable(completion: Completion) -> bool:  # an unreadable cached answer is asked again
+        return not completion.error and read_vote(rubric, prompt.parser, completion.text)[0] is not None
+
     with metered() as meter:
         completions = await asyncio.gather(
-            *(judge.generate(prompt.messages(view), sample_index=i, **params) for i in range(votes))
+            *(judge.generate(prompt.messages(view), sample_index=i, reuse=readable, **params) for i in range(votes))
         )
     texts = [c.text if not c.error else f"[judge call failed: {c.error}]" for c in completions]
     read = [read_vote(rubric, prompt.parser, t) for t in texts]
@@ -136,9 +134,17 @@ class LabelOutcome:
     not_applicable: int = 0
     unparseable: int = 0
     cost: float = 0.0
+    calls: int = 0
+    seconds: float = 0.0
     stopped: str | None = None
     failed: list[str] = field(default_factory=list)  # samples whose judge calls failed for good (unlabelled)
+    unreadable_examples: list[str] = field(default_factory=list)  # raw judge answers that could not be read
     vote_kappa: float | None = None  # Fleiss' κ between votes, over samples with every vote readable
+    fatal: bool = False
+    rescored: dict[str, tuple[int, int]] = field(default_factory=dict)  # derived metric -> (k before, k after)
+
+
+UNREADABLE_EXAMPLES = 3
 
 
 def vote_threshold(
@@ -157,43 +163,112 @@ def signature(rubric: Rubric, judge: str, votes: int, threshold: float) -> dict[
             "threshold": threshold}  # fmt: skip
 
 
+UNREADABLE = "the judge's answer could not be read"
+NOTHING_TO_READ = "the transcript has none of the parts this rubric reads"
+
+
 def verdict_label(
     sample_id: str, column: str, rubric: Rubric, judge: str, verdict: Verdict, made: dict[str, Any]
 ) -> Label:
-    """A verdict as a stored label: its value, the judge's answers as explanation, and how it was made."""
+    """A verdict as a stored label: its value, the judge's answers as explanation, and how it was made (with why
+    it has no value, when it has none)."""
     meta = {
         **made, "rubric_title": rubric.title, "source": rubric.source, "answer": rubric.answer,
         "votes_cast": verdict.votes, "fraction": verdict.fraction, "score": verdict.score,
         "shares": verdict.shares, "calls": verdict.calls, "cost": verdict.cost, "applies": verdict.applies,
     }  # fmt: skip
+    if verdict.value is None:
+        meta["na_reason"] = UNREADABLE if verdict.applies else NOTHING_TO_READ
     explanation = (
         "\n\n".join(f"--- vote {i + 1} ---\n{t}" if len(verdict.texts) > 1 else t for i, t in enumerate(verdict.texts))
-        or "not applicable: the transcript has none of the parts this rubric reads"
+        or f"not applicable: {NOTHING_TO_READ}"
     )
     return Label(sample_id, column, verdict.value, explanation, judge, meta)
 
 
-def _check_column(
-    store: Store, run_id: str, column: str, made: dict[str, Any], redo: bool, records: list[SampleRecord]
-) -> set[str]:
-    """Samples already labelled under `column` by this rubric and judge (a resume skips them). A column made by
-    another rubric, judge or vote count is refused unless `redo`, and so is the name of a score column."""
-    if any(column in r.scores for r in records):
+class LabelJob(Job[SampleRecord, Verdict]):
+    """Label a run's finished samples: one judgement (of `votes` calls) per sample, stored as it comes."""
+
+    def __init__(
+        self, store: Store, run_id: str, judge: ChatModel, rubric: Rubric, column: str, votes: int, threshold: float,
+        redo: bool, outcome: LabelOutcome,
+    ) -> None:  # fmt: skip
+        self.store, self.run_id, self.judge, self.rubric, self.column = store, run_id, judge, rubric, column
+        self.votes, self.threshold, self.redo, self.outcome = votes, threshold, redo, outcome
+        self.kind = f"label:{column}"
+        self.made = signature(rubric, judge.name, votes, threshold)
+        run = store.get_run(run_id)
+        self.prompts = run.prompts if run is not None and isinstance(run.prompts, dict) else {}
+
+    def _settled(self, meta: dict[str, Any], value: Any) -> bool:
+        """A label made the same way, with a readable verdict or nothing to read: a resume skips its sample (and
+        asks again where the judge's answer could not be read)."""
+        return {k: meta.get(k) for k in self.made} == self.made and (
+            value is not None or meta.get("na_reason") == NOTHING_TO_READ
+        )
+
+    def plan(self) -> Plan[SampleRecord]:
+        found = {} if self.redo else self.store.label_signatures(self.run_id, self.column)
+        done = {sid for sid, (meta, value) in found.items() if self._settled(meta, value)}
+        total = self.store.count_samples(self.run_id, "done")
+        items = (r for r in self.store.iter_records(self.run_id, status="done") if r.sample_id not in done)
+        return Plan({self.judge.name: items}, total, len(done))
+
+    def key(self, item: SampleRecord) -> str:
+        return item.sample_id
+
+    def is_done(self, item: SampleRecord) -> bool:
+        found = self.store.label_signatures(self.run_id, self.column, item.sample_id).get(item.sample_id)
+        return found is not None and self._settled(*found) and not self.redo
+
+    async def work(self, item: SampleRecord) -> Verdict:
+        warning = (self.prompts.get(item.cell) or {}).get("warning")
+        view = transcript_view(item.transcript, self.rubric.reads, after_warning=self.rubric.after_warning,
+                               warning=warning)  # fmt: skip
+        return await judge_view(self.judge, self.rubric, view, self.votes, self.threshold)
+
+    def save(self, item: SampleRecord, outcome: Verdict | Failure, meter: UsageMeter, seconds: float) -> None:
+        out = self.outcome
+        if isinstance(outcome, Failure):  # no label: a resume asks again
+            if outcome.status == "error":
+                out.failed.append(f"{item.sample_id}: {outcome.error}")
+            return
+        label = verdict_label(item.sample_id, self.column, self.rubric, self.judge.name, outcome, self.made)
+        self.store.add_labels(self.run_id, [label])
+        out.labelled += 1
+        out.not_applicable += not outcome.applies
+        if outcome.applies and outcome.value is None:
+            out.unparseable += 1
+            if len(out.unreadable_examples) < UNREADABLE_EXAMPLES and outcome.texts:
+                out.unreadable_examples.append(f"{item.sample_id}: {outcome.texts[0][:200]}")
+
+
+def _check_column(store: Store, run_id: str, column: str, made: dict[str, Any], redo: bool) -> None:
+    """A column made by another rubric, judge or vote count is refused unless `redo`, and so is the name of a score
+    column."""
+    first = store.first_sample_scores(run_id)
+    if first is not None and column in first:
         raise LabelError(f"{column!r} is already a score column of run {run_id}; give the label another --name")
-    done = set()
-    for label in store.label_details(run_id):
-        if label.scorer != column:
-            continue
-        theirs = {k: label.meta.get(k) for k in made}
+    for meta, _ in store.label_signatures(run_id, column).values():
+        theirs = {k: meta.get(k) for k in made}
         if theirs != made and not redo:
             changed = ", ".join(f"{k} {theirs[k]!r} → {made[k]!r}" for k in made if theirs[k] != made[k])
             raise LabelError(
                 f"run {run_id} already has a label column {column!r} made differently ({changed}); "
                 f"give another --name, or --redo to replace it"
             )
-        if theirs == made:
-            done.add(label.sample_id)
-    return set() if redo else done
+
+
+def default_column(study: str, rubric: Rubric) -> str:
+    """The column a rubric's labels fill in a run: the study's own judge metric for its rubrics (so a label made
+    after the run fills the same metric as the in-run judge), else the rubric's id."""
+    from ..study import get_study
+
+    try:
+        column = get_study(study).label_column(rubric.id)
+    except MislabError:  # the run's study is not installed: its labels are plain columns
+        column = None
+    return column or rubric.id
 
 
 async def alabel_run(
@@ -207,7 +282,12 @@ async def alabel_run(
     threshold: float | None = None,
     budget_usd: float | None = None,
     redo: bool = False,
+    concurrency: int | None = None,
+    progress: bool = False,
+    console: Console | None = None,
 ) -> LabelOutcome:
+    """Label a run's finished samples on the job engine: `concurrency` judge calls in flight (default: the judge's
+    own limit), budget, progress, claims and resume as a run has them."""
     run = store.get_run(run_id)
     if run is None:
         raise LabelError(f"no run {run_id!r} in {store.path}; `mislab runs` lists the runs there")
@@ -215,47 +295,26 @@ async def alabel_run(
     threshold = vote_threshold(rubric, threshold)
     if votes < 1 or not 0 <= threshold <= 1:
         raise LabelError(f"votes must be ≥ 1 and threshold in [0, 1], got votes={votes}, threshold={threshold}")
-    column = column or rubric.id
+    if concurrency is not None and concurrency < 1:
+        raise LabelError(f"--concurrency must be ≥ 1, got {concurrency}")
+    column = column or default_column(run.study, rubric)
     made = signature(rubric, judge.name, votes, threshold)
-    all_records = store.sample_records(run_id)
-    done = _check_column(store, run_id, column, made, redo, all_records)
-    records = [r for r in all_records if r.status == "done"]
-    todo = [r for r in records if r.sample_id not in done]
-    outcome = LabelOutcome(run_id, column, rubric, judge.name, len(records), skipped=len(records) - len(todo))
-    stop = asyncio.Event()
-    prompts = run.prompts
+    _check_column(store, run_id, column, made, redo)
+    if redo:
+        store.delete_labels(run_id, column)
+    if concurrency is not None:
+        judge = judge.with_concurrency(concurrency)
+    outcome = LabelOutcome(run_id, column, rubric, judge.name, 0)
     # The judge's exact prompt is kept with the run, as every prompt a run used is.
     store.update_run(run_id, prompts={rubric.prompt_id: rubric.describe()})
-
-    async def one(record: SampleRecord) -> None:
-        if stop.is_set():
-            return
-        warning = (prompts.get(record.cell) or {}).get("warning") if isinstance(prompts, dict) else None
-        view = transcript_view(record.transcript, rubric.reads, after_warning=rubric.after_warning, warning=warning)
-        with metered() as paid:
-            try:
-                verdict = await judge_view(judge, rubric, view, votes, threshold)
-            except RunStopped:  # the budget was reached while it waited: left for a resume
-                return
-            except FatalModelError as exc:  # no judgement can get past this (bad key, unknown model …)
-                outcome.stopped = f"judge error: {exc}"
-                stop.set()
-                return
-            except ModelError as exc:  # this transcript's judge calls failed for good: no label, a resume retries
-                outcome.failed.append(f"{record.sample_id}: {exc}")
-                return
-            finally:
-                outcome.cost += paid.cost  # every billed judge answer counts, whatever became of the label
-        store.add_labels(run_id, [verdict_label(record.sample_id, column, rubric, judge.name, verdict, made)])
-        outcome.labelled += 1
-        outcome.not_applicable += not verdict.applies
-        outcome.unparseable += verdict.applies and verdict.value is None
-        if budget_usd is not None and outcome.cost >= budget_usd and not stop.is_set():
-            outcome.stopped = f"budget of ${budget_usd:.2f} reached"
-            stop.set()
-
-    with stopped_by(stop):  # once stopped, no judge call goes out
-        await asyncio.gather(*(one(r) for r in todo))
+    job = LabelJob(store, run_id, judge, rubric, column, votes, threshold, redo, outcome)
+    # Samples in flight: enough to keep the judge's calls busy (each sample asks `votes` calls at once).
+    window = max(1, -(-2 * judge.max_concurrency // votes))
+    result = await run_job(job, store, {judge.name: window}, budget=budget_usd, progress=progress, console=console,
+                           note=f"label {column}")  # fmt: skip
+    outcome.planned, outcome.skipped, outcome.cost = result.planned, result.skipped, result.cost
+    outcome.calls, outcome.seconds, outcome.fatal = result.calls, result.seconds, result.fatal
+    outcome.stopped = result.stopped
     outcome.vote_kappa = vote_agreement(store, run_id, column) if votes > 1 else None
     return outcome
 
@@ -271,18 +330,23 @@ def label_run(
     threshold: float | None = None,
     budget_usd: float | None = None,
     redo: bool = False,
-    cache: bool | str | Path | ResponseCache = True,
+    cache: bool | str | Path | ResponseCache | None = None,
+    concurrency: int | None = None,
+    progress: bool = False,
+    console: Console | None = None,
 ) -> LabelOutcome:
     """Label every finished sample of a stored run with a rubric (by id or file) and a judge model (spec or
-    `ChatModel`). Rerunning resumes: samples already labelled the same way are skipped."""
+    `ChatModel`). Rerunning resumes: samples already labelled the same way are skipped; those whose judge answer
+    could not be read are asked again. `cache`: None keeps a given model's own cache (a named one gets the user
+    cache); True, False or a path applies to the judge either way."""
     if not isinstance(store, Store):
         store = Store(store, create=False)
     judge_model = get_model(judge, cache=cache)
-    with cache_scope(cache):
+    with cache_scope(True if cache is None else cache):
         return run_blocking(
             alabel_run(
                 store, run_id, judge_model, load_rubric(rubric), column=column, votes=votes, threshold=threshold,
-                budget_usd=budget_usd, redo=redo,
+                budget_usd=budget_usd, redo=redo, concurrency=concurrency, progress=progress, console=console,
             )
         )  # fmt: skip
 
@@ -294,15 +358,14 @@ def judge_text(
     *,
     votes: int | None = None,
     threshold: float | None = None,
-    cache: bool | str | Path | ResponseCache = True,
+    cache: bool | str | Path | ResponseCache | None = None,
 ) -> Verdict:
     """One judgement of a piece of text (a scratchpad, a reply) by a rubric, e.g.
     `judge_text("openai/gpt-4o", "af_compliance", reply).value` — ARENA's COMPLY/REFUSE judge in one call."""
     rubric = load_rubric(rubric)
     threshold = vote_threshold(rubric, threshold)
     model = get_model(judge, cache=cache)
-    with cache_scope(cache):
-        return run_blocking(judge_view(model, rubric, text, votes or rubric.votes, threshold))
+    return run_blocking(judge_view(model, rubric, text, votes or rubric.votes, threshold))
 
 
 def vote_agreement(store: Store, run_id: str, column: str) -> float | None:

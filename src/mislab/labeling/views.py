@@ -3,13 +3,11 @@ text. The model under test wrote much of it, so it is capped and fenced, and nev
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
-from ..scratchpad import extract_output
-
-Entry = dict[str, Any]
+from ..scratchpad import extract_output, uses_scratchpad_format
+from ..transcript import AssistantTurn, ToolTurn, Transcript, Turn, UserTurn
 
 PARTS = {
     "request": "the first user message: the task as posed",
@@ -26,8 +24,6 @@ PARTS = {
 
 PART_LIMIT = 6_000  # characters of one piece of text
 VIEW_LIMIT = 40_000  # characters of the whole view: long episodes keep their start and end
-_BLOCK = re.compile(r"<(SCRATCHPAD_REASONING|think)>(.*?)(?:</\1>|\Z)", re.IGNORECASE | re.DOTALL)
-_SCRATCHPAD_FORMAT = re.compile(r"<\s*/?\s*(?:OUTPUT|SCRATCHPAD_REASONING)\s*>", re.IGNORECASE)
 
 
 def _cap(text: str, limit: int = PART_LIMIT) -> str:
@@ -42,61 +38,51 @@ def _fence(text: str) -> str:
     return text.replace("</transcript>", "</transcript\u200b>")
 
 
-def reasoning_of(entry: Entry) -> str:
-    """An assistant entry's own reasoning: what the provider returned as reasoning, and <think> or scratchpad
-    blocks in its text."""
-    pieces = [entry.get("reasoning") or ""]
-    pieces += [m.group(2).strip() for m in _BLOCK.finditer(entry.get("content") or "")]
-    return "\n\n".join(p for p in pieces if p)
+def _call_text(name: str, arguments: dict[str, Any] | None, raw: str) -> str:
+    if isinstance(arguments, dict) and isinstance(arguments.get("cmd", arguments.get("command")), str):
+        return f"{name}: {arguments.get('cmd', arguments.get('command'))}"
+    return f"{name}({raw})"
 
 
-def _visible_text(entry: Entry) -> str:
-    """Assistant text with reasoning blocks taken out (they are the `reasoning` part)."""
-    return _BLOCK.sub("", entry.get("content") or "").strip()
-
-
-def _call_text(call: dict[str, Any]) -> str:
-    args = call.get("arguments")
-    if isinstance(args, dict) and isinstance(args.get("cmd", args.get("command")), str):
-        return f"{call.get('name')}: {args.get('cmd', args.get('command'))}"
-    return f"{call.get('name')}({call.get('raw_arguments', '')})"
-
-
-def _from_warning(transcript: Sequence[Entry], warning: str | None) -> list[Entry] | None:
-    """The entries after the one that delivered the warning; None if it never came."""
+def _from_warning(transcript: Transcript, warning: str | None) -> list[Turn] | None:
+    """The turns after the one that delivered the warning; None if it never came. The environment's own record
+    says where (a `warning` event); a transcript without one is searched for the warning's text."""
+    event = transcript.event("warning")
+    if event is not None:
+        return list(transcript.turns[transcript.index(event) + 1 :])
     marker = (warning or "").strip()[:80]
     if not marker:
         return None
-    for i, e in enumerate(transcript):
-        if e.get("role") in ("tool", "user") and marker in str(e.get("content") or ""):
-            return list(transcript[i + 1 :])
+    for i, t in enumerate(transcript):
+        if isinstance(t, ToolTurn | UserTurn) and marker in t.content:
+            return list(transcript.turns[i + 1 :])
     return None
 
 
-def _final_output(assistants: Sequence[Entry], final: Entry | None) -> str | None:
-    joined = "\n\n".join(str(e.get("content") or "") for e in assistants)
-    if _SCRATCHPAD_FORMAT.search(joined):
+def _final_output(assistants: Sequence[AssistantTurn], final: AssistantTurn | None) -> str | None:
+    joined = "\n\n".join(t.content for t in assistants)
+    if uses_scratchpad_format(joined):
         # The scratchpad format's one reader, which the studies' scorers use too: a judge and a study agree on
         # what the answer was.
         return extract_output(joined) or None
-    return _visible_text(final) if final else None
+    return final.visible_text if final else None
 
 
 def transcript_view(
-    transcript: Sequence[Entry], reads: Sequence[str], *, after_warning: bool = False, warning: str | None = None
+    transcript: Transcript, reads: Sequence[str], *, after_warning: bool = False, warning: str | None = None
 ) -> str | None:
     """The text a judge reads, or None when there is nothing of the asked-for parts (no judge call is made);
     the request alone is context, not something to judge. Parts are headed ("[model reasoning]", "[model
     calls]" …) unless the rubric reads one part only."""
-    entries: Sequence[Entry] | None = transcript
+    turns: Sequence[Turn] | None = transcript.turns
     if after_warning:
-        entries = _from_warning(transcript, warning)
-        if entries is None:
+        turns = _from_warning(transcript, warning)
+        if turns is None:
             return None
     wanted = set(PARTS) - {"everything", "final_output"} if "everything" in reads else set(reads)
-    assistants = [e for e in entries if e.get("role") == "assistant" and not e.get("error")]
-    final = next((e for e in reversed(assistants) if _visible_text(e)), None)
-    first_user = next((e for e in entries if e.get("role") == "user"), None)
+    assistants = [t for t in turns if isinstance(t, AssistantTurn) and t.error is None]
+    final = next((t for t in reversed(assistants) if t.visible_text), None)
+    first_user = next((t for t in turns if isinstance(t, UserTurn)), None)
     headed = len(wanted) > 1
     lines: list[str] = []
     context = 0  # lines that only give the request
@@ -104,20 +90,20 @@ def transcript_view(
     def add(header: str, text: str) -> None:
         lines.append(f"{header}\n{_cap(text)}" if headed else _cap(text))
 
-    for e in entries:
-        role = e.get("role")
-        if role == "assistant" and not e.get("error"):
-            if "reasoning" in wanted and (r := reasoning_of(e)):
+    for t in turns:
+        if isinstance(t, AssistantTurn) and t.error is None:
+            if "reasoning" in wanted and (r := t.own_reasoning):
                 add("[model reasoning]", r)
-            text = _visible_text(e)
-            if text and ("assistant_text" in wanted or ("final_text" in wanted and e is final)):
+            text = t.visible_text
+            if text and ("assistant_text" in wanted or ("final_text" in wanted and t is final)):
                 add("[model]", text)
             if "tool_calls" in wanted:
-                lines += [f"[model calls] {_cap(_call_text(c))}" for c in e.get("tool_calls") or []]
-        elif role == "tool" and "tool_outputs" in wanted:
-            add("[tool output]", str(e.get("content") or ""))
-        elif role == "user" and ("user" in wanted or ("request" in wanted and e is first_user)):
-            add("[user]", str(e.get("content") or ""))
+                lines += [f"[model calls] {_cap(_call_text(c.name, c.arguments, c.raw_arguments))}"
+                          for c in t.tool_calls]  # fmt: skip
+        elif isinstance(t, ToolTurn) and "tool_outputs" in wanted:
+            add("[tool output]", t.content)
+        elif isinstance(t, UserTurn) and ("user" in wanted or ("request" in wanted and t is first_user)):
+            add("[user]", t.content)
             context += "user" not in wanted
     if "final_output" in wanted and (output := _final_output(assistants, final)):
         add("[model's final answer]", output)

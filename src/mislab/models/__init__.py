@@ -11,7 +11,8 @@ from typing import Any
 
 from ..config import cache_dir, read_secret
 from .cache import ResponseCache
-from .chat import ChatModel, FatalModelError, ModelError, RunStopped, UsageMeter, metered, stopped_by
+from .chat import ChatModel, FatalModelError, ModelError, UsageMeter, metered
+from .gate import CallGate, RunStopped, current_gate, gated
 from .pricing import Price, PriceTable
 from .retry import RetryPolicy
 from .settings import ModelSettings
@@ -19,10 +20,11 @@ from .spec import ModelSpec, ModelSpecError, parse_spec
 from .types import AssistantMessage, Completion, Message, Tool, ToolCall, Usage
 
 __all__ = [
-    "AssistantMessage", "ChatModel", "Completion", "FatalModelError", "Message", "ModelError", "ModelSettings",
-    "ModelSpec", "ModelSpecError",
+    "AssistantMessage", "CallGate", "ChatModel", "Completion", "FatalModelError", "Message", "ModelError",
+    "ModelSettings", "ModelSpec", "ModelSpecError",
     "Price", "PriceTable", "ResponseCache", "RetryPolicy", "RunStopped", "Tool", "ToolCall", "Usage", "UsageMeter",
-    "cache_scope", "current_cache_scope", "default_cache", "get_model", "metered", "parse_spec", "stopped_by",
+    "cache_scope", "current_cache_scope", "current_gate", "default_cache", "gated", "get_model", "metered",
+    "parse_spec",
 ]  # fmt: skip
 
 _caches: dict[Path, ResponseCache] = {}

@@ -17,7 +17,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..errors import FatalError, MislabError
 from .cache import ResponseCache, cache_key
+from .gate import current_gate
 from .pricing import PriceTable
 from .reasoning import reasoning_text, reasoning_tokens
 from .retry import RetryPolicy, is_retryable, retry_after_seconds
@@ -42,19 +44,14 @@ _SDK_PARAMS = frozenset(
 )  # fmt: skip
 
 
-class ModelError(RuntimeError):
+class ModelError(MislabError, RuntimeError):
     """One call failed for good (retries exhausted, an unusable answer, a request the server refused): the
     sample that made it fails, with this as its cause; the run goes on."""
 
 
-class FatalModelError(ModelError):
+class FatalModelError(ModelError, FatalError):
     """A fault no sample can get past (bad key, no credit, unknown model, a setting the provider cannot
     honour): the run stops, keeping what is finished."""
-
-
-class RunStopped(Exception):
-    """The run this call belongs to has stopped (budget, a fatal fault, the circuit breaker): the call is not
-    made. Samples waiting for a slot when a run stops end here instead of paying for one more call."""
 
 
 class UnusableResponse(Exception):
@@ -111,19 +108,6 @@ def metered() -> Iterator[UsageMeter]:
         _meters.reset(token)
 
 
-_run_stop: ContextVar[asyncio.Event | None] = ContextVar("mislab_run_stop", default=None)
-
-
-@contextmanager
-def stopped_by(event: asyncio.Event) -> Iterator[None]:
-    """Calls made inside the block (including in tasks it starts) are refused once `event` is set."""
-    token = _run_stop.set(event)
-    try:
-        yield
-    finally:
-        _run_stop.reset(token)
-
-
 def _is_model_output_error(exc: openai.APIStatusError) -> bool:
     # llama-server answers 500 when the model's own text is not a parseable tool call. Retrying the same
     # request reproduces it; it is an observation about the model, so it is returned, not raised.
@@ -155,6 +139,25 @@ def _describe(error: Exception) -> str:
     if isinstance(error, openai.APITimeoutError):
         return "the request timed out"
     return str(error) or type(error).__name__
+
+
+# Attempts a connection fault of an endpoint that never answered gets before it is taken as unreachable: DNS
+# cannot resolve the host, or nothing listens there. (A server still starting gets a second chance.)
+UNREACHABLE_ATTEMPTS = 2
+
+
+def _unreachable(exc: BaseException) -> str | None:
+    """Why a connection error says the endpoint cannot be reached at all (None: a passing fault)."""
+    import socket
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return f"the host name does not resolve ({seen.strerror or seen})"
+        if isinstance(seen, ConnectionRefusedError):
+            return "nothing is listening there (connection refused)"
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 # Refusals that every later request would get too (bad key, no credit, unknown model): stop the run rather
@@ -201,6 +204,7 @@ class ChatModel:
         self._per_loop = weakref.WeakKeyDictionary()
         self._sync_loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
+        self._answered = False  # the endpoint has answered at least once (so a connection fault may pass)
 
     @property
     def name(self) -> str:
@@ -208,9 +212,19 @@ class ChatModel:
 
     def with_cache(self, cache: ResponseCache | None) -> ChatModel:
         """The same model using another response cache (clients and limits are per copy)."""
-        twin = copy.copy(self)
+        twin = self._copy()
         twin.cache = cache
-        twin._per_loop, twin._sync_loop, twin._lock = {}, None, threading.Lock()
+        return twin
+
+    def with_concurrency(self, max_concurrency: int) -> ChatModel:
+        """The same model with another limit of calls in flight (clients and limits are per copy)."""
+        twin = self._copy()
+        twin.max_concurrency = max_concurrency
+        return twin
+
+    def _copy(self) -> ChatModel:
+        twin = copy.copy(self)
+        twin._per_loop, twin._sync_loop, twin._lock = weakref.WeakKeyDictionary(), None, threading.Lock()
         return twin
 
     def __repr__(self) -> str:
@@ -246,11 +260,13 @@ class ChatModel:
         *,
         sample_index: int = 0,
         prefill: str | None = None,
+        reuse: Callable[[Completion], bool] | None = None,
         **params: Any,
     ) -> Completion:
         """One completion. `sample_index` distinguishes repeated samples of the same prompt in the cache.
         `prefill` starts the assistant's turn (sent as a trailing assistant message); the completion's text
-        is the continuation only, whichever the provider."""
+        is the continuation only, whichever the provider. `reuse` decides whether a cached answer may be served
+        (a judge's unreadable answer is asked again, and the new answer replaces it in the cache)."""
         params = {**self.defaults, **params}
         messages = list(messages)
         if prefill:
@@ -259,6 +275,8 @@ class ChatModel:
             messages.append({"role": "assistant", "content": prefill})
         key = cache_key(self._identity, self.spec.model, messages, tools, params, sample_index)
         completion = self.cache.get(key) if self.cache is not None else None
+        if completion is not None and reuse is not None and not reuse(completion):
+            completion = None
         if completion is None:
             completion = await self._call(messages, tools, params)
             if prefill and self.spec.provider == "local":
@@ -306,14 +324,13 @@ class ChatModel:
             started = time.monotonic()
             try:
                 async with semaphore:
-                    stop = _run_stop.get()
-                    if stop is not None and stop.is_set():
-                        raise RunStopped(f"{self.name}: not called, the run has stopped")
-                    response = await client.post_json(body, self._timeout)
+                    response = await self._post(client, body)
+                self._answered = True
                 # Let a call waiting for the slot just freed go out before this one's result is processed.
                 await asyncio.sleep(0)
                 return self._completion(response, time.monotonic() - started, tools)
             except openai.APIStatusError as exc:
+                self._answered = True
                 if _is_model_output_error(exc):
                     return Completion(
                         AssistantMessage(), "error", Usage(), self.spec.model, time.monotonic() - started,
@@ -328,6 +345,12 @@ class ChatModel:
                 error: Exception = exc
             except openai.APIConnectionError as exc:
                 error = exc
+                unreachable = _unreachable(exc)
+                if unreachable and not self._answered and attempt + 1 >= UNREACHABLE_ATTEMPTS:
+                    # Never reached since it was made: no sample will (a wrong host, no network, nothing listening).
+                    raise FatalModelError(
+                        f"{self.name}: cannot reach {self._base_url or 'the API'}: {unreachable}"
+                    ) from exc
                 if self._reconnect is not None:
                     await asyncio.to_thread(self._refresh_endpoint)
                     client, semaphore = self._loop_state()
@@ -340,6 +363,21 @@ class ChatModel:
             if attempt >= self.retry.max_attempts:
                 raise ModelError(f"{self.name}: gave up after {attempt} attempts: {_describe(error)}") from error
             await asyncio.sleep(self.retry.delay(attempt - 1, retry_after_seconds(error)))
+
+    async def _post(self, client: Transport, body: bytes) -> Any:
+        """One request through the job's gate (see `models.gate`): refused once the job stopped or when it could
+        take the job past its budget; its cost is settled with the gate when it is answered."""
+        gate = current_gate()
+        if gate is None:
+            return await client.post_json(body, self._timeout)
+        gate.admit()
+        cost: float | None = None
+        try:
+            response = await client.post_json(body, self._timeout)
+            cost = self._usage_and_cost(response)[1]
+            return response
+        finally:
+            gate.settle(cost)
 
     def _record_unusable(self, usage: Usage, cost: float | None) -> None:
         for meter in _meters.get():

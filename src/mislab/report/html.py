@@ -24,21 +24,23 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.offline import get_plotlyjs
 
+from ..models import ToolCall
 from ..stats import RateMethod
 from ..store import Label, SampleRecord, Store
 from ..study import CaseStudy, Metric
+from ..transcript import AssistantTurn, SystemTurn, ToolTurn, Turn, UserTurn
 from .published import Target
 from .summary import RunSummary, default_report_path, fmt_p, good_hint, model_options, summarise, usage_line
 from .tables import outcome
 
-__all__ = ["MAX_TRANSCRIPTS", "content_text", "write_report"]
+__all__ = ["MAX_TRANSCRIPTS", "write_report"]
 
 MAX_TRANSCRIPTS = 2000
 # Texts at least this long are stored once per page and cloned into each transcript that shows them (the
 # alignment-faking system prompt is ~26k characters and appears in every transcript).
 SHARED_TEXT_MIN = 1000
 SYSTEM_OPEN_MAX = 800  # system prompts longer than this start collapsed
-ROLES = {"system", "user", "assistant", "tool", "info"}
+ROLES = {"system", "user", "assistant", "tool", "event"}
 SCRATCHPAD = re.compile(r"<SCRATCHPAD_REASONING>(.*?)(?:</SCRATCHPAD_REASONING>|\Z)", re.S | re.I)
 
 
@@ -83,17 +85,6 @@ class _TextPool:
 # ---------------------------------------------------------------------------------------------- transcripts
 
 
-def content_text(content: Any) -> str:
-    """Message content as text: a string, or the text parts of an OpenAI content list."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
-    return str(content)
-
-
 def _assistant_text(text: str, pool: _TextPool) -> str:
     """Assistant text with <SCRATCHPAD_REASONING> blocks set apart (an unclosed block runs to the end)."""
     parts: list[str] = []
@@ -111,57 +102,58 @@ def _assistant_text(text: str, pool: _TextPool) -> str:
     return "".join(parts)
 
 
-def _tool_call(call: dict[str, Any]) -> str:
+def _tool_call(call: ToolCall) -> str:
     tags = ""
-    if call.get("recovered"):
+    if call.recovered:
         tags += ' <span class="tag recovered">recovered from text</span>'
-    if call.get("parse_error"):
-        tags += f' <span class="tag bad">parse error: {_e(call["parse_error"])}</span>'
-    arguments = call.get("arguments")
-    body = _pretty(arguments) if arguments is not None and not call.get("parse_error") else call.get("raw_arguments")
+    if call.parse_error:
+        tags += f' <span class="tag bad">parse error: {_e(call.parse_error)}</span>'
+    body = _pretty(call.arguments) if call.arguments is not None and not call.parse_error else call.raw_arguments
     return (
-        f'<div class="call"><span class="fn">{_e(call.get("name"))}</span> '
-        f'<span class="muted">call {_e(call.get("id"))}</span>{tags}<pre>{_e(body)}</pre></div>'
+        f'<div class="call"><span class="fn">{_e(call.name)}</span> '
+        f'<span class="muted">call {_e(call.id)}</span>{tags}<pre>{_e(body)}</pre></div>'
     )
 
 
-def _entry(entry: dict[str, Any], pool: _TextPool) -> str:
-    role = str(entry.get("role"))
-    css = f"role-{role}" if role in ROLES else "role-other"
-    text = content_text(entry.get("content"))
+def _turn(turn: Turn, pool: _TextPool) -> str:
+    role = turn.role
     tags: list[str] = []
     body: list[str] = []
-    if role == "system":
+    label = role
+    if isinstance(turn, SystemTurn):
+        text = turn.content
         opened = " open" if len(text) <= SYSTEM_OPEN_MAX else ""
         body.append(f"<details{opened}><summary>{len(text):,} characters</summary>{pool.pre(text)}</details>")
-    elif role == "assistant":
-        if entry.get("cached"):
+    elif isinstance(turn, AssistantTurn):
+        if turn.cached:
             tags.append("cached")
-        if entry.get("finish_reason"):
-            tags.append(f"finish: {entry['finish_reason']}")
-        usage = entry.get("usage") or {}
-        if usage:
-            tags.append(f"{usage.get('prompt_tokens', 0)} → {usage.get('completion_tokens', 0)} tokens")
-        if entry.get("reasoning"):
+        if turn.finish_reason:
+            tags.append(f"finish: {turn.finish_reason}")
+        if turn.usage.prompt_tokens or turn.usage.completion_tokens:
+            tags.append(f"{turn.usage.prompt_tokens} → {turn.usage.completion_tokens} tokens")
+        if turn.reasoning:
             body.append(
                 '<div class="reasoning"><div class="label">reasoning (returned by the provider)</div>'
-                f"{pool.pre(str(entry['reasoning']))}</div>"
+                f"{pool.pre(turn.reasoning)}</div>"
             )
-        if text or not entry.get("tool_calls"):
-            body.append(_assistant_text(text, pool))
-        body.extend(_tool_call(call) for call in entry.get("tool_calls") or [])
-        if entry.get("error"):
-            body.append(f'<div class="err">server rejected the output: {_e(entry["error"])}</div>')
-    elif role == "tool":
-        tags += [str(entry.get("name") or ""), f"call {entry.get('tool_call_id') or '?'}"]
-        body.append(pool.pre(text))
-    else:
-        body.append(pool.pre(text))
-        # info entries carry the environment's data beside the note
-        extra = {k: v for k, v in entry.items() if k not in ("role", "content")}
-        if extra:
-            body.append(f'<pre class="muted">{_e(_pretty(extra))}</pre>')
-    label = "tool output" if role == "tool" else ("environment note" if role == "info" else role)
+        if turn.content or not turn.tool_calls:
+            body.append(_assistant_text(turn.content, pool))
+        body.extend(_tool_call(call) for call in turn.tool_calls)
+        if turn.error:
+            body.append(f'<div class="err">server rejected the output: {_e(turn.error)}</div>')
+    elif isinstance(turn, ToolTurn):
+        label = "tool output"
+        tags += [turn.name, f"call {turn.call_id or '?'}"]
+        body.append(pool.pre(turn.content))
+    elif isinstance(turn, UserTurn):
+        body.append(pool.pre(turn.content))
+    else:  # an environment event: never shown to the model
+        label = "environment"
+        tags.append(turn.kind)
+        body.append(pool.pre(turn.text))
+        if turn.data:
+            body.append(f'<pre class="muted">{_e(_pretty(turn.data))}</pre>')
+    css = f"role-{role}" if role in ROLES else "role-other"
     who = _e(label) + "".join(f' <span class="tag">{_e(t)}</span>' for t in tags if t)
     return f'<div class="msg {css}"><div class="who">{who}</div>{"".join(body)}</div>'
 
@@ -176,6 +168,8 @@ def _kv_table(items: Iterable[tuple[str, Any]]) -> str:
 
 def _aside(record: SampleRecord, labels: list[Label]) -> str:
     parts = [f"<h4>Scores</h4>{_kv_table(record.scores.items())}"]
+    if record.na:
+        parts.append(f"<h4>Not applicable</h4>{_kv_table(record.na.items())}")
     parts.append("<h4>Labels</h4>")
     if not labels:
         parts.append('<p class="muted">none</p>')
@@ -226,7 +220,7 @@ def _card(
     else:
         badges = '<span class="badge error">error</span>'
     error = f'<div class="err">sample error: {_e(record.error)}</div>' if record.error else ""
-    chat = "".join(_entry(e, pool) for e in record.transcript) or '<p class="muted">no transcript</p>'
+    chat = "".join(_turn(t, pool) for t in record.transcript) or '<p class="muted">no transcript</p>'
     return (
         f'<details class="sample" {data}><summary>'
         f'<span class="sid">{_e(record.model)} · {_e(record.cell)} · epoch {record.epoch}</span>{badges}</summary>'

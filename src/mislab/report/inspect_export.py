@@ -6,9 +6,9 @@ sample id and metadata go to the sample's metadata. Boolean outcomes stay boolea
 them as "true"/"false" badges and its metrics read them as 1/0, whereas "C"/"I" would claim that
 `sabotaged=True` is "correct". "Not applicable" becomes Inspect's unscored value (NaN, left out of metrics).
 Per-cell rates with their intervals are the log's results, one metric group per score: a rate pooled over
-cells would mix experimental conditions. `info` entries (environment notes the model never saw) are not
-messages; they go to the sample's metadata as `environment_notes`, each with the number of the message it
-follows. (As Inspect info events they would make the viewer open on a transcript tab showing only them.)
+cells would mix experimental conditions. Environment events (which the model never saw) are not messages;
+they go to the sample's metadata as `environment_notes`, each with the number of the message it follows. (As
+Inspect info events they would make the viewer open on a transcript tab showing only them.)
 
 inspect_ai is an optional dependency, imported only when `export_inspect` is called."""
 
@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..store import Label, SampleRecord, Store
 from ..study import CaseStudy
-from .html import content_text
+from ..transcript import AssistantTurn, SystemTurn, ToolTurn, UserTurn
 from .summary import RunSummary, summarise
 from .tables import outcome, rate_table
 
@@ -78,37 +78,38 @@ def _messages(record: SampleRecord) -> tuple[list[ChatMessage], list[dict[str, A
 
     messages: list[ChatMessage] = []
     notes: list[dict[str, Any]] = []
-    for entry in record.transcript:
-        role, text = entry.get("role"), content_text(entry.get("content"))
-        if role == "system":
-            messages.append(ChatMessageSystem(content=text))
-        elif role == "user":
-            messages.append(ChatMessageUser(content=text))
-        elif role == "tool":
-            messages.append(ChatMessageTool(content=text, tool_call_id=entry.get("tool_call_id"),
-                                            function=entry.get("name")))  # fmt: skip
-        elif role == "assistant":
+    for turn in record.transcript:
+        if isinstance(turn, SystemTurn):
+            messages.append(ChatMessageSystem(content=turn.content))
+        elif isinstance(turn, UserTurn):
+            messages.append(ChatMessageUser(content=turn.content))
+        elif isinstance(turn, ToolTurn):
+            messages.append(ChatMessageTool(content=turn.content, tool_call_id=turn.call_id, function=turn.name))
+        elif isinstance(turn, AssistantTurn):
             calls = []
-            for call in entry.get("tool_calls") or []:
-                error = call.get("parse_error")
+            for call in turn.tool_calls:
+                error = call.parse_error
                 calls.append(ToolCall(
-                    id=call["id"], function=call["name"], arguments=call.get("arguments") or {},
-                    parse_error=f"{error}; raw arguments: {call.get('raw_arguments')}" if error else None,
+                    id=call.id, function=call.name, arguments=call.arguments or {},
+                    parse_error=f"{error}; raw arguments: {call.raw_arguments}" if error else None,
                     # Inspect has no notion of a call recovered from text; its title says so in the viewer.
-                    view=ToolCallContent(title=f"{call['name']} (recovered from text)", format="text",
-                                         content=call.get("raw_arguments") or "") if call.get("recovered") else None,
+                    view=ToolCallContent(title=f"{call.name} (recovered from text)", format="text",
+                                         content=call.raw_arguments or "") if call.recovered else None,
                 ))  # fmt: skip
-            reasoning = entry.get("reasoning")
-            content: Any = [ContentReasoning(reasoning=reasoning), ContentText(text=text)] if reasoning else text
+            text = turn.content
+            content: Any = (
+                [ContentReasoning(reasoning=turn.reasoning), ContentText(text=text)] if turn.reasoning else text
+            )
+            entry = turn.to_json()
             keys = ("finish_reason", "cached", "usage", "error")
             metadata = {k: entry[k] for k in keys if entry.get(k) is not None}
-            recovered = [c["id"] for c in entry.get("tool_calls") or [] if c.get("recovered")]
+            recovered = [c.id for c in turn.tool_calls if c.recovered]
             if recovered:
                 metadata["recovered_tool_calls"] = recovered
             messages.append(ChatMessageAssistant(content=content, tool_calls=calls or None, model=record.model,
                                                  source="generate", metadata=metadata or None))  # fmt: skip
         else:
-            notes.append({"after_message": len(messages), **entry})
+            notes.append({"after_message": len(messages), "kind": turn.kind, "text": turn.text, **turn.data})
     return messages, notes
 
 
@@ -135,8 +136,8 @@ def _sample(record: SampleRecord, values: Mapping[str, Any], labels: list[Label]
     replies = [m for m in messages if isinstance(m, ChatMessageAssistant)]
     output = ModelOutput(model=record.model, usage=_usage(record))
     if replies:
-        last = record.transcript[max(i for i, e in enumerate(record.transcript) if e.get("role") == "assistant")]
-        stop = STOP_REASONS.get(str(last.get("finish_reason")), "unknown")
+        last = [t for t in record.transcript if isinstance(t, AssistantTurn)][-1]
+        stop = STOP_REASONS.get(str(last.finish_reason), "unknown")
         output.choices = [ChatCompletionChoice(message=replies[-1], stop_reason=stop)]  # type: ignore[arg-type]
         output.completion = replies[-1].text
     by_scorer = {label.scorer: label for label in labels}

@@ -12,22 +12,18 @@ from typing import Any
 
 import pandas as pd
 
+from ..errors import MislabError
 from ..hypotheses import Evidence, evidence, parse_hypotheses
 from ..labeling.label import label_columns
 from ..stats import RateMethod
 from ..store import RunInfo, Store
-from ..study import CaseStudy, Metric, get_study
+from ..study import CaseStudy, Comparison, Metric, get_study
 from .published import Target, load_targets, matching
 from .tables import comparisons, mean_table, outcome, rate_table
 
 __all__ = [
     "RunSummary", "compact_rate", "default_report_path", "fmt_p", "good_hint", "model_label", "summarise", "usage_line",
 ]  # fmt: skip
-
-# What the reports compare when the study says nothing: each cell against the first, within each model.
-# A study may set `report_comparison` to other keyword arguments of `comparisons` (e.g. by="tier",
-# baseline="paid", paired_on=["query_id", "epoch"], within=["model", "scratchpad"]).
-DEFAULT_COMPARISON: dict[str, Any] = {"by": "cell", "within": "model"}
 
 TOTALS = (
     "calls", "cached_calls", "prompt_tokens", "completion_tokens", "cached_prompt_tokens", "reasoning_tokens",
@@ -305,14 +301,14 @@ def _study(name: str, studies: Mapping[str, CaseStudy] | None) -> CaseStudy | No
         return studies[name]
     try:
         return get_study(name)
-    except (KeyError, ImportError, AttributeError):  # not installed, or its plug-in cannot load
+    except (MislabError, ImportError, AttributeError):  # not installed, or its plug-in cannot load
         return None
 
 
 def _inferred_metrics(store: Store, run_id: str) -> list[Metric]:
     """Score columns whose values are all booleans (or not applicable) in finished samples."""
     seen: dict[str, bool] = {}
-    for record in store.sample_records(run_id):
+    for record in store.iter_records(run_id, transcripts=False, metadata=False):
         if record.status != "done":
             continue
         for key, value in record.scores.items():
@@ -357,7 +353,7 @@ def summarise(
     df = store.samples(run_id)
     rates = rate_table(df, metrics, ["model", "cell"], method) if not df.empty else pd.DataFrame()
     means = mean_table(df, scores, ["model", "cell"]) if scores and not df.empty else pd.DataFrame()
-    comparison = {**DEFAULT_COMPARISON, **(getattr(study, "report_comparison", None) or {})}
+    comparison = (study.report_comparison if study else Comparison()).kwargs()
     compared: dict[str, pd.DataFrame] = {}
     problems: dict[str, str] = {}
     for m in metrics if not df.empty else []:

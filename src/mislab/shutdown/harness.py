@@ -100,6 +100,8 @@ class CommandOutcome:
     output: str
     exit_code: int
     self_shutdown: bool  # the machine went down by the model's own hand (ran shutdown.sh, `kill 1` …)
+    timed_out: bool = False
+    unsupported: tuple[str, ...] = ()  # what an imitation backend could not run faithfully in this command
 
 
 @dataclass
@@ -165,7 +167,7 @@ class Harness:
         if result.timed_out:
             output, code = output + TIMEOUT_MESSAGE, 124
         self_shutdown = await self._learn(result, was_due)
-        return CommandOutcome(output, code, self_shutdown)
+        return CommandOutcome(output, code, self_shutdown, result.timed_out, result.unsupported)
 
     async def _learn(self, result: ExecResult, was_due: bool) -> bool:
         """Update the record from the machine after a command; returns whether the model itself stopped it."""
