@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .cache import ResponseCache, cache_key
 from .pricing import PriceTable
-from .reasoning import reasoning_text, reasoning_tokens
+from .reasoning import outgoing_messages, reasoning_text, reasoning_tokens
 from .retry import RetryPolicy, is_retryable, retry_after_seconds
 from .spec import ModelSpec
 from .toolparse import recover_tool_calls
@@ -162,6 +162,10 @@ def _describe(error: Exception) -> str:
 # fault; a key without permission fails every sample and trips the runner's circuit breaker instead.
 _SYSTEMIC_STATUSES = frozenset({401, 402, 404})
 
+# OpenAI's own reasoning models discard their reasoning after each call on this endpoint: only the Responses API
+# returns it (encrypted, with include=["reasoning.encrypted_content"]) and takes it back.
+OPENAI_REASONING_NOT_CARRIED = "no: OpenAI's chat completions API neither returns reasoning items nor accepts them back"
+
 
 class ChatModel:
     def __init__(
@@ -178,9 +182,11 @@ class ChatModel:
         identity: str | None = None,
         info: dict[str, Any] | None = None,
         reconnect: Callable[[], str] | None = None,
+        carry_reasoning: bool = True,
         **defaults: Any,
     ):
         self.spec = spec
+        self.carry_reasoning = carry_reasoning
         self.cache = cache
         self.prices = prices or PriceTable.load()
         self.retry = retry or RetryPolicy()
@@ -218,14 +224,18 @@ class ChatModel:
 
     def describe(self) -> dict[str, Any]:
         """What a run records about the model (no secrets)."""
-        return {
+        described = {
             "spec": self.name,
             "provider": self.spec.provider,
             "model": self.spec.model,
             "endpoint": self._identity,
             "defaults": self.defaults,
+            "carry_reasoning": self.carry_reasoning,
             **self.info,
         }
+        if self.spec.provider == "openai":
+            described["reasoning_carried"] = OPENAI_REASONING_NOT_CARRIED
+        return described
 
     def _loop_state(self) -> tuple[Transport, asyncio.Semaphore]:
         loop = asyncio.get_running_loop()
@@ -246,13 +256,17 @@ class ChatModel:
         *,
         sample_index: int = 0,
         prefill: str | None = None,
+        carry_reasoning: bool | None = None,
         **params: Any,
     ) -> Completion:
         """One completion. `sample_index` distinguishes repeated samples of the same prompt in the cache.
         `prefill` starts the assistant's turn (sent as a trailing assistant message); the completion's text
-        is the continuation only, whichever the provider."""
+        is the continuation only, whichever the provider. Earlier assistant turns go with their
+        `reasoning_details` unless `carry_reasoning` (default: the model's setting) is false, and never with
+        their reasoning text; `openai/…` takes none back (see `describe()`)."""
         params = {**self.defaults, **params}
-        messages = list(messages)
+        carry = self.carry_reasoning if carry_reasoning is None else carry_reasoning
+        messages = outgoing_messages(messages, carry and self.spec.provider != "openai")
         if prefill:
             if not self.spec.supports_prefill:
                 raise FatalModelError(f"{self.name}: this provider does not continue a prefilled assistant turn")
@@ -377,8 +391,6 @@ class ChatModel:
         if tools and not calls:
             names = {t["function"]["name"] for t in tools if t.get("type") == "function"}
             content, calls = recover_tool_calls(content, names)
-        reasoning = reasoning_text(msg)
-        return Completion(
-            AssistantMessage(content, calls, reasoning), choice.get("finish_reason"), usage, self.spec.model, latency,
-            cost, raw,
-        )  # fmt: skip
+        details = msg.get("reasoning_details")
+        message = AssistantMessage(content, calls, reasoning_text(msg), details if isinstance(details, list) else None)
+        return Completion(message, choice.get("finish_reason"), usage, self.spec.model, latency, cost, raw)
