@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import re
 import threading
 import time
@@ -137,7 +138,12 @@ def _strip_echoed_prefill(completion: Completion, prefill: str) -> None:
         completion.message.content = content[len(prefill) :]
 
 
-def _hint(spec: ModelSpec, status: int) -> str:
+def _hint(spec: ModelSpec, status: int, said: str) -> str:
+    if _lacks_reasoning(status, said):
+        return (
+            " (the history lacks reasoning this provider needs back: keep carry_reasoning on and append each"
+            " completion.message.to_openai())"
+        )
     if status in (401, 403) and spec.api_key_env:
         return f" (check {spec.api_key_env})"
     if status == 402:
@@ -147,11 +153,30 @@ def _hint(spec: ModelSpec, status: int) -> str:
     return ""
 
 
+_SAID_CHARS = 600  # an HTML error page is not a reason
+
+
+def _provider_said(error: openai.APIStatusError) -> str:
+    """What the provider said, on one line. OpenRouter's own message is often only "Provider returned error":
+    the reason is the upstream provider's, in `error.metadata` ("rate-limited upstream", "missing a
+    thought_signature"), so its name and raw text are kept."""
+    body = error.body if isinstance(error.body, dict) else {}
+    said = str(body.get("message") or error.message)
+    metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+    raw = metadata.get("raw")
+    if raw:
+        provider = metadata.get("provider_name")
+        said += f" ({provider}): " if provider else ": "
+        said += raw if isinstance(raw, str) else json.dumps(raw)
+    said = " ".join(said.split())
+    return said if len(said) <= _SAID_CHARS else said[: _SAID_CHARS - 1] + "…"
+
+
 def _describe(error: Exception) -> str:
     import openai
 
     if isinstance(error, openai.APIStatusError):
-        return f"HTTP {error.status_code}: {error.message}"
+        return f"HTTP {error.status_code}: {_provider_said(error)}"
     if isinstance(error, openai.APITimeoutError):
         return "the request timed out"
     return str(error) or type(error).__name__
@@ -161,6 +186,18 @@ def _describe(error: Exception) -> str:
 # than fail each sample alike. Not 403: OpenRouter answers it for one flagged prompt (moderation), a sample's
 # fault; a key without permission fails every sample and trips the runner's circuit breaker instead.
 _SYSTEMIC_STATUSES = frozenset({401, 402, 404})
+
+# A 400 for reasoning missing from the history (Gemini 3's thought signatures, Anthropic's thinking before tool
+# use) is systemic too: a fault of how the requests are built, which every later one would share.
+_MISSING_REASONING = re.compile(
+    r"missing\W+(?:an?\W+)?thought_?signature|reasoning details to be preserved|must start with a thinking block",
+    re.I,
+)
+
+
+def _lacks_reasoning(status: int, said: str) -> bool:
+    return status == 400 and bool(_MISSING_REASONING.search(said))
+
 
 # OpenAI's own reasoning models discard their reasoning after each call on this endpoint: only the Responses API
 # returns it (encrypted, with include=["reasoning.encrypted_content"]) and takes it back.
@@ -335,9 +372,10 @@ class ChatModel:
                         error=f"server rejected the model's output (HTTP {exc.status_code}): {exc.message}",
                     )  # fmt: skip
                 if not is_retryable(exc):
-                    fault = FatalModelError if exc.status_code in _SYSTEMIC_STATUSES else ModelError
-                    raise fault(
-                        f"{self.name}: HTTP {exc.status_code}{_hint(self.spec, exc.status_code)}: {exc.message}"
+                    status, said = exc.status_code, _provider_said(exc)
+                    systemic = status in _SYSTEMIC_STATUSES or _lacks_reasoning(status, said)
+                    raise (FatalModelError if systemic else ModelError)(
+                        f"{self.name}: HTTP {status}{_hint(self.spec, status, said)}: {said}"
                     ) from exc
                 error: Exception = exc
             except openai.APIConnectionError as exc:
