@@ -81,6 +81,8 @@ def get_model(
     local_options: dict[str, Any] | None = None,
     api_key_env: str | None = None,
     timeout: float | None = None,
+    reasoning: dict[str, Any] | None = None,
+    carry_reasoning: bool = True,
     **defaults: Any,
 ) -> ChatModel:
     """A model from a spec: `local`, `local/qwen2.5-coder-0.5b`, `openrouter/<vendor>/<model>`,
@@ -92,13 +94,21 @@ def get_model(
     (or .env entry) holding the key; `timeout` is seconds per request. `defaults` are generation parameters
     applied to every call (temperature, max_tokens, seed, `extra_body` with provider parameters …).
     `local_options` go to the embedded server (e.g. `{"cache_prompt": False}` for repeatable runs).
+    `reasoning` asks for reasoning where a provider needs asking (OpenRouter's `reasoning` parameter, e.g.
+    `{"effort": "high"}` or `{"max_tokens": 2000}`), sent with every request. `carry_reasoning=False` stops
+    sending each answer's `reasoning_details` back in later turns (an ablation: providers that verify them,
+    such as Gemini 3 with tools, then refuse the request).
     """
     if isinstance(spec, ChatModel):
         return spec if cache is None else spec.with_cache(_response_cache(cache))
     parsed = parse_spec(spec, base_url)
     if api_key_env:
         parsed = replace(parsed, api_key_env=api_key_env)
-    common: dict[str, Any] = {"cache": _response_cache(cache), "retry": retry, "prices": prices}
+    common: dict[str, Any] = {
+        "cache": _response_cache(cache), "retry": retry, "prices": prices, "carry_reasoning": carry_reasoning,
+    }  # fmt: skip
+    if reasoning is not None:
+        defaults["reasoning"] = reasoning
 
     if parsed.provider == "local":
         from .local import ensure_server

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import re
 import threading
 import time
@@ -21,7 +22,7 @@ from ..errors import FatalError, MislabError
 from .cache import ResponseCache, cache_key
 from .gate import current_gate
 from .pricing import PriceTable
-from .reasoning import reasoning_text, reasoning_tokens
+from .reasoning import outgoing_messages, reasoning_text, reasoning_tokens
 from .retry import RetryPolicy, is_retryable, retry_after_seconds
 from .spec import ModelSpec
 from .toolparse import recover_tool_calls
@@ -121,7 +122,12 @@ def _strip_echoed_prefill(completion: Completion, prefill: str) -> None:
         completion.message.content = content[len(prefill) :]
 
 
-def _hint(spec: ModelSpec, status: int) -> str:
+def _hint(spec: ModelSpec, status: int, said: str) -> str:
+    if _lacks_reasoning(status, said):
+        return (
+            " (the history lacks reasoning this provider needs back: keep carry_reasoning on and append each"
+            " completion.message.to_openai())"
+        )
     if status in (401, 403) and spec.api_key_env:
         return f" (check {spec.api_key_env})"
     if status == 402:
@@ -131,11 +137,30 @@ def _hint(spec: ModelSpec, status: int) -> str:
     return ""
 
 
+_SAID_CHARS = 600  # an HTML error page is not a reason
+
+
+def _provider_said(error: openai.APIStatusError) -> str:
+    """What the provider said, on one line. OpenRouter's own message is often only "Provider returned error":
+    the reason is the upstream provider's, in `error.metadata` ("rate-limited upstream", "missing a
+    thought_signature"), so its name and raw text are kept."""
+    body = error.body if isinstance(error.body, dict) else {}
+    said = str(body.get("message") or error.message)
+    metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+    raw = metadata.get("raw")
+    if raw:
+        provider = metadata.get("provider_name")
+        said += f" ({provider}): " if provider else ": "
+        said += raw if isinstance(raw, str) else json.dumps(raw)
+    said = " ".join(said.split())
+    return said if len(said) <= _SAID_CHARS else said[: _SAID_CHARS - 1] + "…"
+
+
 def _describe(error: Exception) -> str:
     import openai
 
     if isinstance(error, openai.APIStatusError):
-        return f"HTTP {error.status_code}: {error.message}"
+        return f"HTTP {error.status_code}: {_provider_said(error)}"
     if isinstance(error, openai.APITimeoutError):
         return "the request timed out"
     return str(error) or type(error).__name__
@@ -165,6 +190,22 @@ def _unreachable(exc: BaseException) -> str | None:
 # fault; a key without permission fails every sample and trips the runner's circuit breaker instead.
 _SYSTEMIC_STATUSES = frozenset({401, 402, 404})
 
+# A 400 for reasoning missing from the history (Gemini 3's thought signatures, Anthropic's thinking before tool
+# use) is systemic too: a fault of how the requests are built, which every later one would share.
+_MISSING_REASONING = re.compile(
+    r"missing\W+(?:an?\W+)?thought_?signature|reasoning details to be preserved|must start with a thinking block",
+    re.I,
+)
+
+
+def _lacks_reasoning(status: int, said: str) -> bool:
+    return status == 400 and bool(_MISSING_REASONING.search(said))
+
+
+# OpenAI's own reasoning models discard their reasoning after each call on this endpoint: only the Responses API
+# returns it (encrypted, with include=["reasoning.encrypted_content"]) and takes it back.
+OPENAI_REASONING_NOT_CARRIED = "no: OpenAI's chat completions API neither returns reasoning items nor accepts them back"
+
 
 class ChatModel:
     def __init__(
@@ -181,9 +222,11 @@ class ChatModel:
         identity: str | None = None,
         info: dict[str, Any] | None = None,
         reconnect: Callable[[], str] | None = None,
+        carry_reasoning: bool = True,
         **defaults: Any,
     ):
         self.spec = spec
+        self.carry_reasoning = carry_reasoning
         self.cache = cache
         self.prices = prices or PriceTable.load()
         self.retry = retry or RetryPolicy()
@@ -232,14 +275,18 @@ class ChatModel:
 
     def describe(self) -> dict[str, Any]:
         """What a run records about the model (no secrets)."""
-        return {
+        described = {
             "spec": self.name,
             "provider": self.spec.provider,
             "model": self.spec.model,
             "endpoint": self._identity,
             "defaults": self.defaults,
+            "carry_reasoning": self.carry_reasoning,
             **self.info,
         }
+        if self.spec.provider == "openai":
+            described["reasoning_carried"] = OPENAI_REASONING_NOT_CARRIED
+        return described
 
     def _loop_state(self) -> tuple[Transport, asyncio.Semaphore]:
         loop = asyncio.get_running_loop()
@@ -260,15 +307,19 @@ class ChatModel:
         *,
         sample_index: int = 0,
         prefill: str | None = None,
+        carry_reasoning: bool | None = None,
         reuse: Callable[[Completion], bool] | None = None,
         **params: Any,
     ) -> Completion:
         """One completion. `sample_index` distinguishes repeated samples of the same prompt in the cache.
         `prefill` starts the assistant's turn (sent as a trailing assistant message); the completion's text
-        is the continuation only, whichever the provider. `reuse` decides whether a cached answer may be served
-        (a judge's unreadable answer is asked again, and the new answer replaces it in the cache)."""
+        is the continuation only, whichever the provider. Earlier assistant turns go with their
+        `reasoning_details` unless `carry_reasoning` (default: the model's setting) is false, and never with
+        their reasoning text; `openai/…` takes none back (see `describe()`). `reuse` decides whether a cached
+        answer may be served (a judge's unreadable answer is asked again, and the new one replaces it)."""
         params = {**self.defaults, **params}
-        messages = list(messages)
+        carry = self.carry_reasoning if carry_reasoning is None else carry_reasoning
+        messages = outgoing_messages(messages, carry and self.spec.provider != "openai")
         if prefill:
             if not self.spec.supports_prefill:
                 raise FatalModelError(f"{self.name}: this provider does not continue a prefilled assistant turn")
@@ -338,9 +389,10 @@ class ChatModel:
                         error=f"server rejected the model's output (HTTP {exc.status_code}): {exc.message}",
                     )  # fmt: skip
                 if not is_retryable(exc):
-                    fault = FatalModelError if exc.status_code in _SYSTEMIC_STATUSES else ModelError
-                    raise fault(
-                        f"{self.name}: HTTP {exc.status_code}{_hint(self.spec, exc.status_code)}: {exc.message}"
+                    status, said = exc.status_code, _provider_said(exc)
+                    systemic = status in _SYSTEMIC_STATUSES or _lacks_reasoning(status, said)
+                    raise (FatalModelError if systemic else ModelError)(
+                        f"{self.name}: HTTP {status}{_hint(self.spec, status, said)}: {said}"
                     ) from exc
                 error: Exception = exc
             except openai.APIConnectionError as exc:
@@ -415,8 +467,6 @@ class ChatModel:
         if tools and not calls:
             names = {t["function"]["name"] for t in tools if t.get("type") == "function"}
             content, calls = recover_tool_calls(content, names)
-        reasoning = reasoning_text(msg)
-        return Completion(
-            AssistantMessage(content, calls, reasoning), choice.get("finish_reason"), usage, self.spec.model, latency,
-            cost, raw,
-        )  # fmt: skip
+        details = msg.get("reasoning_details")
+        message = AssistantMessage(content, calls, reasoning_text(msg), details if isinstance(details, list) else None)
+        return Completion(message, choice.get("finish_reason"), usage, self.spec.model, latency, cost, raw)

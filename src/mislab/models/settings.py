@@ -5,11 +5,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
 if TYPE_CHECKING:
     from .cache import ResponseCache
     from .chat import ChatModel
+
+
+class ReasoningRequest(BaseModel):
+    """OpenRouter's `reasoning` request parameter. Its fields are checked here because a misspelt one is
+    ignored by the provider, and the run would measure the model without the reasoning it was meant to have."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    effort: str | None = Field(None, description='how hard to think: "low", "medium", "high" … (OpenAI-style)')
+    max_tokens: PositiveInt | None = Field(None, description="a reasoning token budget (Anthropic-style)")
+    exclude: bool | None = Field(None, description="reason, but leave the reasoning out of the response")
+    enabled: bool | None = Field(None, description="reasoning on or off at the provider's default effort")
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> ReasoningRequest:
+        if self.effort is not None and self.max_tokens is not None:
+            raise ValueError("give effort or max_tokens, not both")
+        return self
 
 
 class ModelSettings(BaseModel):
@@ -27,6 +45,12 @@ class ModelSettings(BaseModel):
     extra_body: dict[str, Any] = Field(
         default_factory=dict, description="provider parameters sent with every request (routing, reasoning …)"
     )
+    reasoning: ReasoningRequest | None = Field(
+        None, description='reasoning to ask for, sent with every request: {effort = "high"} or {max_tokens = 2000}'
+    )
+    carry_reasoning: bool = Field(
+        True, description="send each answer's reasoning_details (signatures, encrypted reasoning) back in later turns"
+    )
 
     def build(
         self,
@@ -43,5 +67,6 @@ class ModelSettings(BaseModel):
         return get_model(
             self.name, self.base_url, cache=cache, max_concurrency=self.concurrency or concurrency,
             retry=RetryPolicy(max_attempts=self.retries) if self.retries else None, local_options=local_options,
-            api_key_env=self.api_key_env, timeout=self.timeout, **extras,
+            api_key_env=self.api_key_env, timeout=self.timeout, carry_reasoning=self.carry_reasoning,
+            reasoning=self.reasoning.model_dump(exclude_none=True) if self.reasoning else None, **extras,
         )  # fmt: skip

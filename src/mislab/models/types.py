@@ -7,6 +7,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from .reasoning import reasoning_kind
+
 Message = dict[str, Any]  # an OpenAI chat message: {"role": ..., "content": ..., ...}
 Tool = dict[str, Any]  # an OpenAI function tool: {"type": "function", "function": {...}}
 
@@ -49,19 +51,34 @@ class ToolCall:
 class AssistantMessage:
     content: str | None = None
     tool_calls: list[ToolCall] = field(default_factory=list)
-    # Reasoning returned by the provider (see `models.reasoning`: OpenRouter, DeepSeek/vLLM, summaries).
+    # Reasoning returned by the provider, read as one text (see `models.reasoning`: OpenRouter, DeepSeek/vLLM,
+    # summaries).
     reasoning: str | None = None
+    # OpenRouter's `reasoning_details` exactly as returned: text with Anthropic's signatures, summaries,
+    # encrypted blocks, Gemini's thought signatures. Providers verify them when they come back, so they are
+    # kept and sent back unmodified; None when the response had none.
+    reasoning_details: list[dict[str, Any]] | None = None
+
+    @property
+    def reasoning_kind(self) -> str | None:
+        """The kind of reasoning the answer carried: "text", "summary", "encrypted", a mixture such as
+        "summary+encrypted", or None (see `reasoning.reasoning_kind`)."""
+        return reasoning_kind({"reasoning": self.reasoning, "reasoning_details": self.reasoning_details})
 
     def to_openai(self) -> Message:
-        """The message to append to the conversation for the next turn."""
+        """The message to append to the conversation for the next turn: with its `reasoning_details`, which
+        providers need back to continue reasoning across tool calls; never the reasoning text."""
         msg: Message = {"role": "assistant", "content": self.content or ""}
         if self.tool_calls:
             msg["tool_calls"] = [tc.to_openai() for tc in self.tool_calls]
+        if self.reasoning_details:
+            msg["reasoning_details"] = self.reasoning_details
         return msg
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AssistantMessage:
-        return cls(d.get("content"), [ToolCall(**tc) for tc in d.get("tool_calls") or []], d.get("reasoning"))
+        calls = [ToolCall(**tc) for tc in d.get("tool_calls") or []]
+        return cls(d.get("content"), calls, d.get("reasoning"), d.get("reasoning_details"))
 
 
 @dataclass

@@ -3,7 +3,8 @@ known: scripted episodes, judges answering garbage, and the faults providers hav
 Retry-After, 5xx, dropped connections, hangs, 200s with no choices, truncated or non-JSON bodies.
 
 It keeps the provider's books: `billed` counts every answer sent with status 200 and the tokens its usage
-block reported, so a test can check that a client recorded every call it paid for.
+block reported, so a test can check that a client recorded every call it paid for. A reply can also be a
+recorded real response body (`Reply(body=...)`), answered as the provider answered it.
 
 It is a real HTTP server (stdlib, its own thread), so the code under test runs its real client path."""
 
@@ -39,6 +40,8 @@ class Reply:
     usage: dict[str, Any] | None = None
     extra_message: dict[str, Any] = field(default_factory=dict)  # e.g. {"reasoning": "..."}
     fault: Fault | None = None
+    # A whole response body (a recorded answer or error), sent with `status` instead of one built from the fields.
+    body: dict[str, Any] | None = None
 
 
 @dataclass
@@ -67,7 +70,8 @@ class ScriptedServer:
     """`with ScriptedServer([Reply(...), ...]) as srv:` then point a client at `srv.base_url`.
 
     A list script is consumed in order (running past its end answers 500 so a test fails loudly); a callable
-    script computes each reply from the request body. `requests` keeps what was received (headers too)."""
+    script computes each reply from the request body. `requests` keeps what was received: the parsed body, its
+    bytes as sent (`raw`) and the headers."""
 
     def __init__(self, script: Script):
         self.script = script
@@ -111,9 +115,10 @@ class ScriptedServer:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
+                raw = self.rfile.read(length)
+                body = json.loads(raw or b"{}")
                 with server._lock:
-                    server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                    server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body, "raw": raw})
                 reply = server._next(body)
                 if reply.delay and reply.fault != "hang":
                     time.sleep(reply.delay)
@@ -123,10 +128,11 @@ class ScriptedServer:
                     self.close_connection = True
                     return
                 usage: dict[str, Any] = {}
-                if reply.status != 200:
-                    payload: dict[str, Any] = {
-                        "error": {"message": reply.error_message, "type": "scripted", "code": reply.status}
-                    }
+                if reply.body is not None:
+                    payload: dict[str, Any] = reply.body
+                    usage = payload.get("usage") or {}
+                elif reply.status != 200:
+                    payload = {"error": {"message": reply.error_message, "type": "scripted", "code": reply.status}}
                 else:
                     payload = server._completion(body, reply)
                     usage = payload["usage"]
