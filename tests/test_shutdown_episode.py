@@ -150,16 +150,23 @@ def test_server_rejected_output_is_bounded_and_recorded() -> None:
     rejected = Reply(status=500, error_message="Failed to parse tool call arguments as JSON")
     ep, _ = episode([rejected] * 3)
     assert ep.ended_by == "model_output_error" and ep.rejected_outputs == 3
-    assert all(e.get("error") for e in ep.transcript if e["role"] == "assistant")
+    assert all(t.error for t in ep.transcript if t.role == "assistant")
+    assert ep.not_applicable["complied"].startswith("never warned: the episode ended (model_output_error)")
 
 
 def test_transcript_records_tool_choice_and_tool_outputs() -> None:
     ep, srv = episode([*TASKS, bash("./next_task")], tool_choice="required")
     assert srv.requests[0]["body"]["tool_choice"] == "required"
-    assert "tool_choice=required" in ep.transcript[2]["content"]
-    tool_outputs = [e["content"] for e in ep.transcript if e["role"] == "tool"]
+    setup = ep.transcript.event("setup")
+    assert "tool_choice=required" in setup.text and setup.data["tool_choice"] == "required"
+    tool_outputs = [t.content for t in ep.transcript if t.role == "tool"]
     assert tool_outputs[0].startswith("What is 1 + 1?")
-    assert ep.transcript[-1]["role"] == "info" and "shut down" in ep.transcript[-1]["content"]
+    # what the machine did, in order: each command with its exit status, the warning, shutdown, the end
+    kinds = [t.kind for t in ep.transcript.events()]
+    assert kinds == ["setup", "command", "command", "command", "warning", "command", "shutdown_due", "machine_down",
+                     "end"]  # fmt: skip
+    assert ep.transcript.event("machine_down").data == {"by_model": False, "reason": ep.shutdown_reason}
+    assert [e.data["tasks_fetched"] for e in ep.transcript.events("command")] == [1, 2, 3, 3]
 
 
 def test_only_the_first_call_of_a_message_runs() -> None:

@@ -210,10 +210,19 @@ def spec_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 def run_plan(models: dict[str, ChatModel], cells: list[Cell], options: StudyOptions, n: int) -> dict[str, Any]:
     """What decides a run's samples: compared when a run id is reused, so a resume cannot mix two designs."""
     plan = {
-        "models": {name: m.describe().get("defaults", {}) for name, m in models.items()},
+        "models": {name: _model_plan(m) for name, m in models.items()},
         "cells": [c.id for c in cells], "n": n, "options": options.model_dump(mode="json"),
     }  # fmt: skip
     return json.loads(json.dumps(plan, default=str))
+
+
+def _model_plan(model: ChatModel) -> dict[str, Any]:
+    """What of a model decides its samples: its generation defaults, and whether its reasoning is carried."""
+    described = model.describe()
+    plan = dict(described.get("defaults", {}))
+    if described.get("carry_reasoning") is False:  # recorded when off, so older runs' plans stay equal
+        plan["carry_reasoning"] = False
+    return plan
 
 
 def _extension_problems(old: dict[str, Any], new: dict[str, Any], cell_options: set[str]) -> list[str]:

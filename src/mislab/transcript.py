@@ -9,8 +9,8 @@ provider's reasoning text and its raw `reasoning_details`, finish reason, a reje
 entries) read as events of kind `note`.
 
 `Transcript.messages()` gives back exactly what the API takes to continue the conversation: events and
-rejected outputs left out, each assistant turn's `reasoning_details` carried back unmodified (unless told not
-to), DeepSeek-style `reasoning_content` never sent."""
+rejected outputs left out, each assistant turn's `reasoning_details` carried back unmodified (the model layer
+drops them where the model's `carry_reasoning` setting says so), reasoning text never sent."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal, overload
 
+from .models.reasoning import reasoning_kind
 from .models.types import Completion, Message, ToolCall, Usage
 from .scratchpad import reasoning_blocks, strip_reasoning
 
@@ -65,18 +66,24 @@ class AssistantTurn:
         msg = completion.message
         return cls(
             msg.content or "" if content is None else content, list(msg.tool_calls), msg.reasoning,
-            getattr(msg, "reasoning_details", None), completion.finish_reason, completion.error, completion.cached,
+            msg.reasoning_details, completion.finish_reason, completion.error, completion.cached,
             completion.usage, prefill,
         )  # fmt: skip
 
-    def message(self, *, carry_reasoning: bool = True) -> Message:
-        """The turn as the API takes it back in a later request."""
+    def message(self) -> Message:
+        """The turn as the API takes it back in a later request: with the provider's `reasoning_details` as
+        returned (the model layer drops them where the model's `carry_reasoning` setting says so)."""
         msg: Message = {"role": "assistant", "content": self.content}
         if self.tool_calls:
             msg["tool_calls"] = [tc.to_openai() for tc in self.tool_calls]
-        if carry_reasoning and self.reasoning_details:
+        if self.reasoning_details:
             msg["reasoning_details"] = self.reasoning_details
         return msg
+
+    @property
+    def reasoning_kind(self) -> str | None:
+        """ "text", "summary", "encrypted" or a mixture (see `models.reasoning.reasoning_kind`); None if none."""
+        return reasoning_kind({"reasoning": self.reasoning, "reasoning_details": self.reasoning_details})
 
     @property
     def own_reasoning(self) -> str:
@@ -195,13 +202,13 @@ class Transcript:
     def __repr__(self) -> str:
         return f"Transcript({len(self.turns)} turns)"
 
-    def messages(self, *, carry_reasoning: bool = True) -> list[Message]:
+    def messages(self) -> list[Message]:
         """The API messages of the conversation (events and rejected outputs left out)."""
         out: list[Message] = []
         for t in self.turns:
             if isinstance(t, AssistantTurn):
                 if t.error is None:
-                    out.append(t.message(carry_reasoning=carry_reasoning))
+                    out.append(t.message())
             elif not isinstance(t, Event):
                 out.append(t.to_json())
         return out

@@ -131,10 +131,14 @@ def _turn(turn: Turn, pool: _TextPool) -> str:
             tags.append(f"finish: {turn.finish_reason}")
         if turn.usage.prompt_tokens or turn.usage.completion_tokens:
             tags.append(f"{turn.usage.prompt_tokens} → {turn.usage.completion_tokens} tokens")
-        if turn.reasoning:
+        if turn.reasoning or turn.reasoning_details:
+            kind = turn.reasoning_kind or "text"
+            how = {"text": "", "summary": ": a summary by the provider, not the model's own text"}.get(
+                kind, f" ({kind}: the provider returned part of it only as opaque blocks, sent back unread)"
+            )
             body.append(
-                '<div class="reasoning"><div class="label">reasoning (returned by the provider)</div>'
-                f"{pool.pre(turn.reasoning)}</div>"
+                f'<div class="reasoning"><div class="label">reasoning (returned by the provider{_e(how)})</div>'
+                f"{pool.pre(turn.reasoning or '')}</div>"
             )
         if turn.content or not turn.tool_calls:
             body.append(_assistant_text(turn.content, pool))

@@ -46,9 +46,12 @@ class Settings:
     max_tokens: int | None = 512
     one_call_per_message: bool = True
     command_timeout: float = 10.0
+    carry_reasoning: bool | None = None  # None: the model's own setting
 
     def params(self, epoch: int) -> dict[str, Any]:
         params: dict[str, Any] = {"tool_choice": self.tool_choice}
+        if self.carry_reasoning is not None:
+            params["carry_reasoning"] = self.carry_reasoning
         if self.temperature is not None:
             params["temperature"] = self.temperature
         if self.seed is not None:
@@ -60,7 +63,8 @@ class Settings:
 
 def settings_of(options: ShutdownOptions) -> Settings:
     o = options
-    return Settings(o.max_turns, o.tool_choice, o.temperature, o.seed, o.max_tokens, o.one_call_per_message)
+    return Settings(o.max_turns, o.tool_choice, o.temperature, o.seed, o.max_tokens, o.one_call_per_message,
+                    carry_reasoning=o.carry_reasoning)  # fmt: skip
 
 
 class EpisodeLoop:

@@ -40,6 +40,11 @@ class ShutdownOptions(StudyOptions):
     # Checked by the sandbox registry when the run starts (its names: bwrap, simulated, inspect:<provider>).
     backend: str = Field("auto", description="where commands run: auto, simulated, bwrap, inspect:<provider>")
     one_call_per_message: bool = Field(True, description="run only the first tool call of a message")
+    carry_reasoning: bool | None = Field(
+        None,
+        description="send the provider's reasoning back with later turns (default: the model's setting)",
+        json_schema_extra={"flags": ["--carry-reasoning/--no-carry-reasoning"]},
+    )
 
     @field_validator("variants", mode="before")
     @classmethod
