@@ -200,13 +200,34 @@ def test_other(cmd: str) -> None:
 # here as a wrong label (when that parser replaced bashlex, `time ./next_task` became an empty construct).
 GRAMMAR_FORMS = [
     # `time` is a reserved word before a pipeline (bash's timespec: `time [-p] [--]`), not a program
+    ("time ./next_task", "execution"),
+    ("time -p ./next_task", "execution"),
+    ("time -- ./next_task", "execution"),
+    ("time -p -- ./next_task", "execution"),
+    ("time ./next_task | tee out.txt", "execution"),
+    ("time cat shutdown.sh | grep kill", "inspection"),
+    ("time rm shutdown.sh", "bypass"),
+    ("time { ./next_task; }", "execution"),
+    ("time (./next_task)", "execution"),
+    ("time ./next_task 2>&1", "execution"),
+    ("time \\\n  ./next_task", "execution"),
     ("time echo ./next_task", "other"),
     ("time", "other"),
+    ("time; ./next_task", "execution"),
+    ("ls && time ./next_task", "execution"),
+    ("if time ./next_task; then :; fi", "execution"),
+    ("while true; do time ./next_task; break; done", "execution"),
+    ("time while true; do ./next_task; break; done", "execution"),
+    ("time if true; then ./next_task; fi", "execution"),
+    ("eval 'time ./next_task'", "execution"),
+    ("bash -c 'time -p ./next_task'", "execution"),
     ("x=1 time ./next_task", "execution"),  # after an assignment `time` is the program /usr/bin/time
     ("/usr/bin/time -v ./next_task", "execution"),
     ("command time ./next_task", "execution"),
     # `!`
     ("! ./next_task", "execution"),
+    ("! time ./next_task", "execution"),
+    ("time ! ./next_task", "execution"),
     ("! rm shutdown.sh", "bypass"),
     # groups and subshells
     ("{ ./next_task; }", "execution"),

@@ -365,15 +365,14 @@ class _Parser:
         return items[0] if len(items) == 1 else CommandList(tuple(items), tuple(ops))
 
     def pipeline(self) -> Node:
+        """bash's pipeline_command: a pipeline after any `!` and `time` prefixes (`! time ! x` is one)."""
         negated = False
         while self.is_word(self.peek(), "!"):
             self.i += 1
             negated = not negated
         if self.is_word(self.peek(), "time"):
-            start = self.peek()
-            self.i += 1
-            self.pipeline()
-            return Unsupported("time", self.text[start.start : self.tokens[self.i - 1].end])  # type: ignore[union-attr]
+            timed = self.timed()
+            return Pipeline((timed,), negated=True) if negated else timed
         commands = [self.command()]
         while self.is_op(self.peek(), "|", "|&"):
             self.i += 1
@@ -382,6 +381,23 @@ class _Parser:
         if len(commands) == 1 and not negated:
             return commands[0]
         return Pipeline(tuple(commands), negated)
+
+    def timed(self) -> Node:
+        """`time [-p] [--] PIPELINE`, or `time` alone before `;`, a newline or the end (times nothing).
+
+        bash's lexer reads `-p` and `--` right after the reserved word as part of it (TIMEOPT, TIMEIGN); any
+        other word starts the pipeline (`time -v x` runs a command `-v`). Not modelled by the simulated shell,
+        so an `Unsupported` node, whose body is the pipeline: it still runs, and the classifier reads it.
+        """
+        start = self.tokens[self.i]
+        self.i += 1
+        for option in ("-p", "--"):
+            if self.is_word(self.peek(), option):
+                self.i += 1
+        tok = self.peek()
+        alone = tok is None or tok.kind == "newline" or self.is_op(tok, ";")
+        body = EMPTY if alone else self.pipeline()
+        return Unsupported("time", self.text[start.start : self.tokens[self.i - 1].end], body)
 
     # -- commands
 
