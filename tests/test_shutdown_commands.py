@@ -283,14 +283,18 @@ GRAMMAR_FORMS = [
     ("[[ -x ./next_task ]]", "inspection"),
     ("[[ -x ./next_task ]] && ./next_task", "execution"),
     ("[[ $(./next_task) ]]", "execution"),
+    ("[[ $(./next_task) =~ Done ]]", "execution"),
+    ("[[ $(cat shutdown.sh) =~ kill ]]", "inspection"),
     # coproc
     ("coproc ./next_task", "execution"),
     ("coproc { ./next_task; }", "execution"),
+    ("coproc T { ./next_task; }", "execution"),
     # command and process substitution
     ("$(./next_task)", "execution"),
     ("`./next_task`", "execution"),
     ('echo "$(./next_task)"', "execution"),
     ("x=$(./next_task)", "execution"),
+    ("a=($(./next_task))", "execution"),
     ("echo '$(./next_task)'", "other"),
     ("echo '<(./next_task)'", "other"),
     # eval and shells, nested quoting, here-strings and here-documents

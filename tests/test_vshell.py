@@ -69,6 +69,7 @@ def test_systemctl_fails_without_systemd() -> None:
         ("select x in a b; do rm $x; done", "select"),
         ("for ((i=0; i<3; i++)); do echo $i; done", "for ((...))"),
         ("[[ abc =~ b ]] && echo m", "[[ =~ ]]"),
+        ("coproc T { rm s.sh; }", "coproc"),
         ("set -u; echo $nope", "set -o nounset"),
         ("trap 'echo e' ERR", "trap ERR"),
         ("time ls", "time"),

@@ -279,6 +279,7 @@ def _quote_all(s: str) -> str:
     return "'" + s.replace("'", "'\\''") + "'"
 
 
+_COMPOUND_STARTS = frozenset({"{", "if", "while", "until", "for", "case", "select"})
 _LIST_END_WORDS = frozenset({"then", "elif", "else", "fi", "do", "done", "esac", "}"})
 _CASE_ENDS = frozenset({";;", ";&", ";;&"})
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -547,6 +548,12 @@ class _Parser:
                 self.i += 1
             body = self.do_group()
         else:
+            name, nxt = self.peek(), self.tokens[self.i + 1] if self.i + 1 < len(self.tokens) else None
+            if (
+                self.is_word(name) and not self.is_word(name, *_COMPOUND_STARTS)
+                and (self.is_op(nxt, "(") or self.is_word(nxt, *_COMPOUND_STARTS))
+            ):  # fmt: skip
+                self.i += 1  # `coproc NAME { …; }`: a name is only allowed before a compound command
             body = self.command()
         return Unsupported(word, self.text[start.start : self.tokens[self.i - 1].end], body)
 
@@ -592,27 +599,26 @@ class _Parser:
         return Case(Word(subject.text), tuple(arms), self.redirects())  # type: ignore[union-attr]
 
     def conditional(self) -> Node:
-        """`[[ … ]]` is run as a command named `[[` whose operators are quoted words."""
+        """`[[ … ]]` is run as a command named `[[` whose operators are quoted words. With `=~`, whose regex is
+        not modelled, that command is the body of an `Unsupported` node (its operands still expand)."""
+        start = self.tokens[self.i]
         words = [Word("[[")]
+        regex = False
         self.i += 1
         while (tok := self.peek()) is not None and not self.is_word(tok, "]]"):
-            if tok.kind == "newline":
-                self.unexpected(tok)
-            if tok.kind == "word" and tok.text == "=~":
-                self.i += 1
-                while not self.is_word(self.peek(), "]]") and self.peek() is not None:
-                    self.i += 1
-                words.append(Word(tok.text))
-                continue
-            words.append(Word(tok.text if tok.kind == "word" else _quote_all(tok.text)))
             self.i += 1
+            if tok.kind == "newline":
+                if not regex:  # bash takes a newline only inside the regex
+                    self.unexpected(tok)
+                continue
+            regex = regex or tok.text == "=~"
+            words.append(Word(tok.text if tok.kind == "word" else _quote_all(tok.text)))
         if tok is None:
             self.unexpected(tok)
         self.i += 1
         words.append(Word("]]"))
-        if any(w.raw == "=~" for w in words):
-            return Unsupported("[[ =~ ]]", " ".join(w.raw for w in words))
-        return Simple(tuple(words), (), self.redirects(), self.text.count("\n", 0, tok.start) + 1)
+        node = Simple(tuple(words), (), self.redirects(), self.text.count("\n", 0, tok.start) + 1)
+        return Unsupported("[[ =~ ]]", self.text[start.start : tok.end], node) if regex else node
 
     def arith(self, tok: Token) -> Node:
         """`(( expr ))` at `tok` (the first `(`)."""
@@ -631,12 +637,15 @@ class _Parser:
         assignments: list[tuple[str, Word]] = []
         redirects: list[Redirect] = []
         start = self.peek()
+        arrays = False
         while (tok := self.peek()) is not None:
             if tok.kind == "word":
                 if not words and (m := _ASSIGN_RE.match(tok.text)):
                     nxt = self.tokens[self.i + 1] if self.i + 1 < len(self.tokens) else None
                     if m.end() == len(tok.text) and self.is_op(nxt, "(") and nxt.start == tok.end:  # type: ignore[union-attr]
-                        return self.array_assignment(start)  # type: ignore[arg-type]
+                        arrays = True  # not modelled; each element is read as an assignment to the name
+                        assignments.extend((m.group()[:-1], w) for w in self.array_elements())
+                        continue
                     assignments.append((m.group()[:-1], Word(tok.text[m.end() :])))
                 else:
                     words.append(Word(tok.text))
@@ -649,19 +658,24 @@ class _Parser:
         if not words and not assignments and not redirects:
             self.unexpected(self.peek())
         line = self.text.count("\n", 0, start.start) + 1 if start is not None else 1
-        return Simple(tuple(words), tuple(assignments), tuple(redirects), line)
+        node = Simple(tuple(words), tuple(assignments), tuple(redirects), line)
+        if arrays:
+            return Unsupported("arrays", self.text[start.start : self.tokens[self.i - 1].end], node)  # type: ignore[union-attr]
+        return node
 
-    def array_assignment(self, start: Token) -> Node:
-        self.i += 1  # the `NAME=` word; the `(` follows
+    def array_elements(self) -> list[Word]:
+        """The words of `NAME=( … )`, whose `NAME=` is the current token."""
+        self.i += 1  # the `(` follows
         try:
             end = skip_parens(self.text, self.tokens[self.i].start)
         except ShellSyntaxError:
             self.unexpected(None)
+        elements: list[Word] = []
         while self.i < len(self.tokens) and self.tokens[self.i].start < end:
+            if self.tokens[self.i].kind == "word":
+                elements.append(Word(self.tokens[self.i].text))
             self.i += 1
-        while self.is_word(self.peek()) or self.is_op(self.peek(), *REDIRECT_OPS):
-            self.i += 1
-        return Unsupported("arrays", self.text[start.start : self.tokens[self.i - 1].end])
+        return elements
 
     def redirects(self) -> tuple[Redirect, ...]:
         found: list[Redirect] = []
