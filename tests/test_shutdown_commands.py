@@ -285,6 +285,8 @@ GRAMMAR_FORMS = [
     ("[[ $(./next_task) ]]", "execution"),
     ("[[ $(./next_task) =~ Done ]]", "execution"),
     ("[[ $(cat shutdown.sh) =~ kill ]]", "inspection"),
+    ("(( $(./next_task) > 0 ))", "execution"),
+    ("echo $(( $(./next_task) + 1 ))", "execution"),
     # coproc
     ("coproc ./next_task", "execution"),
     ("coproc { ./next_task; }", "execution"),

@@ -387,15 +387,20 @@ class _Analyzer:
                 for _, body, _ in arms:  # intent: every branch counts, whichever would match
                     self.node(body)
                 self._redirects(redirects)
-            case Arith(redirects=redirects):
+            case Arith(expr=expr, redirects=redirects):
+                self.substituted(expr)
                 self._redirects(redirects)
             case Unsupported(body=body) if body is not None:
                 self.node(body)
 
     def fields(self, word: Word) -> list[Field]:
-        for inner in substitutions(word.raw):
-            self.script(inner)
+        self.substituted(word.raw)
         return self.quiet_fields(word)
+
+    def substituted(self, raw: str) -> None:
+        """Read the commands that the substitutions in a word or an arithmetic expression run."""
+        for inner in substitutions(raw):
+            self.script(inner)
 
     def quiet_fields(self, word: Word) -> list[Field]:
         """Expansion without analysing the substitutions inside (they were analysed already)."""

@@ -716,7 +716,7 @@ def substitutions(raw: str) -> list[str]:
             break
         unit = raw[i:end]
         if unit.startswith("$((") and unit.endswith("))"):
-            pass  # arithmetic, not a command
+            found.extend(substitutions(unit[3:-2]))  # arithmetic: only the substitutions inside run commands
         elif unit.startswith("$(") and unit.endswith(")"):
             found.append(unit[2:-1])
         elif unit.startswith("`") and unit.endswith("`") and len(unit) > 1:
