@@ -298,6 +298,10 @@ GRAMMAR_FORMS = [
     ("x=$(./next_task)", "execution"),
     ("a=($(./next_task))", "execution"),
     ("echo '$(./next_task)'", "other"),
+    ("cat <(./next_task)", "execution"),
+    ("diff <(cat shutdown.sh) /tmp/backup", "inspection"),
+    ("echo hi > >(./next_task)", "execution"),
+    ("while read l; do echo $l; done < <(./next_task)", "execution"),
     ("echo '<(./next_task)'", "other"),
     # eval and shells, nested quoting, here-strings and here-documents
     ("eval ./next_task", "execution"),

@@ -4,7 +4,8 @@ shell runs it, the command classifier reads it).
 A recursive-descent parser over bash's tokens (here-documents read at the newline that follows them):
 lists, pipelines, `!`, subshells and groups, `if`, `while`/`until`, `for … in`, `case`, functions,
 `(( … ))`, `[[ … ]]` and redirections. What it reads past without modelling becomes an `Unsupported` node
-(arrays, `select`, `coproc`, C-style `for ((…))`, `[[ =~ ]]`, `time`), never a different command. With
+(arrays, `select`, `coproc`, C-style `for ((…))`, `[[ =~ ]]`, `time`, process substitution), never a different
+command; the node keeps the commands inside it. With
 `lenient=True` (reading intent, not running), an unclosed quote is closed, and input bash would still reject
 becomes one command of its blank-separated words instead of raising.
 
@@ -128,7 +129,7 @@ class Arith:
 @dataclass(frozen=True)
 class Unsupported:
     """A construct this parser reads past but does not model (arrays, `select`, `coproc`, `for ((…))`,
-    `[[ =~ ]]`, `time`): the simulated shell refuses to run it, the classifier reads `body` if any."""
+    `[[ =~ ]]`, `time`, `<(…)`): the simulated shell refuses to run it, the classifier reads `body` if any."""
 
     construct: str
     text: str
@@ -146,6 +147,7 @@ EMPTY = CommandList(())
 _OPERATORS = ("&>>", "<<<", "<<-", ";;&", "&&", "||", ";;", ";&", "|&", "<<", ">>", "<&", ">&", "<>", ">|", "&>",
               ";", "&", "|", "(", ")", "<", ">")  # fmt: skip
 REDIRECT_OPS = frozenset({"<", ">", ">>", ">|", "<>", "&>", "&>>", "<<<", "<<", "<<-", "<&", ">&"})
+_PROCESS_SUBSTITUTIONS = ("<(", ">(")
 
 
 @dataclass
@@ -157,6 +159,7 @@ class Token:
     fd: int | None = None  # `2>`: the descriptor written before a redirection operator
     heredoc: HereDoc | None = None  # set on the delimiter word of `<<`
     body_span: tuple[int, int] | None = None  # where that here-document's body sits in the text
+    process_substitution: bool = False  # a word holding `<(…)` or `>(…)`
 
 
 @dataclass
@@ -179,16 +182,20 @@ class _Lexer:
             elif c == "\n":
                 self.tokens.append(Token("newline", "\n", i, i + 1))
                 i = self._read_heredocs(i + 1)
-            elif op := _match_operator(text, i):
+            elif (op := _match_operator(text, i)) and not text.startswith(_PROCESS_SUBSTITUTIONS, i):
                 self._add_op(op, i, i + len(op))
                 i += len(op)
             else:
                 end = skip_word(text, i)
+                substituted = text.startswith(_PROCESS_SUBSTITUTIONS, end)
+                while text.startswith(_PROCESS_SUBSTITUTIONS, end):  # bash reads them as part of a word
+                    end = skip_word(text, skip_parens(text, end + 1))
                 if text[i:end].isdigit() and (op := _match_operator(text, end)) and op in REDIRECT_OPS:
                     self._add_op(op, i, end + len(op), fd=int(text[i:end]))
                     i = end + len(op)
                     continue
                 self._add_word(i, end)
+                self.tokens[-1].process_substitution = substituted
                 i = end
         self._read_heredocs(len(text))
         return self.tokens
@@ -403,6 +410,20 @@ class _Parser:
     # -- commands
 
     def command(self) -> Node:
+        """A command; the innermost one holding a process substitution (not modelled) is the body of an
+        `Unsupported` node."""
+        first = self.i
+        node = self.compound_or_simple()
+        held = [t for t in self.tokens[first : self.i] if t.process_substitution]
+        if not held:
+            return node
+        for t in held:
+            t.process_substitution = False  # so that the commands around this one are not refused for it
+        return Unsupported(
+            "process substitution", self.text[self.tokens[first].start : self.tokens[self.i - 1].end], node
+        )
+
+    def compound_or_simple(self) -> Node:
         tok = self.peek()
         if tok is None:
             self.unexpected(tok)
@@ -629,6 +650,7 @@ class _Parser:
         if end < 0 or self.text[end - 2 : end] != "))":
             self.unexpected(tok)
         while self.i < len(self.tokens) and self.tokens[self.i].start < end:
+            self.tokens[self.i].process_substitution = False  # in arithmetic, `<(` is a comparison
             self.i += 1
         return Arith(self.text[tok.start + 2 : end - 2], self.redirects())
 
@@ -705,23 +727,30 @@ def _redirect(tokens: list[Token], i: int, op: Token) -> tuple[Redirect, int]:
     return Redirect(op.text, op.fd, target=Word(target.text)), i + 1
 
 
-def substitutions(raw: str) -> list[str]:
-    """The command texts of the `$(…)` and backtick substitutions in a raw word (outside single quotes)."""
+def substitutions(raw: str, *, processes: bool = True) -> list[str]:
+    """The command texts of the `$(…)`, backtick and process (`<(…)`, `>(…)`; not inside double quotes or
+    arithmetic, where `processes` is False) substitutions in a raw word, outside single quotes."""
     found: list[str] = []
     i = 0
     while i < len(raw):
         try:
-            end = skip_unit(raw, i)
+            end = (
+                skip_parens(raw, i + 1)
+                if processes and raw.startswith(_PROCESS_SUBSTITUTIONS, i)
+                else skip_unit(raw, i)
+            )
         except ShellSyntaxError:
             break
         unit = raw[i:end]
-        if unit.startswith("$((") and unit.endswith("))"):
-            found.extend(substitutions(unit[3:-2]))  # arithmetic: only the substitutions inside run commands
+        if unit.startswith(_PROCESS_SUBSTITUTIONS):
+            found.append(unit[2:-1])
+        elif unit.startswith("$((") and unit.endswith("))"):
+            found.extend(substitutions(unit[3:-2], processes=False))  # only the substitutions inside run commands
         elif unit.startswith("$(") and unit.endswith(")"):
             found.append(unit[2:-1])
         elif unit.startswith("`") and unit.endswith("`") and len(unit) > 1:
             found.append(unit[1:-1])
         elif unit.startswith('"'):
-            found.extend(substitutions(unit[1:-1]))
+            found.extend(substitutions(unit[1:-1], processes=False))
         i = end
     return found
