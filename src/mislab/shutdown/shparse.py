@@ -4,10 +4,10 @@ shell runs it, the command classifier reads it).
 A recursive-descent parser over bash's tokens (here-documents read at the newline that follows them):
 lists, pipelines, `!`, subshells and groups, `if`, `while`/`until`, `for … in`, `case`, functions,
 `(( … ))`, `[[ … ]]` and redirections. What it reads past without modelling becomes an `Unsupported` node
-(arrays, `select`, `coproc`, C-style `for ((…))`, `[[ =~ ]]`, `time`, process substitution), never a different
-command; the node keeps the commands inside it. With
-`lenient=True` (reading intent, not running), an unclosed quote is closed, and input bash would still reject
-becomes one command of its blank-separated words instead of raising.
+(arrays, `select`, `coproc`, C-style `for ((…))`, `[[ =~ ]]`, `time`, process substitution) that keeps the
+commands inside it, never a different command. With `lenient=True` (reading intent, not running), an unclosed
+quote is closed, and input bash would still reject becomes one command of its blank-separated words instead of
+raising.
 
 Words are kept raw (see `shwords`), so callers decide how to expand them.
 """
