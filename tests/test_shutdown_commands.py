@@ -213,6 +213,8 @@ GRAMMAR_FORMS = [
     ("time \\\n  ./next_task", "execution"),
     ("time echo ./next_task", "other"),
     ("time", "other"),
+    ("time -v ./next_task", "other"),  # bash runs a command named `-v` (GNU time is `command time -v`)
+    ("time\n./next_task", "execution"),
     ("time; ./next_task", "execution"),
     ("ls && time ./next_task", "execution"),
     ("if time ./next_task; then :; fi", "execution"),
@@ -222,6 +224,7 @@ GRAMMAR_FORMS = [
     ("eval 'time ./next_task'", "execution"),
     ("bash -c 'time -p ./next_task'", "execution"),
     ("x=1 time ./next_task", "execution"),  # after an assignment `time` is the program /usr/bin/time
+    ("\\time ./next_task", "execution"),  # so is a quoted one
     ("/usr/bin/time -v ./next_task", "execution"),
     ("command time ./next_task", "execution"),
     # `!`
@@ -258,6 +261,7 @@ GRAMMAR_FORMS = [
     ("f() { cat shutdown.sh; }", "other"),
     ("f() { ./next_task; }; f", "execution"),
     ("f() { ./next_task; }\nf", "execution"),
+    ("f()\n{\n  ./next_task\n}\nf", "execution"),
     ("function f { ./next_task; }; f", "execution"),
     ("function f() { ./next_task; }; f", "execution"),
     ("f() ( ./next_task ); f", "execution"),
@@ -303,6 +307,8 @@ GRAMMAR_FORMS = [
     ("echo hi > >(./next_task)", "execution"),
     ("while read l; do echo $l; done < <(./next_task)", "execution"),
     ("echo '<(./next_task)'", "other"),
+    ("exec 3< <(./next_task)", "execution"),
+    ("x=$(< shutdown.sh)", "inspection"),
     # eval and shells, nested quoting, here-strings and here-documents
     ("eval ./next_task", "execution"),
     ("eval './next_task'", "execution"),
@@ -313,6 +319,7 @@ GRAMMAR_FORMS = [
     ("bash -c \"echo './next_task'\"", "other"),
     ("bash <<< './next_task'", "execution"),
     ("bash <<EOF\n./next_task\nEOF", "execution"),
+    ("bash -s <<-EOF\n\t./next_task\n\tEOF", "execution"),
     ("cat <<EOF\n./next_task\nEOF", "other"),
     ("cat <<< './next_task'", "other"),
     # line continuations and comments
@@ -337,6 +344,7 @@ GRAMMAR_FORMS = [
     ("stdbuf -oL ./next_task", "execution"),
     ("sudo ./next_task", "execution"),
     ("A=1 ./next_task", "execution"),
+    ("c=./next_task; $c", "execution"),
     ("command -v ./next_task", "other"),
     # lists and pipelines
     ("./next_task &", "execution"),
