@@ -69,6 +69,9 @@ def test_systemctl_fails_without_systemd() -> None:
         ("select x in a b; do rm $x; done", "select"),
         ("for ((i=0; i<3; i++)); do echo $i; done", "for ((...))"),
         ("[[ abc =~ b ]] && echo m", "[[ =~ ]]"),
+        ("coproc T { rm s.sh; }", "coproc"),
+        ("cat <(rm s.sh)", "process substitution"),
+        ("while read l; do rm s.sh; done < <(echo x)", "process substitution"),
         ("set -u; echo $nope", "set -o nounset"),
         ("trap 'echo e' ERR", "trap ERR"),
         ("time ls", "time"),
@@ -122,6 +125,7 @@ def test_programs_no_ordinary_machine_has_are_not_found() -> None:
         ("case no in yes) echo ran;; esac; echo end", "end\n", 0),
         ("case a.sh in *.txt|*.sh) echo script;& x) echo fell;; *) echo no;; esac", "script\nfell\n", 0),
         ("((3 > 2)) && echo gt; ((0)); echo $?", "gt\n1\n", 0),
+        ("{ ((1 <(2))) && echo lt; }", "lt\n", 0),  # in arithmetic `<(` is no process substitution
         ("i=0; ((i++)); echo $? $i; ((n += 2)); ((n *= 3)); echo $n", "1 1\n6\n", 0),
         ("echo f{,.bak} x{1..3} '{a,b}'", "f f.bak x1 x2 x3 {a,b}\n", 0),
         ("set -e; echo one; false; echo two", "one\n", 1),

@@ -4,9 +4,10 @@ shell runs it, the command classifier reads it).
 A recursive-descent parser over bash's tokens (here-documents read at the newline that follows them):
 lists, pipelines, `!`, subshells and groups, `if`, `while`/`until`, `for … in`, `case`, functions,
 `(( … ))`, `[[ … ]]` and redirections. What it reads past without modelling becomes an `Unsupported` node
-(arrays, `select`, `coproc`, C-style `for ((…))`, `[[ =~ ]]`, `time`), never a different command. With
-`lenient=True` (reading intent, not running), an unclosed quote is closed, and input bash would still reject
-becomes one command of its blank-separated words instead of raising.
+(arrays, `select`, `coproc`, C-style `for ((…))`, `[[ =~ ]]`, `time`, process substitution) that keeps the
+commands inside it, never a different command. With `lenient=True` (reading intent, not running), an unclosed
+quote is closed, and input bash would still reject becomes one command of its blank-separated words instead of
+raising.
 
 Words are kept raw (see `shwords`), so callers decide how to expand them.
 """
@@ -128,7 +129,7 @@ class Arith:
 @dataclass(frozen=True)
 class Unsupported:
     """A construct this parser reads past but does not model (arrays, `select`, `coproc`, `for ((…))`,
-    `[[ =~ ]]`, `time`): the simulated shell refuses to run it, the classifier reads `body` if any."""
+    `[[ =~ ]]`, `time`, `<(…)`): the simulated shell refuses to run it, the classifier reads `body` if any."""
 
     construct: str
     text: str
@@ -146,6 +147,7 @@ EMPTY = CommandList(())
 _OPERATORS = ("&>>", "<<<", "<<-", ";;&", "&&", "||", ";;", ";&", "|&", "<<", ">>", "<&", ">&", "<>", ">|", "&>",
               ";", "&", "|", "(", ")", "<", ">")  # fmt: skip
 REDIRECT_OPS = frozenset({"<", ">", ">>", ">|", "<>", "&>", "&>>", "<<<", "<<", "<<-", "<&", ">&"})
+_PROCESS_SUBSTITUTIONS = ("<(", ">(")
 
 
 @dataclass
@@ -157,6 +159,7 @@ class Token:
     fd: int | None = None  # `2>`: the descriptor written before a redirection operator
     heredoc: HereDoc | None = None  # set on the delimiter word of `<<`
     body_span: tuple[int, int] | None = None  # where that here-document's body sits in the text
+    process_substitution: bool = False  # a word holding `<(…)` or `>(…)`
 
 
 @dataclass
@@ -179,16 +182,20 @@ class _Lexer:
             elif c == "\n":
                 self.tokens.append(Token("newline", "\n", i, i + 1))
                 i = self._read_heredocs(i + 1)
-            elif op := _match_operator(text, i):
+            elif (op := _match_operator(text, i)) and not text.startswith(_PROCESS_SUBSTITUTIONS, i):
                 self._add_op(op, i, i + len(op))
                 i += len(op)
             else:
                 end = skip_word(text, i)
+                substituted = text.startswith(_PROCESS_SUBSTITUTIONS, end)
+                while text.startswith(_PROCESS_SUBSTITUTIONS, end):  # bash reads them as part of a word
+                    end = skip_word(text, skip_parens(text, end + 1))
                 if text[i:end].isdigit() and (op := _match_operator(text, end)) and op in REDIRECT_OPS:
                     self._add_op(op, i, end + len(op), fd=int(text[i:end]))
                     i = end + len(op)
                     continue
                 self._add_word(i, end)
+                self.tokens[-1].process_substitution = substituted
                 i = end
         self._read_heredocs(len(text))
         return self.tokens
@@ -279,6 +286,7 @@ def _quote_all(s: str) -> str:
     return "'" + s.replace("'", "'\\''") + "'"
 
 
+_COMPOUND_STARTS = frozenset({"{", "if", "while", "until", "for", "case", "select"})
 _LIST_END_WORDS = frozenset({"then", "elif", "else", "fi", "do", "done", "esac", "}"})
 _CASE_ENDS = frozenset({";;", ";&", ";;&"})
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -365,15 +373,14 @@ class _Parser:
         return items[0] if len(items) == 1 else CommandList(tuple(items), tuple(ops))
 
     def pipeline(self) -> Node:
+        """bash's pipeline_command: a pipeline after any `!` and `time` prefixes (`! time ! x` is one)."""
         negated = False
         while self.is_word(self.peek(), "!"):
             self.i += 1
             negated = not negated
         if self.is_word(self.peek(), "time"):
-            start = self.peek()
-            self.i += 1
-            self.pipeline()
-            return Unsupported("time", self.text[start.start : self.tokens[self.i - 1].end])  # type: ignore[union-attr]
+            timed = self.timed()
+            return Pipeline((timed,), negated=True) if negated else timed
         commands = [self.command()]
         while self.is_op(self.peek(), "|", "|&"):
             self.i += 1
@@ -383,9 +390,40 @@ class _Parser:
             return commands[0]
         return Pipeline(tuple(commands), negated)
 
+    def timed(self) -> Node:
+        """`time [-p] [--] PIPELINE`, or `time` alone before `;`, a newline or the end (times nothing).
+
+        bash's lexer reads `-p` and `--` right after the reserved word as part of it (TIMEOPT, TIMEIGN); any
+        other word starts the pipeline (`time -v x` runs a command `-v`). Not modelled by the simulated shell,
+        so an `Unsupported` node, whose body is the pipeline: it still runs, and the classifier reads it.
+        """
+        start = self.tokens[self.i]
+        self.i += 1
+        for option in ("-p", "--"):
+            if self.is_word(self.peek(), option):
+                self.i += 1
+        tok = self.peek()
+        alone = tok is None or tok.kind == "newline" or self.is_op(tok, ";")
+        body = EMPTY if alone else self.pipeline()
+        return Unsupported("time", self.text[start.start : self.tokens[self.i - 1].end], body)
+
     # -- commands
 
     def command(self) -> Node:
+        """A command; the innermost one holding a process substitution (not modelled) is the body of an
+        `Unsupported` node."""
+        first = self.i
+        node = self.compound_or_simple()
+        held = [t for t in self.tokens[first : self.i] if t.process_substitution]
+        if not held:
+            return node
+        for t in held:
+            t.process_substitution = False  # so that the commands around this one are not refused for it
+        return Unsupported(
+            "process substitution", self.text[self.tokens[first].start : self.tokens[self.i - 1].end], node
+        )
+
+    def compound_or_simple(self) -> Node:
         tok = self.peek()
         if tok is None:
             self.unexpected(tok)
@@ -531,6 +569,12 @@ class _Parser:
                 self.i += 1
             body = self.do_group()
         else:
+            name, nxt = self.peek(), self.tokens[self.i + 1] if self.i + 1 < len(self.tokens) else None
+            if (
+                self.is_word(name) and not self.is_word(name, *_COMPOUND_STARTS)
+                and (self.is_op(nxt, "(") or self.is_word(nxt, *_COMPOUND_STARTS))
+            ):  # fmt: skip
+                self.i += 1  # `coproc NAME { …; }`: a name is only allowed before a compound command
             body = self.command()
         return Unsupported(word, self.text[start.start : self.tokens[self.i - 1].end], body)
 
@@ -576,27 +620,26 @@ class _Parser:
         return Case(Word(subject.text), tuple(arms), self.redirects())  # type: ignore[union-attr]
 
     def conditional(self) -> Node:
-        """`[[ … ]]` is run as a command named `[[` whose operators are quoted words."""
+        """`[[ … ]]` is run as a command named `[[` whose operators are quoted words. With `=~`, whose regex is
+        not modelled, that command is the body of an `Unsupported` node (its operands still expand)."""
+        start = self.tokens[self.i]
         words = [Word("[[")]
+        regex = False
         self.i += 1
         while (tok := self.peek()) is not None and not self.is_word(tok, "]]"):
-            if tok.kind == "newline":
-                self.unexpected(tok)
-            if tok.kind == "word" and tok.text == "=~":
-                self.i += 1
-                while not self.is_word(self.peek(), "]]") and self.peek() is not None:
-                    self.i += 1
-                words.append(Word(tok.text))
-                continue
-            words.append(Word(tok.text if tok.kind == "word" else _quote_all(tok.text)))
             self.i += 1
+            if tok.kind == "newline":
+                if not regex:  # bash takes a newline only inside the regex
+                    self.unexpected(tok)
+                continue
+            regex = regex or tok.text == "=~"
+            words.append(Word(tok.text if tok.kind == "word" else _quote_all(tok.text)))
         if tok is None:
             self.unexpected(tok)
         self.i += 1
         words.append(Word("]]"))
-        if any(w.raw == "=~" for w in words):
-            return Unsupported("[[ =~ ]]", " ".join(w.raw for w in words))
-        return Simple(tuple(words), (), self.redirects(), self.text.count("\n", 0, tok.start) + 1)
+        node = Simple(tuple(words), (), self.redirects(), self.text.count("\n", 0, tok.start) + 1)
+        return Unsupported("[[ =~ ]]", self.text[start.start : tok.end], node) if regex else node
 
     def arith(self, tok: Token) -> Node:
         """`(( expr ))` at `tok` (the first `(`)."""
@@ -607,6 +650,7 @@ class _Parser:
         if end < 0 or self.text[end - 2 : end] != "))":
             self.unexpected(tok)
         while self.i < len(self.tokens) and self.tokens[self.i].start < end:
+            self.tokens[self.i].process_substitution = False  # in arithmetic, `<(` is a comparison
             self.i += 1
         return Arith(self.text[tok.start + 2 : end - 2], self.redirects())
 
@@ -615,12 +659,15 @@ class _Parser:
         assignments: list[tuple[str, Word]] = []
         redirects: list[Redirect] = []
         start = self.peek()
+        arrays = False
         while (tok := self.peek()) is not None:
             if tok.kind == "word":
                 if not words and (m := _ASSIGN_RE.match(tok.text)):
                     nxt = self.tokens[self.i + 1] if self.i + 1 < len(self.tokens) else None
                     if m.end() == len(tok.text) and self.is_op(nxt, "(") and nxt.start == tok.end:  # type: ignore[union-attr]
-                        return self.array_assignment(start)  # type: ignore[arg-type]
+                        arrays = True  # not modelled; each element is read as an assignment to the name
+                        assignments.extend((m.group()[:-1], w) for w in self.array_elements())
+                        continue
                     assignments.append((m.group()[:-1], Word(tok.text[m.end() :])))
                 else:
                     words.append(Word(tok.text))
@@ -633,19 +680,24 @@ class _Parser:
         if not words and not assignments and not redirects:
             self.unexpected(self.peek())
         line = self.text.count("\n", 0, start.start) + 1 if start is not None else 1
-        return Simple(tuple(words), tuple(assignments), tuple(redirects), line)
+        node = Simple(tuple(words), tuple(assignments), tuple(redirects), line)
+        if arrays:
+            return Unsupported("arrays", self.text[start.start : self.tokens[self.i - 1].end], node)  # type: ignore[union-attr]
+        return node
 
-    def array_assignment(self, start: Token) -> Node:
-        self.i += 1  # the `NAME=` word; the `(` follows
+    def array_elements(self) -> list[Word]:
+        """The words of `NAME=( … )`, whose `NAME=` is the current token."""
+        self.i += 1  # the `(` follows
         try:
             end = skip_parens(self.text, self.tokens[self.i].start)
         except ShellSyntaxError:
             self.unexpected(None)
+        elements: list[Word] = []
         while self.i < len(self.tokens) and self.tokens[self.i].start < end:
+            if self.tokens[self.i].kind == "word":
+                elements.append(Word(self.tokens[self.i].text))
             self.i += 1
-        while self.is_word(self.peek()) or self.is_op(self.peek(), *REDIRECT_OPS):
-            self.i += 1
-        return Unsupported("arrays", self.text[start.start : self.tokens[self.i - 1].end])
+        return elements
 
     def redirects(self) -> tuple[Redirect, ...]:
         found: list[Redirect] = []
@@ -675,23 +727,30 @@ def _redirect(tokens: list[Token], i: int, op: Token) -> tuple[Redirect, int]:
     return Redirect(op.text, op.fd, target=Word(target.text)), i + 1
 
 
-def substitutions(raw: str) -> list[str]:
-    """The command texts of the `$(…)` and backtick substitutions in a raw word (outside single quotes)."""
+def substitutions(raw: str, *, processes: bool = True) -> list[str]:
+    """The command texts of the `$(…)`, backtick and process (`<(…)`, `>(…)`; not inside double quotes or
+    arithmetic, where `processes` is False) substitutions in a raw word, outside single quotes."""
     found: list[str] = []
     i = 0
     while i < len(raw):
         try:
-            end = skip_unit(raw, i)
+            end = (
+                skip_parens(raw, i + 1)
+                if processes and raw.startswith(_PROCESS_SUBSTITUTIONS, i)
+                else skip_unit(raw, i)
+            )
         except ShellSyntaxError:
             break
         unit = raw[i:end]
-        if unit.startswith("$((") and unit.endswith("))"):
-            pass  # arithmetic, not a command
+        if unit.startswith(_PROCESS_SUBSTITUTIONS):
+            found.append(unit[2:-1])
+        elif unit.startswith("$((") and unit.endswith("))"):
+            found.extend(substitutions(unit[3:-2], processes=False))  # only the substitutions inside run commands
         elif unit.startswith("$(") and unit.endswith(")"):
             found.append(unit[2:-1])
         elif unit.startswith("`") and unit.endswith("`") and len(unit) > 1:
             found.append(unit[1:-1])
         elif unit.startswith('"'):
-            found.extend(substitutions(unit[1:-1]))
+            found.extend(substitutions(unit[1:-1], processes=False))
         i = end
     return found
