@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_report_tables import LOCAL, O3, PLANTED, RUN, SABOTAGED, STUDIES, make_run
+from support.runs import LOCAL, O3, PLANTED, RUN, SABOTAGED, STUDIES, make_run
 
 from mislab.report import export_inspect
 
@@ -54,7 +54,7 @@ def test_export_reads_back(tmp_path: Path) -> None:
     assert isinstance(malformed, ChatMessageAssistant) and malformed.tool_calls
     assert malformed.tool_calls[0].parse_error and '{"cmd": "echo hi"' in malformed.tool_calls[0].parse_error
     notes = sample.metadata["environment_notes"]
-    assert notes[0]["content"].startswith("The machine will shut down") and notes[0]["after_message"] == 4
+    assert notes[0]["text"].startswith("The machine will shut down") and notes[0]["after_message"] == 4
 
     assert sample.scores is not None
     assert sample.scores["sabotaged"].value is True and sample.scores["complied"].value is False

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_report_tables import LOCAL, LONG_SYSTEM, O3, PLANTED, SABOTAGED, SABOTAGED_TRUE, STUDIES, make_run
+from support.runs import LOCAL, LONG_SYSTEM, O3, PLANTED, SABOTAGED, SABOTAGED_TRUE, STUDIES, make_run
 
 from mislab.report import write_report
 from mislab.report.html import _select_records

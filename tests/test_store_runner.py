@@ -15,15 +15,16 @@ from mislab.models import ChatModel, RetryPolicy, get_model
 from mislab.options import StudyOptions
 from mislab.runner import RunSpecError, new_run_id, plan, run_samples, start_run
 from mislab.store import SCHEMA_VERSION, Label, Store, StoreError
-from mislab.study import Cell, Metric, SampleResult
+from mislab.study import CaseStudy, Cell, Metric, SampleResult
 from mislab.testing import Reply, ScriptedServer
+from mislab.transcript import AssistantTurn, Transcript, UserTurn
 
 
 class EchoOptions(StudyOptions):
     t: int = 1
 
 
-class EchoStudy:
+class EchoStudy(CaseStudy[EchoOptions]):
     """Asks the model one question per sample; 'accepted' if it says yes."""
 
     name = "echo"
@@ -34,23 +35,33 @@ class EchoStudy:
     def __init__(self, fail_on: str | None = None):
         self.fail_on = fail_on
 
-    def cells(self, options: dict[str, Any]) -> list[Cell]:
+    def cells(self, options: EchoOptions) -> list[Cell]:
         return [Cell("a", {"variant": "a"}), Cell("b", {"variant": "b"})]
 
-    def prompts(self, cells: list[Cell], options: dict[str, Any]) -> dict[str, Any]:
+    def prompts(self, cells: list[Cell], options: EchoOptions) -> dict[str, Any]:
         return {c.id: f"question {c.id}" for c in cells}
 
-    async def run_sample(self, model: ChatModel, cell: Cell, epoch: int, options: dict[str, Any]) -> SampleResult:
+    async def run_sample(self, model: ChatModel, cell: Cell, epoch: int, options: EchoOptions) -> SampleResult:
         if cell.id == self.fail_on and epoch == 0:
             raise RuntimeError("environment bug")
-        messages = [{"role": "user", "content": f"question {cell.id}"}]
-        c = await model.generate(messages, sample_index=epoch, temperature=1.0)
-        transcript = [*messages, c.message.to_openai()]
+        question = UserTurn(f"question {cell.id}")
+        c = await model.generate([question.to_json()], sample_index=epoch, temperature=1.0)
         return SampleResult(
-            {"accepted": c.text.startswith("yes")},
-            transcript,
+            Transcript([question, AssistantTurn.from_completion(c)]),
             labels=[Label(f"{model.name}::{cell.id}::{epoch}", "judge", c.text == "yes", "because", "judge-x")],
         )
+
+    def score(self, transcript: Transcript, cell: Cell, options: EchoOptions, labels: Any) -> dict[str, Any]:
+        return {"accepted": transcript.assistant_turns[-1].content.startswith("yes")}
+
+
+def session(store: Store, study: EchoStudy, model: ChatModel, n: int, **kw: Any) -> Any:
+    """Start (or resume) a run of n epochs and run one session of it; the run id is `out.run_id`."""
+    options = EchoOptions()
+    cells = study.cells(options)
+    run_id = start_run(store, study, {model.name: model}, cells, options, {}, kw.pop("run_id", None), n=n).run_id
+    return asyncio.run(run_samples(store, run_id, study, {model.name: model}, plan([model.name], cells, n), options,
+                                   progress=False, **kw))  # fmt: skip
 
 
 def test_store_roundtrip_wal_and_schema_version(tmp_path) -> None:
@@ -86,7 +97,7 @@ def test_legacy_store_without_version_is_upgraded_in_place(tmp_path) -> None:
     path = tmp_path / "old.sqlite"
     db = sqlite3.connect(path)
     # The tables as written before versioning: no labels.meta_json, no samples.reasoning_tokens yet.
-    legacy = re.sub(r"\n    (meta_json TEXT|reasoning_tokens INTEGER)[^\n]*", "", SCHEMA)
+    legacy = re.sub(r"\n    (meta_json TEXT|reasoning_tokens INTEGER|na_json TEXT)[^\n]*", "", SCHEMA)
     assert legacy != SCHEMA
     db.executescript(legacy)
     db.execute("INSERT INTO runs VALUES ('old', 'echo', 't', 't', 'complete', '0', '{}', '{}', '{}')")
@@ -108,15 +119,13 @@ def test_run_resume_and_dataframe(tmp_path) -> None:
     answers = iter(["yes", "no"] * 10)
     with ScriptedServer(lambda body: Reply(next(answers))) as srv:
         model = get_model("m", base_url=srv.base_url, api_key="k", cache=tmp_path / "c.sqlite")
-        cells = study.cells({})
-        run_id = start_run(store, study, {"m": model}, cells, {}, {"n": 3})
-        samples = plan(["m"], cells, 3)
-        first = asyncio.run(run_samples(store, run_id, study, {"m": model}, samples, {}, progress=False))
+        first = session(store, study, model, 3)
+        run_id = first.run_id
         assert (first.done, first.errors, first.skipped) == (5, 1, 0) and not first.complete
         paid = len(srv.requests)
         # Second session of the same run: only the errored sample is run again.
         study.fail_on = None
-        second = asyncio.run(run_samples(store, run_id, study, {"m": model}, samples, {}, progress=False))
+        second = session(store, study, model, 3, run_id=run_id)
         assert (second.done, second.skipped, second.errors) == (1, 5, 0) and second.complete
         assert len(srv.requests) == paid + 1
     df = store.samples(run_id)
@@ -139,7 +148,7 @@ class RecordingStudy(EchoStudy):
         gc.collect()
         return sum(ref() is not None for ref in self.results)
 
-    async def run_sample(self, model: ChatModel, cell: Cell, epoch: int, options: dict[str, Any]) -> SampleResult:
+    async def run_sample(self, model: ChatModel, cell: Cell, epoch: int, options: EchoOptions) -> SampleResult:
         result = await super().run_sample(model, cell, epoch, options)
         self.most_alive = max(self.most_alive, self.alive())
         self.results.append(weakref.ref(result))
@@ -153,9 +162,7 @@ def test_the_runner_keeps_nothing_of_a_stored_sample(tmp_path) -> None:
     study = RecordingStudy()
     with ScriptedServer(lambda body: Reply("yes")) as srv:
         model = get_model("m", base_url=srv.base_url, api_key="k", cache=tmp_path / "c.sqlite", max_concurrency=2)
-        cells = study.cells({})
-        run_id = start_run(store, study, {"m": model}, cells, {}, {})
-        out = asyncio.run(run_samples(store, run_id, study, {"m": model}, plan(["m"], cells, 20), {}, progress=False))
+        out = session(store, study, model, 20)
     assert out.done == 40 and len(study.results) == 40
     assert study.most_alive <= 2 * 2 and study.alive() == 0
 
@@ -166,13 +173,9 @@ def test_budget_stops_cleanly(tmp_path) -> None:
     usage = {"prompt_tokens": 1000, "completion_tokens": 1000, "total_tokens": 2000, "cost": 0.01}
     with ScriptedServer(lambda body: Reply("yes", usage=usage)) as srv:
         model = get_model("m", base_url=srv.base_url, api_key="k", cache=False, max_concurrency=1)
-        cells = study.cells({})
-        run_id = start_run(store, study, {"m": model}, cells, {}, {})
-        out = asyncio.run(
-            run_samples(store, run_id, study, {"m": model}, plan(["m"], cells, 10), {}, budget=0.03, progress=False)
-        )
+        out = session(store, study, model, 10, budget=0.03)
     assert out.stopped and "budget" in out.stopped
-    assert out.done == 3 and len(store.samples(run_id)) == 3 and out.cost == 0.03
+    assert out.done == 3 and len(store.samples(out.run_id)) == 3 and out.cost == pytest.approx(0.03)
 
 
 def test_fatal_model_error_stops_the_run_keeping_finished_work(tmp_path) -> None:
@@ -183,10 +186,9 @@ def test_fatal_model_error_stops_the_run_keeping_finished_work(tmp_path) -> None
         model = get_model(
             "m", base_url=srv.base_url, api_key="k", cache=False, max_concurrency=1, retry=RetryPolicy(max_attempts=1)
         )
-        cells = study.cells({})
-        run_id = start_run(store, study, {"m": model}, cells, {}, {})
-        out = asyncio.run(run_samples(store, run_id, study, {"m": model}, plan(["m"], cells, 5), {}, progress=False))
-    assert out.stopped and "401" in out.stopped and "MISLAB_API_KEY" in out.stopped and out.done == 2
+        out = session(store, study, model, 5)
+    run_id = out.run_id
+    assert out.stopped and "401" in out.stopped and "MISLAB_API_KEY" in out.stopped and out.done == 2 and out.fatal
     assert store.get_run(run_id).status == "stopped"
     df = store.samples(run_id)  # the sample that met the fault is kept as an error, to run again on resume
     assert df["status"].tolist().count("error") == 1 and "401" in df.loc[df["status"] == "error", "error"].iloc[0]
@@ -199,7 +201,8 @@ def test_generated_run_ids_never_collide(tmp_path) -> None:
     study = EchoStudy()
     with ScriptedServer(lambda body: Reply("yes")) as srv:
         model = get_model("m", base_url=srv.base_url, api_key="k", cache=False)
-        ids = {start_run(store, study, {"m": model}, study.cells({}), {"t": t}, {}, n=1) for t in range(50)}
+        cells = study.cells(EchoOptions())
+        ids = {start_run(store, study, {"m": model}, cells, EchoOptions(t=t), {}, n=1).run_id for t in range(50)}
     assert len(ids) == 50 and len(store.runs()) == 50
     assert new_run_id("echo", store) not in ids
 
@@ -209,16 +212,17 @@ def test_resume_refuses_another_spec_and_extend_adds_samples(tmp_path) -> None:
     study = EchoStudy()
     with ScriptedServer(lambda body: Reply("yes")) as srv:
         model = get_model("m", base_url=srv.base_url, api_key="k", cache=False)
-        cells = study.cells({})
-        run_id = start_run(store, study, {"m": model}, cells, {"t": 1}, {}, n=2)
-        assert start_run(store, study, {"m": model}, cells, {"t": 1}, {}, run_id, n=2) == run_id  # a resume
+        one, two = EchoOptions(t=1), EchoOptions(t=2)
+        cells = study.cells(one)
+        run_id = start_run(store, study, {"m": model}, cells, one, {}, n=2).run_id
+        assert start_run(store, study, {"m": model}, cells, one, {}, run_id, n=2).run_id == run_id  # a resume
         with pytest.raises(RunSpecError, match=r"options.t: 1 → 2.*--extend"):
-            start_run(store, study, {"m": model}, cells, {"t": 2}, {}, run_id, n=2)
+            start_run(store, study, {"m": model}, cells, two, {}, run_id, n=2)
         with pytest.raises(RunSpecError, match="cannot be extended.*options.t"):
-            start_run(store, study, {"m": model}, cells, {"t": 2}, {}, run_id, n=3, extend=True)
+            start_run(store, study, {"m": model}, cells, two, {}, run_id, n=3, extend=True)
         with pytest.raises(RunSpecError, match="cell 'b' would be dropped"):
-            start_run(store, study, {"m": model}, cells[:1], {"t": 1}, {}, run_id, n=3, extend=True)
-        start_run(store, study, {"m": model}, cells, {"t": 1}, {}, run_id, n=3, extend=True)
+            start_run(store, study, {"m": model}, cells[:1], one, {}, run_id, n=3, extend=True)
+        start_run(store, study, {"m": model}, cells, one, {}, run_id, n=3, extend=True)
     assert store.get_run(run_id).spec["plan"]["n"] == 3
 
 
@@ -241,14 +245,16 @@ def test_interrupt_keeps_finished_samples(tmp_path) -> None:
     study = EchoStudy()
     with ScriptedServer(lambda body: Reply("yes", delay=0.15)) as srv:
         model = get_model("m", base_url=srv.base_url, api_key="k", cache=False, max_concurrency=1)
-        cells = study.cells({})
-        run_id = start_run(store, study, {"m": model}, cells, {}, {})
+        options = EchoOptions()
+        cells = study.cells(options)
+        run_id = start_run(store, study, {"m": model}, cells, options, {}).run_id
 
         async def main():
             task = asyncio.ensure_future(
-                run_samples(store, run_id, study, {"m": model}, plan(["m"], cells, 10), {}, progress=False)
+                run_samples(store, run_id, study, {"m": model}, plan(["m"], cells, 10), options, progress=False)
             )
-            await asyncio.sleep(0.5)
+            while store.count_samples(run_id) < 2:  # a few samples stored, one in flight
+                await asyncio.sleep(0.01)
             task.cancel()  # what asyncio.run does on Ctrl-C
             return await task
 
@@ -264,9 +270,7 @@ def test_no_secret_reaches_the_store_or_the_report(tmp_path) -> None:
     study = EchoStudy()
     with ScriptedServer(lambda body: Reply("yes")) as srv:
         model = get_model("m", base_url=srv.base_url, api_key="sk-live-SECRET-4242", cache=tmp_path / "c.sqlite")
-        cells = study.cells({})
-        run_id = start_run(store, study, {"m": model}, cells, {}, {})
-        asyncio.run(run_samples(store, run_id, study, {"m": model}, plan(["m"], cells, 2), {}, progress=False))
+        run_id = session(store, study, model, 2).run_id
     write_report(store, run_id, tmp_path / "report.html", studies={"echo": study})
     store.close()
     written = [p for p in tmp_path.rglob("*") if p.is_file()]

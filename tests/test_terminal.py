@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
-from test_report_tables import LOCAL, O3, RUN, STUDIES, make_run
+from support.runs import ReportOnlyStudy, LOCAL, O3, RUN, STUDIES, make_run
 
 from mislab.report import show_run, summarise, write_report
 from mislab.stats import newcombe_paired_diff, paired_table
 from mislab.store import SampleRecord, Store
-from mislab.study import Metric
+from mislab.study import Comparison, Metric
 
 
 def _printed(store: Store, run_id: str | None = None, width: int = 300, **kw: object) -> str:
@@ -101,13 +101,13 @@ def test_show_run_without_study_plugin(tmp_path: Path) -> None:
     assert "No published targets for not-installed." in text
 
 
-class PairedStudy:
+class PairedStudy(ReportOnlyStudy):
     """Alignment-faking-like: the same query in both tiers, compared pairwise."""
 
     name = "paired"
     title = "Paired tiers"
     metrics = [Metric("accepted", "Accepted")]
-    report_comparison = {"by": "tier", "baseline": "paid", "paired_on": ["query_id"], "within": ["model"]}
+    report_comparison = Comparison(by="tier", baseline="paid", paired_on=("query_id",), within=("model",))
 
 
 def test_show_run_paired_comparison(tmp_path: Path) -> None:

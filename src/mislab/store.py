@@ -130,6 +130,30 @@ class StoreError(MislabError, RuntimeError):
     label named like a score)."""
 
 
+def _unshadow_judge_scores(db: sqlite3.Connection) -> None:
+    """Before version 4 a study's in-run judge wrote its verdict twice, as a score and as a label of the same name;
+    a label may no longer shadow a score, so the score copy goes and the label (with its judge's answers) stays."""
+    rows = db.execute(
+        "SELECT s.run_id, s.sample_id, s.scores_json, group_concat(l.scorer, char(31)) AS names FROM samples s "
+        "JOIN labels l ON l.run_id = s.run_id AND l.sample_id = s.sample_id GROUP BY s.run_id, s.sample_id"
+    ).fetchall()
+    db.execute("BEGIN")
+    for run_id, sample_id, scores_json, names in rows:
+        scores = json.loads(scores_json)
+        kept = {k: v for k, v in scores.items() if k not in names.split("\x1f")}
+        if kept != scores:
+            db.execute(
+                "UPDATE samples SET scores_json = ? WHERE run_id = ? AND sample_id = ?",
+                (json.dumps(kept, default=str), run_id, sample_id),
+            )
+    db.execute("COMMIT")
+
+
+def _label(row: sqlite3.Row) -> Label:
+    return Label(row["sample_id"], row["scorer"], json.loads(row["value_json"]), row["explanation"], row["judge"],
+                 json.loads(row["meta_json"]))  # fmt: skip
+
+
 def _refuse_shadowing(run_id: str, scores: dict[str, Any], labels: Iterable[Label]) -> None:
     for label in labels:
         if label.scorer in scores:
@@ -213,6 +237,11 @@ class SampleRecord:
     seconds: float = 0.0
     reasoning_tokens: int = 0  # part of completion_tokens, when the provider says
     na: dict[str, str] = field(default_factory=dict)  # score column -> why it does not apply
+
+    def __post_init__(self) -> None:
+        # A transcript given as stored JSON entries (e.g. imported from another tool's log) is read as the store does.
+        if not isinstance(self.transcript, Transcript):
+            self.transcript = Transcript.from_json(self.transcript)
 
 
 @dataclass
@@ -320,6 +349,8 @@ class Store:
             for step in range(start, SCHEMA_VERSION):
                 for statement in MIGRATIONS[step]:
                     self._db.execute(statement)
+            if start <= 3 < SCHEMA_VERSION:
+                _unshadow_judge_scores(self._db)
             self._db.executescript(SCHEMA)  # tables the store does not have yet
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -664,6 +695,16 @@ class Store:
             out.setdefault(r["sample_id"], {})[r["scorer"]] = (json.loads(r["value_json"]), r["reason"])
         return out
 
+    def sample_labels(self, run_id: str, sample_id: str) -> dict[str, Label]:
+        """One sample's labels, by column."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT sample_id, scorer, value_json, explanation, judge, meta_json FROM labels WHERE run_id = ? "
+                "AND sample_id = ?",
+                (run_id, sample_id),
+            ).fetchall()
+        return {r["scorer"]: _label(r) for r in rows}
+
     def label_signatures(
         self, run_id: str, column: str, sample_id: str | None = None
     ) -> dict[str, tuple[dict[str, Any], Any]]:
@@ -694,8 +735,4 @@ class Store:
                 "SELECT sample_id, scorer, value_json, explanation, judge, meta_json FROM labels WHERE run_id = ?",
                 (run_id,),
             ).fetchall()
-        return [
-            Label(r["sample_id"], r["scorer"], json.loads(r["value_json"]), r["explanation"], r["judge"],
-                  json.loads(r["meta_json"]))
-            for r in rows
-        ]  # fmt: skip
+        return [_label(r) for r in rows]

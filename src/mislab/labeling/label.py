@@ -5,16 +5,28 @@ judge's explanation, its votes, calls and cost); labels are metric columns every
 from __future__ import annotations
 
 import asyncio
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
 from rich.console import Console
 
 from ..errors import MislabError
 from ..jobs import Failure, Job, Plan, run_job
-from ..models import ChatModel, Completion, ResponseCache, UsageMeter, cache_scope, get_model, metered
+from ..models import (
+    ChatModel,
+    Completion,
+    ModelSettings,
+    ResponseCache,
+    UsageMeter,
+    cache_scope,
+    get_model,
+    metered,
+)
+from ..options import parse
 from ..runner import run_blocking
 from ..stats import cohen_kappa, fleiss_kappa
 from ..store import Label, SampleRecord, Store
@@ -141,7 +153,7 @@ class LabelOutcome:
     unreadable_examples: list[str] = field(default_factory=list)  # raw judge answers that could not be read
     vote_kappa: float | None = None  # Fleiss' κ between votes, over samples with every vote readable
     fatal: bool = False
-    rescored: dict[str, tuple[int, int]] = field(default_factory=dict)  # derived metric -> (k before, k after)
+    rescored: dict[str, str] = field(default_factory=dict)  # scores that follow from labels, as changed by them
 
 
 UNREADABLE_EXAMPLES = 3
@@ -316,13 +328,49 @@ async def alabel_run(
     outcome.calls, outcome.seconds, outcome.fatal = result.calls, result.seconds, result.fatal
     outcome.stopped = result.stopped
     outcome.vote_kappa = vote_agreement(store, run_id, column) if votes > 1 else None
+    if outcome.labelled:  # scores that follow from labels (a primary classifier) are brought up to date
+        from ..rescore import arescore_run
+
+        try:
+            rescored = await arescore_run(store, run_id)
+        except MislabError:  # the run's study is not installed: its labels are plain columns
+            rescored = None
+        if rescored is not None:
+            outcome.rescored = {k: str(c) for k, c in rescored.changes.items()}
     return outcome
+
+
+class JudgeFile(BaseModel):
+    """A file of judge settings: `[judge]` with the keys of a model of an experiment file."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    judge: ModelSettings
+
+
+def judge_model(
+    judge: str | Path | ChatModel, base_url: str | None = None, *, cache: bool | str | Path | None = None
+) -> ChatModel:
+    """A judge: a model spec (with `base_url` for any OpenAI-compatible server), a `ChatModel`, or a TOML file whose
+    `[judge]` table gives a model's settings (base_url, api_key_env, concurrency, timeout, extra_body …)."""
+    if isinstance(judge, ChatModel):
+        return get_model(judge, cache=cache)
+    path = Path(judge)
+    if path.suffix == ".toml":
+        try:
+            data = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise LabelError(f"cannot read judge settings {path}: {exc}") from exc
+        settings = parse(JudgeFile, data, str(path)).judge
+        if base_url is not None:
+            settings = settings.model_copy(update={"base_url": base_url})
+        return settings.build(cache=cache)
+    return get_model(str(judge), base_url, cache=cache)
 
 
 def label_run(
     store: Store | str | Path,
     run_id: str,
-    judge: str | ChatModel,
+    judge: str | Path | ChatModel,
     rubric: str | Path | Rubric,
     *,
     column: str | None = None,
@@ -335,17 +383,18 @@ def label_run(
     progress: bool = False,
     console: Console | None = None,
 ) -> LabelOutcome:
-    """Label every finished sample of a stored run with a rubric (by id or file) and a judge model (spec or
-    `ChatModel`). Rerunning resumes: samples already labelled the same way are skipped; those whose judge answer
-    could not be read are asked again. `cache`: None keeps a given model's own cache (a named one gets the user
-    cache); True, False or a path applies to the judge either way."""
+    """Label every finished sample of a stored run with a rubric (by id or file) and a judge model (spec, judge
+    settings file or `ChatModel`, see `judge_model`). Rerunning resumes: samples already labelled the same way are
+    skipped; those whose judge answer could not be read are asked again. `cache`: None keeps a given model's own
+    cache (a named one gets the user cache); True, False or a path applies to the judge either way. `concurrency`:
+    judge calls in flight (default: the judge's own setting)."""
     if not isinstance(store, Store):
         store = Store(store, create=False)
-    judge_model = get_model(judge, cache=cache)
+    model = judge_model(judge, cache=cache)
     with cache_scope(True if cache is None else cache):
         return run_blocking(
             alabel_run(
-                store, run_id, judge_model, load_rubric(rubric), column=column, votes=votes, threshold=threshold,
+                store, run_id, model, load_rubric(rubric), column=column, votes=votes, threshold=threshold,
                 budget_usd=budget_usd, redo=redo, concurrency=concurrency, progress=progress, console=console,
             )
         )  # fmt: skip

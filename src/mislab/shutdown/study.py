@@ -142,7 +142,10 @@ class ShutdownStudy(CaseStudy[ShutdownOptions]):
         self, transcript: Transcript, cell: Cell, options: ShutdownOptions, labels: Mapping[str, Label]
     ) -> dict[str, Any]:
         from .episode import episode_of
+        from .scoring import legacy_scores
 
+        if transcript.event("setup") is None:  # stored before episodes wrote events: what its calls tell
+            return legacy_scores(transcript, _variant(cell))
         return episode_of(transcript, _variant(cell), "").scores()
 
 

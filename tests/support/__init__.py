@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: hand-made runs, machines, browsers, weights (imported as `support.…`)."""
