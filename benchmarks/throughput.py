@@ -205,7 +205,8 @@ def client_mislab_memory(workload: str, n: int, c: int, url: str, workdir: Path)
         spec = {"study": "shutdown", "n": n // 4, "options": {"variants": "all", "backend": "simulated"}}
     exp = Experiment.from_dict({**spec, "models": [model.name]}, where="benchmark")
     store = Store(workdir / "store.sqlite")
-    run_id, outcome = launch(prepare_run(exp, models={model.name: model}), store, progress=False)
+    launched = launch(prepare_run(exp, models={model.name: model}), store, progress=False)
+    run_id, outcome = launched.run_id, launched.outcome
     MEASURED["run_peak_mib"] = _rss_mib()
     df = store.samples(run_id)
     MEASURED["table_mib"] = float(df.memory_usage(deep=True).sum()) / 2**20

@@ -37,7 +37,7 @@ def test_adaptive_rounds_stop_at_the_target_or_n_max(tmp_path) -> None:
     store = Store(tmp_path / "r.sqlite")
     with ScriptedServer(model) as srv:
         scripted = get_model("scripted", base_url=srv.base_url, api_key="k", cache=False)
-        _, outcome = run_experiment(exp, store, models={"scripted": scripted}, progress=False)
+        outcome = run_experiment(exp, store, models={"scripted": scripted}, progress=False).outcome
     df = store.samples("ad")
     counts = df.groupby("cell")["epoch"].count().to_dict()
     # always complying: 12/12 has a Wilson half-width of 0.121 (8/8: 0.162), so it stops at 12

@@ -134,7 +134,7 @@ def test_provider_and_user_text_is_not_markup(tmp_path: Path, monkeypatch: pytes
             f'models = [{{name = "m", base_url = "{srv.base_url}", api_key_env = "SCRIPTED_KEY", retries = 1}}]\n'
         )
         result = runner.invoke(app, ["run", str(file), "--no-cache"], env={"COLUMNS": "300"})
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # every sample errored: the command failed
     assert "[/INST] in [bold]prompt" in result.output and "run r[red]1:" in result.output
     assert "0 new samples" in result.output and "2 errors" in result.output
     assert "To run the errored samples again, rerun the same command." in result.output

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from mislab.experiment import Experiment, ExperimentError, run_experiment
+from mislab.experiment import Experiment, ExperimentError, run_experiment, study_options
 from mislab.hypotheses import HypothesisError, judge_prediction, parse_hypotheses
 from mislab.models import RetryPolicy, get_model
 from mislab.report import show_run, summarise, write_report
@@ -60,8 +60,8 @@ def test_scripted_ablations_give_the_known_verdicts(tmp_path: Path) -> None:
     store = Store(tmp_path / "results.sqlite")
     with ScriptedServer(scripted_subject) as srv:
         model = get_model("scripted", base_url=srv.base_url, api_key="k", cache=False, retry=RetryPolicy(1))
-        run_id, outcome = run_experiment(Experiment.from_dict(SPEC), store, models={"scripted": model},
-                                         progress=False)  # fmt: skip
+        launched = run_experiment(Experiment.from_dict(SPEC), store, models={"scripted": model}, progress=False)
+    run_id, outcome = launched.run_id, launched.outcome
     assert outcome.done == 36 and outcome.errors == 0
     ev = summarise(store, run_id).evidence
     assert ev is not None and not ev.problems
@@ -116,7 +116,8 @@ def test_the_canonical_files_parse(name: str) -> None:
     exp = Experiment.from_file(REPO / "examples" / "hypotheses" / name)
     declared = parse_hypotheses(exp.to_dict())
     assert declared is not None and len(declared.claims) >= 2 and len(declared.ablations) >= 4
-    cells = {c.id for c in get_study(exp.study).cells(exp.options)}
+    study = get_study(exp.study)
+    cells = {c.id for c in study.cells(study_options(study, exp))}
     for ab in declared.ablations:
         if ab.by == "cell":
             assert {ab.compare, ab.baseline} <= cells, ab.id

@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.runs import LOCAL, O3, PLANTED, RUN, SABOTAGED, STUDIES, make_run
 
 from mislab.report import export_inspect
+
+from support.runs import LOCAL, O3, PLANTED, RUN, SABOTAGED, STUDIES, make_run
 
 pytest.importorskip("inspect_ai")
 

@@ -236,8 +236,11 @@ def test_a_shutdown_episode_carries_each_turns_details_back_as_the_protocol_requ
     def episode_turn(body: dict[str, Any]) -> Reply:
         turn = sum(m["role"] == "assistant" for m in body["messages"])
         cmd = "rm shutdown.sh" if turn == 3 else "./next_task"  # the warning comes with the third task
-        return Reply(None, tool_calls=[tool_call("bash", {"cmd": cmd})], extra_message={
-            "reasoning_content": f"thought {turn}", "reasoning_details": DETAILS[turn % len(DETAILS)]})
+        return Reply(
+            None,
+            tool_calls=[tool_call("bash", {"cmd": cmd})],
+            extra_message={"reasoning_content": f"thought {turn}", "reasoning_details": DETAILS[turn % len(DETAILS)]},
+        )
 
     options = {} if carry is None else {"carry_reasoning": carry}
     with ScriptedServer(episode_turn) as srv:

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.runs import LOCAL, LONG_SYSTEM, O3, PLANTED, SABOTAGED, SABOTAGED_TRUE, STUDIES, make_run
 
 from mislab.report import write_report
 from mislab.report.html import _select_records
+
+from support.runs import LOCAL, LONG_SYSTEM, O3, PLANTED, SABOTAGED, SABOTAGED_TRUE, STUDIES, make_run
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")

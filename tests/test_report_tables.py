@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from support.runs import ERRORED, LOCAL, O3, SABOTAGED, FakeStudy, _expected, make_run
 
 from mislab.report import comparisons, rate_table
 from mislab.report.published import load_targets
 from mislab.stats import fisher_exact, holm, mcnemar_test, newcombe_diff, newcombe_paired_diff, paired_table, rate
+
+from support.runs import ERRORED, LOCAL, O3, SABOTAGED, FakeStudy, _expected, make_run
 
 
 def test_rate_table_matches_stats(tmp_path: Path) -> None:

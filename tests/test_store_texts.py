@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from mislab.store import SampleRecord, Store
+from mislab.transcript import Transcript
 
 SYSTEM = "You are an AI created by a lab. " * 40  # a long system prompt, as in every AF sample
 
@@ -29,8 +30,8 @@ def test_a_repeated_prompt_is_stored_once_and_read_back_in_place(tmp_path) -> No
     # read back exactly as written, key order included; a fresh Store (no memory of what it wrote) too
     for reader in (store, Store(tmp_path / "r.sqlite")):
         records = reader.sample_records("r")
-        assert [r.transcript for r in records] == [transcript(str(i)) for i in range(3)]
-        assert list(records[0].transcript[0]) == ["role", "content"]
+        assert [r.transcript for r in records] == [Transcript.from_json(transcript(str(i))) for i in range(3)]
+        assert records[0].transcript.to_json()[0] == {"role": "system", "content": SYSTEM}
 
 
 def test_tables_leave_transcripts_unread_unless_asked(tmp_path) -> None:
@@ -41,8 +42,10 @@ def test_tables_leave_transcripts_unread_unless_asked(tmp_path) -> None:
     df = store.samples("r")
     assert "transcript" not in df and list(df["ok"]) == [True, False]
     assert df["x"].isna().tolist() == [False, True]  # a score one sample lacks is missing there, as before
-    assert [r.transcript for r in store.sample_records("r", transcripts=False)] == [[], []]
-    assert store.samples("r", include_transcripts=True)["transcript"].tolist() == [transcript("a"), transcript("b")]
+    assert [r.transcript for r in store.sample_records("r", transcripts=False)] == [Transcript(), Transcript()]
+    assert store.samples("r", include_transcripts=True)["transcript"].tolist() == [
+        Transcript.from_json(transcript(q)).to_json() for q in "ab"
+    ]
 
 
 def test_the_store_remembers_a_bounded_number_of_stored_texts(tmp_path) -> None:
@@ -59,12 +62,12 @@ def test_the_store_remembers_a_bounded_number_of_stored_texts(tmp_path) -> None:
     assert len(store._stored_texts) <= REMEMBERED_TEXTS
     db = sqlite3.connect(tmp_path / "r.sqlite")
     assert db.execute("SELECT COUNT(*) FROM texts").fetchone()[0] == 1 + n
-    assert store.sample_records("r")[-1].transcript == transcript("query 0 " + "x" * 300)
+    assert store.sample_records("r")[-1].transcript == Transcript.from_json(transcript("query 0 " + "x" * 300))
 
 
 def test_a_run_is_read_back_in_order_without_a_sort(tmp_path) -> None:
     """The order index gives (model, cell, epoch) as stored numbers, epoch 10 after 9, with no sort whose memory
-    grows with the run; a store of the previous schema gets the index when opened."""
+    grows with the run, read a page at a time by key; a store of the previous schema gets the index when opened."""
     path = tmp_path / "r.sqlite"
     store = Store(path)
     store.create_run("r", "af", {}, {}, {}, "0")
@@ -73,14 +76,20 @@ def test_a_run_is_read_back_in_order_without_a_sort(tmp_path) -> None:
             store.add_sample("r", SampleRecord(f"m::{cell}::{epoch}", "m", cell, {}, epoch, {}, []))
     expected = [("free", 2), ("free", 9), ("free", 10), ("paid", 2), ("paid", 9), ("paid", 10)]
     assert list(store.samples("r")[["cell", "epoch"]].itertuples(index=False, name=None)) == expected
-    query = "EXPLAIN QUERY PLAN SELECT sample_id FROM samples WHERE run_id = ? ORDER BY model, cell, epoch"
+    query = (
+        "EXPLAIN QUERY PLAN SELECT sample_id FROM samples WHERE run_id = ? AND (model, cell, epoch, sample_id) > "
+        "(?, ?, ?, ?) ORDER BY model, cell, epoch, sample_id LIMIT 256"
+    )
+    args = ("r", "m", "free", 2, "")
     db = sqlite3.connect(path)
-    assert not any("TEMP B-TREE" in row[-1] for row in db.execute(query, ("r",)))
+    plan = [row[-1] for row in db.execute(query, args)]
+    assert not any("TEMP B-TREE" in step for step in plan) and any("samples_in_order" in step for step in plan)
     db.execute("DROP INDEX samples_in_order")
-    db.execute("PRAGMA user_version = 2")
+    db.execute("ALTER TABLE samples DROP COLUMN na_json")
+    db.execute("PRAGMA user_version = 3")
     db.commit()
     Store(path)
-    assert not any("TEMP B-TREE" in row[-1] for row in db.execute(query, ("r",)))
+    assert not any("TEMP B-TREE" in row[-1] for row in db.execute(query, args))
 
 
 def test_a_table_is_what_pandas_makes_of_the_rows(tmp_path) -> None:
@@ -103,7 +112,7 @@ def test_a_table_is_what_pandas_makes_of_the_rows(tmp_path) -> None:
         rows.append({
             "run_id": "r", "sample_id": f"m::c::{k}", "model": "m", "cell": "c", "epoch": k, "status": "done",
             "error": None, "tier": "free", **s, "calls": k, **usage, "reasoning_tokens": 0, "cost": k / 10,
-            "seconds": 0.0,
+            "seconds": 0.0, "not_applicable": None,
         })  # fmt: skip
     table, expected = store.samples("r"), pd.DataFrame(rows)
     assert set(table.columns) == set(expected.columns)

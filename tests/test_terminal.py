@@ -6,12 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
-from support.runs import ReportOnlyStudy, LOCAL, O3, RUN, STUDIES, make_run
 
 from mislab.report import show_run, summarise, write_report
 from mislab.stats import newcombe_paired_diff, paired_table
 from mislab.store import SampleRecord, Store
 from mislab.study import Comparison, Metric
+
+from support.runs import LOCAL, O3, RUN, STUDIES, ReportOnlyStudy, make_run
 
 
 def _printed(store: Store, run_id: str | None = None, width: int = 300, **kw: object) -> str:

@@ -202,7 +202,7 @@ def study_run_command(
             ("cache", CacheOpt, None),
         )
     ]
-    fields = set(schema.model_fields)
+    fields = set(schema.model_fields) - {"seed"}  # the run's seed is a common flag, at the top of a file
 
     @user_errors
     def command(**kwargs: Any) -> None:

@@ -13,8 +13,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .experiment import Experiment
+from .experiment import Experiment, study_options
 from .models import PriceTable, Usage
+from .options import StudyOptions
 from .runner import plan
 from .store import Store
 from .study import CaseStudy, Cell, get_study
@@ -70,7 +71,7 @@ def measured(store: Store, study: str, model: str, cell: str) -> tuple[CallEstim
 def estimate(exp: Experiment, store: Store, prices: PriceTable | None = None) -> list[CellEstimate]:
     study = get_study(exp.study)
     prices = prices or PriceTable.load()
-    options = {**exp.options, "seed": exp.seed}
+    options = study_options(study, exp)
     cells = study.cells(options)
     done = store.done_sample_ids(exp.run_id) if exp.run_id else set()
     out = []
@@ -88,12 +89,12 @@ def estimate(exp: Experiment, store: Store, prices: PriceTable | None = None) ->
     return out
 
 
-def _heuristic(study: CaseStudy, cell: Cell, options: dict[str, Any]) -> CallEstimate:
-    own = getattr(study, "estimate", None)
+def _heuristic(study: CaseStudy[Any], cell: Cell, options: StudyOptions) -> CallEstimate:
+    own = study.estimate(cell, options)
     if own is not None:
-        return own(cell, options)
+        return own
     prompts = study.prompts([cell], options)
-    return CallEstimate(1, tokens_of(str(prompts)), float(options.get("max_tokens", 512)) / 2)
+    return CallEstimate(1, tokens_of(str(prompts)), float(getattr(options, "max_tokens", None) or 512) / 2)
 
 
 def print_estimate(exp: Experiment, store: Store, console: Console) -> list[CellEstimate]:

@@ -27,13 +27,15 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from .errors import MislabError
+
 Direction = Literal["up", "down", "none"]
 Verdict = Literal["consistent", "contradicted", "undecided"]
 DIRECTIONS = ("up", "down", "none")
 DEFAULT_MARGIN = 0.1
 
 
-class HypothesisError(ValueError):
+class HypothesisError(MislabError, ValueError):
     pass
 
 

@@ -20,16 +20,16 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from .errors import UnknownStudyError
-from .options import StudyOptions, parse
 
-if TYPE_CHECKING:  # annotations only: the CLI lists studies without importing the model layer or the store
+if TYPE_CHECKING:  # annotations only: the CLI lists studies without importing pydantic, the models or the store
     from .data.files import DataSet
     from .estimate import CallEstimate
     from .models import ChatModel
+    from .options import StudyOptions
     from .store import Label
     from .transcript import Transcript
 
-Opts = TypeVar("Opts", bound=StudyOptions)
+Opts = TypeVar("Opts", bound="StudyOptions")
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,8 @@ class CaseStudy(ABC, Generic[Opts]):
 
     def parse_options(self, data: Mapping[str, Any], where: str | None = None) -> Opts:
         """The study's options from plain data (an experiment file's [options], keyword arguments), checked."""
+        from .options import parse
+
         return parse(self.options_schema, data, where or f"{self.name} options")  # type: ignore[return-value]
 
     @abstractmethod

@@ -36,6 +36,8 @@ from mislab.data.files import (
     write_atomic,
 )
 
+from ..errors import MislabError
+
 # sha256 of the files in shared/data/alignment_faking, which are the ARENA constants byte for byte (see
 # SOURCES.md). A downloaded or extracted copy must match these before it is used.
 PAPER_FILE_SHA256: dict[str, str] = {
@@ -85,7 +87,7 @@ EXAMPLE_INSTRUCTIONS_FILE = "example_instructions.txt"
 _PAPER_REQUIRED = ("system_prompt_scratchpad.txt", "system_prompt_no_scratchpad.txt", "user_prompt_template.txt")
 
 
-class PromptError(ValueError):
+class PromptError(MislabError, ValueError):
     """A prompt factor cannot be applied to the chosen prompt text."""
 
 

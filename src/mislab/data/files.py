@@ -18,6 +18,8 @@ from pathlib import Path
 
 from mislab.config import cache_dir
 
+from ..errors import MislabError
+
 # Set this to a directory laid out like `shared/data` (one sub-directory per data set) when mislab is installed
 # somewhere that has no `../shared/data` beside it (e.g. a copy made by `mislab data fetch --dir`).
 SHARED_DATA_ENV = "MISLAB_SHARED_DATA"
@@ -50,7 +52,7 @@ def pinned_files() -> dict[str, str]:
     return {f"{ds.name}/{name}": digest for ds in data_sets().values() for name, digest in ds.files.items()}
 
 
-class ChecksumError(ValueError):
+class ChecksumError(MislabError, ValueError):
     """A fetched file is not the file we pinned (or nothing was pinned and the caller did not accept that)."""
 
 

@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..data.files import find_shared_data, pinned_files, sha256_hex
+from ..errors import MislabError
 from .answers import PARSERS
 from .installed import rubric_files
 from .views import PARTS
@@ -89,7 +90,7 @@ COMBINATIONS: dict[str, tuple[Callable[[Mapping[str, float]], float], tuple[str,
 }
 
 
-class RubricError(ValueError):
+class RubricError(MislabError, ValueError):
     pass
 
 

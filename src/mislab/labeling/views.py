@@ -69,11 +69,16 @@ def _final_output(assistants: Sequence[AssistantTurn], final: AssistantTurn | No
 
 
 def transcript_view(
-    transcript: Transcript, reads: Sequence[str], *, after_warning: bool = False, warning: str | None = None
+    transcript: Transcript | Sequence[dict[str, Any]],
+    reads: Sequence[str],
+    *,
+    after_warning: bool = False,
+    warning: str | None = None,
 ) -> str | None:
     """The text a judge reads, or None when there is nothing of the asked-for parts (no judge call is made);
     the request alone is context, not something to judge. Parts are headed ("[model reasoning]", "[model
-    calls]" …) unless the rubric reads one part only."""
+    calls]" …) unless the rubric reads one part only. `transcript` may also be plain OpenAI-format messages."""
+    transcript = Transcript.from_json(transcript)
     turns: Sequence[Turn] | None = transcript.turns
     if after_warning:
         turns = _from_warning(transcript, warning)

@@ -6,10 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+from ..errors import MislabError
+
 OPENROUTER_URL = "https://openrouter.ai/api/v1"
 
 
-class ModelSpecError(ValueError):
+class ModelSpecError(MislabError, ValueError):
     pass
 
 

@@ -30,15 +30,17 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
+from ...errors import FatalError, MislabError
+
 PID1_ACK = "/run/init.ack"
 FIXED_MTIME = 1_748_854_800  # 2025-06-02 09:00:00 UTC: files laid out for the model carry it, so `ls -l` is stable
 
 
-class SandboxError(RuntimeError):
+class SandboxError(MislabError, RuntimeError):
     """The sandbox itself failed (not the command): it could not start, or a file operation was refused."""
 
 
-class SandboxUnavailable(SandboxError):
+class SandboxUnavailable(SandboxError, FatalError):
     """The backend cannot run on this machine; the message says what to install or change."""
 
 
