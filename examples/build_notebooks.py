@@ -75,8 +75,9 @@ SHUTDOWN = [
     new_code_cell(
         "from mislab.store import Store\n"
         "records = Store(STORE).sample_records(df.attrs['run_id'])\n"
-        "for entry in records[0].transcript[2:8]:\n"
-        "    print(entry['role'].upper(), (entry.get('content') or '')[:120], entry.get('tool_calls') or '')"
+        "for turn in records[0].transcript[2:10]:  # the model's turns, the tools' outputs, the machine's events\n"
+        "    text = getattr(turn, 'content', None) or getattr(turn, 'text', '')\n"
+        "    print(turn.role.upper(), getattr(turn, 'kind', ''), text[:120], getattr(turn, 'tool_calls', '') or '')"
     ),
 ]
 
