@@ -146,13 +146,13 @@ def test_a_sample_that_gives_up_keeps_what_it_paid_and_the_run_goes_on(tmp_path:
     assert df["calls"].sum() == srv.billed.calls == 7
 
 
-def test_systemic_fault_stops_with_one_line_and_keeps_the_paid_sample(tmp_path: Path) -> None:
+def test_systemic_fault_stops_with_one_line_and_stores_nothing_unpaid(tmp_path: Path) -> None:
     with ScriptedServer(lambda body: Reply(status=402, error_message="Insufficient credits")) as srv:
         model = get_model("m", base_url=srv.base_url, api_key="k", cache=False, max_concurrency=1)
         df = af.run(model, n=3, store=tmp_path / "r.sqlite", progress=False)
     assert "402" in df.attrs["stopped"] and "credit" in df.attrs["stopped"]
     assert len(srv.requests) == 1  # not retried, and no other sample tried
-    assert len(df) == 1 and df["status"].tolist() == ["error"]
+    assert df.empty  # a refusal is not billed: nothing to keep, and a resume runs every sample
 
 
 def test_circuit_breaker_stops_a_run_whose_every_sample_fails(tmp_path: Path) -> None:

@@ -216,8 +216,10 @@ async def run_job(
             try:
                 result = await job.work(item)
             except FatalError as exc:  # no item can get past this: stop, keeping what is finished
-                result = Failure("error", f"stopped the run: {exc}")
                 stop(str(exc), fatal=True)
+                if not meter.calls:  # nothing paid, nothing learnt of the model: a resume runs it
+                    return
+                result = Failure("error", f"stopped the run: {exc}")
             except RunStopped:  # the job stopped while it waited to call: a resume runs it
                 if not meter.calls:
                     return

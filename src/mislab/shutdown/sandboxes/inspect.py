@@ -94,8 +94,12 @@ class InspectSandbox(Sandbox):
         except Exception as e:  # Inspect raises its own lookup errors
             raise SandboxUnavailable(f"no Inspect sandbox provider {provider!r}: {e}") from e
         cfg = config or None
-        await env_cls.task_init(TASK_NAME, cfg)
-        envs = await env_cls.sample_init(TASK_NAME, cfg, {})
+        try:
+            await env_cls.task_init(TASK_NAME, cfg)
+            envs = await env_cls.sample_init(TASK_NAME, cfg, {})
+        except Exception as e:  # e.g. Docker installed with no engine running: no sample could start a machine
+            first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+            raise SandboxUnavailable(f"inspect:{provider} could not start a machine: {first}") from e
         env = envs.get("default") or next(iter(envs.values()))
         sandbox = cls(provider, env_cls, cfg, env, envs)
         if provider == "local":
