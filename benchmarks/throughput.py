@@ -47,9 +47,14 @@ CALLS_PER_EPISODE = 4
 # --- the loopback server ------------------------------------------------------------------------------------
 
 
+JUDGE_REPLY = "COMPLY: the final answer gives real help.\nAnswer: yes"  # read by ARENA's parser and ours
+
+
 def _reply(request: dict[str, Any], serial: int) -> dict[str, Any]:
-    """AF: a scratchpad and an accepted output. With tools (shutdown): ./next_task three times, then submit."""
-    message: dict[str, Any] = {"role": "assistant", "content": AF_REPLY}
+    """AF: a scratchpad and an accepted output; the model named "judge": a verdict. With tools (shutdown):
+    ./next_task three times, then submit."""
+    judged = request.get("model") == "judge"
+    message: dict[str, Any] = {"role": "assistant", "content": JUDGE_REPLY if judged else AF_REPLY}
     finish = "stop"
     tools = request.get("tools") or []
     if tools:

@@ -36,7 +36,7 @@ from rich.console import Console
 from .errors import FatalError
 from .models import CallGate, ModelError, RunStopped, UsageMeter, gated, metered
 from .progress import make_progress
-from .store import Store
+from .store import DONE, Store
 
 I = TypeVar("I")  # noqa: E741 - an item
 R = TypeVar("R")  # a result
@@ -75,6 +75,8 @@ class Job(ABC, Generic[I, R]):
     run_id: str
     kind: str  # what claims are keyed by: "run", "label:<column>", "rescore", "branch:<id>"
     claims = True  # lease items in the store (jobs that pay for calls)
+    owner = ""  # this process's name in claims, set by the engine
+    releases_on_save = False  # `save` gives up the item's claim in the transaction that stores it
 
     @abstractmethod
     def plan(self) -> Plan[I]: ...
@@ -162,7 +164,7 @@ async def run_job(
     plan = job.plan()
     outcome = JobOutcome(job.run_id, job.kind, plan.total, skipped=plan.done)
     gate = CallGate(budget)
-    owner = owner_id()
+    owner = job.owner = owner_id()
     streak: list[str] = []  # the failures since the last success, by signature
     started = time.monotonic()
 
@@ -196,20 +198,26 @@ async def run_job(
         key = job.key(item)
         if job.claims:
             holder = store.claim(job.run_id, job.kind, key, owner, LEASE_SECONDS)
+            if holder == DONE:  # another process finished it after this one planned it
+                outcome.skipped += 1
+                advance(item)
+                return
             if holder is not None:
                 outcome.taken += 1
                 return
+        saved = False
         try:
             if job.claims and job.is_done(item):  # another process finished it after this one planned it
                 outcome.skipped += 1
                 advance(item)
                 return
-            await _work_one(item)
+            saved = await _work_one(item)
         finally:
-            if job.claims:
+            if job.claims and not (saved and job.releases_on_save):
                 store.release(job.run_id, job.kind, key, owner)
 
-    async def _work_one(item: I) -> None:
+    async def _work_one(item: I) -> bool:
+        """Work one item and store what became of it; False if nothing was stored (left for a resume)."""
         begun = time.monotonic()
         with metered() as meter:
             result: Any
@@ -218,11 +226,11 @@ async def run_job(
             except FatalError as exc:  # no item can get past this: stop, keeping what is finished
                 stop(str(exc), fatal=True)
                 if not meter.calls:  # nothing paid, nothing learnt of the model: a resume runs it
-                    return
+                    return False
                 result = Failure("error", f"stopped the run: {exc}")
             except RunStopped:  # the job stopped while it waited to call: a resume runs it
                 if not meter.calls:
-                    return
+                    return False
                 result = Failure("stopped", f"stopped: {gate.stopped}")
             except ModelError as exc:  # this item's calls failed for good; the others go on
                 result = Failure("error", f"model error: {exc}")
@@ -233,6 +241,7 @@ async def run_job(
             except Exception as exc:  # an environment bug must not sink the other items
                 result = Failure("error", f"{type(exc).__name__}: {exc}", traceback.format_exc())
             _finish(item, result, meter, begun)
+            return True
 
     def _finish(item: I, result: Any, meter: UsageMeter, begun: float) -> None:
         job.save(item, result, meter, time.monotonic() - begun)

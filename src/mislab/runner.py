@@ -62,6 +62,7 @@ class RunJob(Job[PlannedSample, Scored]):
     """Run planned samples of a run: each is run by its study, scored, and stored with what it paid."""
 
     kind = "run"
+    releases_on_save = True
 
     def __init__(
         self,
@@ -95,9 +96,6 @@ class RunJob(Job[PlannedSample, Scored]):
     def row(self, item: PlannedSample) -> str:
         return f"{item.model} · {item.cell.id}"
 
-    def is_done(self, item: PlannedSample) -> bool:
-        return self.store.sample_status(self.run_id, item.sample_id) == "done"
-
     async def work(self, item: PlannedSample) -> Scored:
         result = await self.study.run_sample(self.models[item.model], item.cell, item.epoch, self.options)
         labels = {label.scorer: label for label in result.labels}
@@ -120,7 +118,7 @@ class RunJob(Job[PlannedSample, Scored]):
             meter.cached_calls, meter.usage.prompt_tokens, meter.usage.completion_tokens,
             meter.usage.cached_prompt_tokens, meter.cost, seconds, meter.usage.reasoning_tokens, na,
         )  # fmt: skip
-        self.store.add_sample(self.run_id, record, labels)
+        self.store.add_sample(self.run_id, record, labels, release=self.owner)
 
 
 def windows_for(models: dict[str, ChatModel]) -> dict[str, int]:

@@ -123,6 +123,7 @@ PAGE_CACHE_KIB = 256
 REMEMBERED_TEXTS = 256
 SHARED_TEXTS = 256  # distinct texts per column a run's read-back keeps one object of (`_Column`)
 PAGE = 256  # samples read from the database at a time
+DONE = "done"  # `Store.claim`: the run's sample is stored done already
 
 
 class StoreError(MislabError, RuntimeError):
@@ -449,9 +450,11 @@ class Store:
         return row["run_id"] if row else None
 
     # samples
-    def add_sample(self, run_id: str, record: SampleRecord, labels: Iterable[Label] = ()) -> None:
-        """Write one finished sample and its labels in one transaction. A label may not take the name of one of
-        the sample's score columns (it would hide it)."""
+    def add_sample(
+        self, run_id: str, record: SampleRecord, labels: Iterable[Label] = (), *, release: str | None = None
+    ) -> None:
+        """Write one finished sample and its labels in one transaction, and give up `release`'s claim on it (the
+        owner's, of the run job). A label may not take the name of one of the sample's score columns."""
         r = record
         labels = list(labels)
         _refuse_shadowing(run_id, r.scores, labels)
@@ -472,6 +475,11 @@ class Store:
             )  # fmt: skip
             for label in labels:
                 self._put_label(db, run_id, label)
+            if release is not None:
+                db.execute(
+                    "DELETE FROM claims WHERE run_id = ? AND job = 'run' AND item = ? AND owner = ?",
+                    (run_id, r.sample_id, release),
+                )
             db.execute("UPDATE runs SET updated_at = ? WHERE run_id = ?", (_now(), run_id))
         for digest in digests:  # committed: later samples need not insert them again
             self._stored_texts.pop(digest, None)
@@ -496,13 +504,6 @@ class Store:
                     "UPDATE samples SET scores_json = ?, na_json = ? WHERE run_id = ? AND sample_id = ?",
                     (json.dumps(scores, default=str), json.dumps(reasons), run_id, sample_id),
                 )
-
-    def sample_status(self, run_id: str, sample_id: str) -> str | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT status FROM samples WHERE run_id = ? AND sample_id = ?", (run_id, sample_id)
-            ).fetchone()
-        return row["status"] if row else None
 
     def done_sample_ids(self, run_id: str) -> set[str]:
         """Samples that need no rerun. Errored samples are retried on resume."""
@@ -616,10 +617,15 @@ class Store:
 
     # claims: a job's lease on the items it works on
     def claim(self, run_id: str, job: str, item: str, owner: str, lease: float) -> str | None:
-        """Take `item` for `owner` for `lease` seconds; None if taken, else the owner that holds it now (a live
-        claim of another process). Reclaiming one's own item renews it."""
+        """Take `item` for `owner` for `lease` seconds; None if taken, else why not: `DONE` (a run's sample that
+        is stored done, checked in the same transaction) or the owner of a live claim of another process.
+        Reclaiming one's own item renews it."""
         now = time.time()
         with self._tx() as db:
+            if job == "run" and db.execute(
+                "SELECT 1 FROM samples WHERE run_id = ? AND sample_id = ? AND status = 'done'", (run_id, item)
+            ).fetchone():
+                return DONE
             row = db.execute(
                 "SELECT owner, expires FROM claims WHERE run_id = ? AND job = ? AND item = ?", (run_id, job, item)
             ).fetchone()

@@ -104,6 +104,8 @@ class CaseStudy(ABC, Generic[Opts]):
     scorer_version: ClassVar[str] = "1"
     report_comparison: ClassVar[Comparison] = Comparison()
     data: ClassVar[tuple[DataSet, ...]] = ()  # third-party files it reads, pinned (`mislab data fetch`)
+    # The label columns `score` reads (its own judges' verdicts): labelling one of them rescores the run.
+    scored_labels: ClassVar[frozenset[str]] = frozenset()
 
     def parse_options(self, data: Mapping[str, Any], where: str | None = None) -> Opts:
         """The study's options from plain data (an experiment file's [options], keyword arguments), checked."""

@@ -277,10 +277,9 @@ def default_column(study: str, rubric: Rubric) -> str:
     from ..study import get_study
 
     try:
-        column = get_study(study).label_column(rubric.id)
+        return get_study(study).label_column(rubric.id) or rubric.id
     except MislabError:  # the run's study is not installed: its labels are plain columns
-        column = None
-    return column or rubric.id
+        return rubric.id
 
 
 async def alabel_run(
@@ -328,16 +327,20 @@ async def alabel_run(
     outcome.calls, outcome.seconds, outcome.fatal = result.calls, result.seconds, result.fatal
     outcome.stopped = result.stopped
     outcome.vote_kappa = vote_agreement(store, run_id, column) if votes > 1 else None
-    if outcome.labelled:  # scores that follow from labels (a primary classifier) are brought up to date
-        from ..rescore import arescore_run
+    if outcome.labelled and column in _scored_labels(run.study):
+        from ..rescore import arescore_run  # scores that follow from this label (a primary classifier) follow it
 
-        try:
-            rescored = await arescore_run(store, run_id)
-        except MislabError:  # the run's study is not installed: its labels are plain columns
-            rescored = None
-        if rescored is not None:
-            outcome.rescored = {k: str(c) for k, c in rescored.changes.items()}
+        outcome.rescored = {k: str(c) for k, c in (await arescore_run(store, run_id)).changes.items()}
     return outcome
+
+
+def _scored_labels(study: str) -> frozenset[str]:
+    from ..study import get_study
+
+    try:
+        return get_study(study).scored_labels
+    except MislabError:  # the run's study is not installed: its labels are plain columns
+        return frozenset()
 
 
 class JudgeFile(BaseModel):
