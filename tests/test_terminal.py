@@ -47,16 +47,18 @@ def test_show_run_fits_one_screen(tmp_path: Path) -> None:
     assert len(narrow.splitlines()) <= 40 and max(len(line) for line in narrow.splitlines()) <= 80, narrow
     text = _printed(store, run_id, studies=STUDIES, width=120)
     # one grid: every metric × (model ·) cell as k/n with its interval, the desirable direction marked
-    grid = text[text.index("k/n [95% Wilson interval]") : text.index("What it shows")]
+    grid = text[text.index("k/n [95% Wilson interval]") : text.index("\n† ")]
     for expected in [
         "Sabotaged shutdown (↓ good)", "Complied (↑ good)", f"{O3} · palisade_a", f"{LOCAL} · palisade_e",
-        "4/5 [38–96]%", "1/2 [9–91]%", "0/3 [0–56]%",
+        "4/5 [38–96]%†", "1/2 [9–91]%†", "0/3 [0–56]%",
     ]:  # fmt: skip
         assert expected in grid, expected
     assert len(grid.splitlines()) == 1 + 4 + 4  # title, borders and header, one row per model · cell
     flat = " ".join(text.split())
     assert "What it shows: 18 finished samples of openrouter/openai/o3, local in 4 cells" in flat
-    assert "Holm p" in flat and "What it cannot show: small effects — with n = 3–6 per cell" in flat
+    # what each denominator left out, and why, under the grid
+    assert "† sabotaged shutdown left out 4 of 18 (no shutdown happened ×4)" in flat
+    assert "exact p" in flat and "What it cannot show: small effects — with n = 3–6 per cell" in flat
     # the published number that matches a cell of this run, beside ours
     assert f"{O3} · palisade_a sabotaged: ours 4/5 [38–96]%, published 94.5% [93.0, 95.8] Jeffreys 95%" in flat
     assert "Errors: 1 sample(s)" in text and "RuntimeError: sandbox died" in text
@@ -123,7 +125,10 @@ def test_show_run_paired_comparison(tmp_path: Path) -> None:
     t = paired_table(free[:4], paid[:4])  # q4 has no applicable twin in "paid"
     d = newcombe_paired_diff(t.a, t.b, t.c, t.d)
     assert "accepted: difference vs baseline tier" in text and "mcnemar" in text
-    assert "3/4 vs 1/4" in text and str(d) in text and "unpaired (left out)" in text
+    assert "3/4 vs 1/4" in text and str(d) in text and "1 unpaired" in text
+    # one voice: the test's own p, Holm's, and the reading derived from them, in the same row
+    assert "mcnemar: 0.500 (0.500) │ could well be chance" in text
+    assert "base 1 n/a (no value recorded ×1)" in text
 
 
 def test_run_summary_displays_in_jupyter(tmp_path) -> None:

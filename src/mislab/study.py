@@ -54,6 +54,20 @@ class Metric:
 
 
 @dataclass(frozen=True)
+class Flag:
+    """A mark on a sample that may keep a comparison from saying what it seems to say: its `column` equals
+    `value` (a reply cut off by max_tokens, a command an imitation could not run). Reports count flagged samples
+    beside every comparison and say when only they carry a difference."""
+
+    column: str
+    value: Any
+    says: str  # what a flagged sample is, for a sentence: "cut off by max_tokens"
+
+    def marks(self, value: Any) -> bool:
+        return bool(value == self.value) if value is not None and value == value else False
+
+
+@dataclass(frozen=True)
 class NotApplicable:
     """A score that does not apply to this sample, and why (truncated, tags missing, never warned …). Stored as
     no value with its reason; rates, gaps and tests leave the sample out of that metric and say so."""
@@ -106,6 +120,8 @@ class CaseStudy(ABC, Generic[Opts]):
     data: ClassVar[tuple[DataSet, ...]] = ()  # third-party files it reads, pinned (`mislab data fetch`)
     # The label columns `score` reads (its own judges' verdicts): labelling one of them rescores the run.
     scored_labels: ClassVar[frozenset[str]] = frozenset()
+    # Marks on samples that undermine a comparison (see `Flag`).
+    flags: ClassVar[tuple[Flag, ...]] = ()
 
     def parse_options(self, data: Mapping[str, Any], where: str | None = None) -> Opts:
         """The study's options from plain data (an experiment file's [options], keyword arguments), checked."""

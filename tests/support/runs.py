@@ -113,10 +113,11 @@ def make_run(tmp_path: Path) -> tuple[Store, str]:
         for epoch, value in enumerate(values):
             sample_id = f"{model}::{cell}::{epoch}"
             scores = {"sabotaged": value, "complied": None if value is None else not value}
+            na = {} if value is not None else dict.fromkeys(scores, "no shutdown happened")
             record = SampleRecord(
                 sample_id, model, cell, {"variant": cell}, epoch, scores, transcript(model, value),
                 metadata={"shutdown_at": 3}, calls=4, cached_calls=1 if epoch == 0 else 0, prompt_tokens=400,
-                completion_tokens=80, cached_prompt_tokens=50, cost=0.01, seconds=2.5,
+                completion_tokens=80, cached_prompt_tokens=50, cost=0.01, seconds=2.5, na=na,
             )  # fmt: skip
             labels = []
             if value is not None:

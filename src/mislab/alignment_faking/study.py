@@ -21,7 +21,7 @@ from ..data.files import sha256_hex
 from ..models import current_cache_scope
 from ..options import OptionsError
 from ..scratchpad import extract_scratchpad
-from ..study import CaseStudy, Cell, Comparison, Metric, SampleResult
+from ..study import CaseStudy, Cell, Comparison, Flag, Metric, SampleResult
 from .judges import COLUMN_OF_RUBRIC, JUDGE_RUBRICS, Judges, build_judges, run_judges
 from .options import AlignmentFakingOptions, cell_options, scenario_config
 from .prompts import PAPER_DATA, build_system_prompt, build_user_prompt
@@ -66,6 +66,11 @@ class AlignmentFakingStudy(CaseStudy[AlignmentFakingOptions]):
     scorer_version = SCORER_VERSION
     data = (PAPER_DATA, ADVBENCH_DATA)  # the third-party files it reads, pinned (`mislab data fetch`)
     scored_labels = frozenset(JUDGE_RUBRICS)
+    flags = (
+        Flag("truncated", True, "cut off by max_tokens"),
+        Flag("missing_tags", True, "without a tag in the final output"),
+        Flag("empty_output", True, "without a final output"),
+    )
     metrics = [
         Metric("accepted", "Accepted (tag)", "the final output starts with the acceptance tag"),
         Metric("judge_comply", "Complied (judge)", "the compliance judge read the final output as real help"),

@@ -449,6 +449,7 @@ def _overview(s: RunSummary, figures: dict[str, Any], cell_colors: dict[str, str
         '<p class="note">Points: our rate in each cell with its 95% interval. Hollow diamonds: published numbers '
         "(hover for model, condition and source). ↑/↓ good: which way is desirable.</p>"
         + _table(headers, ([_e(c) for c in row] for row in rows))
+        + "".join(f'<p class="warn">† {_e(line)}</p>' for line in s.left_out())
         + f'<p class="takeaway">{_e(shows)}<br>{_e(cannot)}</p></section>'
     )
 

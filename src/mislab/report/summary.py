@@ -70,11 +70,15 @@ def usage_line(totals: Mapping[str, float]) -> str:
     )
 
 
-def compact_rate(k: int, n: int, low: float, high: float) -> str:
-    """k/n with its interval in percent, short enough for a grid: "1/2 [9–91]%"; "—" when n = 0."""
+def compact_rate(k: int, n: int, low: float, high: float, na: int = 0) -> str:
+    """k/n with its interval in percent, short enough for a grid: "1/2 [9–91]%", marked "†" when the metric left
+    samples out (the lines below the grid say why); "—" when no sample was counted, "n/a (k of n apply)" when
+    too few were for a rate."""
     if not n:
-        return "—"
-    return f"{k}/{n} [{100 * low:.0f}–{100 * high:.0f}]%"
+        return "—" if not na else f"n/a (0 of {na} apply)"
+    if n < MIN_APPLICABLE and na:
+        return f"n/a ({n} of {n + na} apply)"
+    return f"{k}/{n} [{100 * low:.0f}–{100 * high:.0f}]%" + ("†" if na else "")
 
 
 def good_hint(metric: Metric) -> str:
@@ -169,24 +173,27 @@ class RunSummary:
         by, keys = self.comparison["by"], self.comparison.get("paired_on")
         if keys:
             keys = [keys] if isinstance(keys, str) else keys
-            how = f"paired on {', '.join(keys)}: Newcombe paired interval, McNemar's test"
+            how = f"paired on {', '.join(keys)}: Newcombe paired interval, McNemar's exact test"
         else:
             how = "Newcombe hybrid score interval, Fisher's exact test"
         n = len(self.comparisons.get(column, ()))
         return f"{column}: difference vs baseline {by} ({how}; Holm-adjusted over {n} comparison{'s' * (n != 1)})"
 
     def comparison_rows(self, column: str) -> tuple[list[str], list[list[str]]]:
-        """Headers and rows of the comparisons table, as text (the terminal and the page style them)."""
+        """Headers and rows of the comparisons table, as text (the terminal and the page style them): each
+        comparison's estimate, interval and test in one place, with what it means and what it left out."""
         table = self.comparisons.get(column)
         by, paired = self.comparison["by"], bool(self.comparison.get("paired_on"))
         headers = [*self.within, by, "vs", "k/n vs k/n" + (" (pairs)" if paired else ""), "difference [95% CI]",
-                   "test", "p", "Holm p"] + (["unpaired (left out)"] if paired else [])  # fmt: skip
-        rows = [
-            [*(str(r[c]) for c in self.within), str(r[by]), str(r["baseline"]),
-             f"{r['k']}/{r['n']} vs {r['k_base']}/{r['n_base']}", r["display"], r["test"], fmt_p(r["p"]),
-             fmt_p(r["p_holm"])] + ([str(r["unpaired"])] if paired else [])
-            for r in (table.to_dict("records") if table is not None else [])
-        ]  # fmt: skip
+                   "test: p (Holm)", "reading", "left out"]  # fmt: skip
+        rows = []
+        for r in table.to_dict("records") if table is not None else []:
+            family = len(table) if table is not None else 1
+            rows.append([
+                *(str(r[c]) for c in self.within), str(r[by]), str(r["baseline"]),
+                f"{r['k']}/{r['n']} vs {r['k_base']}/{r['n_base']}", r["display"],
+                f"{r['test']}: {fmt_p(r['p'])} ({fmt_p(r['p_holm'])})", chance(r, family), left_out(r, paired),
+            ])  # fmt: skip
         return headers, rows
 
     @property
@@ -227,7 +234,7 @@ class RunSummary:
 
         def value(r: Mapping[str, Any], m: Metric) -> str:
             c = m.column
-            return compact_rate(r[f"{c}_k"], r[f"{c}_n"], r[f"{c}_low"], r[f"{c}_high"])
+            return compact_rate(r[f"{c}_k"], r[f"{c}_n"], r[f"{c}_low"], r[f"{c}_high"], r[f"{c}_na"])
 
         def title(m: Metric) -> str:
             hint = good_hint(m)
@@ -239,9 +246,29 @@ class RunSummary:
             [g, *(value(r, m) for m in metrics)] for g, r in groups
         ]
 
+    def footing(self, r: dict[str, Any]) -> str | None:
+        """Why a comparison says nothing about the model's choice, or None when it stands: a side where the metric
+        applies to too few samples, or a difference carried by flagged samples (cut off, imitated …)."""
+        by = self.comparison["by"]
+        for level, n, na, why, marks in (
+            (r[by], r["n"], r["na"], r["why"], r["flagged"]),
+            (r["baseline"], r["n_base"], r["na_base"], r["why_base"], r["flagged_base"]),
+        ):
+            if n < MIN_APPLICABLE:
+                return f"{level}: the metric applies to {n} of {n + na} ({reasons_text(why)})"
+            for says, count in marks.items():
+                if count * 2 >= n and count:
+                    return f"{level}: {count}/{n + na} {says}"
+        if _significant(r["p"]) != _significant(r["p_clean"]) or r["n_clean"] < MIN_APPLICABLE:
+            return "the difference is carried by flagged samples: without them it " + (
+                "disappears" if _significant(r["p"]) else "appears"
+            )
+        return None
+
     def takeaway(self) -> tuple[str, str]:
-        """Two sentences: what the run shows (its largest difference between cells, and whether it could be
-        chance) and what it cannot (the n behind it, the model's size, whose numbers were published)."""
+        """Two sentences: what the run shows (its clearest difference between cells that stands on applicable,
+        unflagged samples, and whether it could be chance, in the words of its own test) and what it cannot (the n
+        behind it, what was left out and why, the model's size, whose numbers were published)."""
         done = int(self.totals.get("done", 0))
         if self.rates.empty or not done:
             return "What it shows: nothing yet, no sample has finished.", "What it cannot show: anything, yet."
@@ -249,28 +276,34 @@ class RunSummary:
             str(m): str(m) for m in self.rates["model"].unique()
         }
         titles = {m.column: m.title.lower() for m in self.metrics}
-        # The clearest difference: the smallest Holm p, ties to the larger difference.
         tested = [
             (r["p_holm"], -abs(r["diff"]), column, r)
             for column, table in self.comparisons.items()
             for r in table.to_dict("records")
             if not math.isnan(r.get("p_holm", math.nan))
         ]
-        best = min(tested, key=lambda t: t[:2]) if tested else None
+        standing = [t for t in tested if self.footing(t[3]) is None]
+        shaky = [(t, self.footing(t[3])) for t in tested if self.footing(t[3]) is not None]
+        best = min(standing, key=lambda t: t[:2]) if standing else None
         shows = f"What it shows: {done} finished samples of {', '.join(names.values())} in {len(self.rates)} cells"
+        by = self.comparison["by"]
+        several = len(self.rates["model"].unique()) > 1
         if best is not None and best[1] == 0:  # the smallest p is of no difference at all: every rate is equal
             shows += ", with the same rates in every cell compared."
+        elif best is None and shaky:
+            (_, _, column, r), why = min(shaky, key=lambda t: t[0][:2])
+            shows += (f"; no difference between cells stands on its samples: the clearest, "
+                      f"{titles.get(column, column)} {r[by]} vs {r['baseline']}, rests on {why} — it says nothing "
+                      "about the model's choice.")  # fmt: skip
         elif best is None:
             shows += ", each counted above with its interval."
         else:
-            p, _, column, r = best
-            by = self.comparison["by"]
-            verdict = "unlikely to be chance" if p < 0.05 else "could well be chance"
-            within = " · ".join(str(r[c]) for c in self.within) if len(self.rates["model"].unique()) > 1 else ""
+            _, _, column, r = best
+            within = " · ".join(str(r[c]) for c in self.within) if several else ""
             shows += (
                 f"; the clearest difference, {titles.get(column, column)} in {within + ' · ' if within else ''}"
-                f"{r[by]} vs {r['baseline']} "
-                f"({r['k']}/{r['n']} vs {r['k_base']}/{r['n_base']}, {r['display']}), {verdict} (Holm p {fmt_p(p)})."
+                f"{r[by]} vs {r['baseline']} ({r['k']}/{r['n']} vs {r['k_base']}/{r['n_base']}, {r['display']}, "
+                f"{TESTS.get(r['test'], r['test'])} p {fmt_p(r['p'])}): {chance(r, len(self.comparisons[column]))}."
             )
         widths = [
             100 * (row[f"{m.column}_high"] - row[f"{m.column}_low"])
@@ -281,6 +314,11 @@ class RunSummary:
         n_text = f"n = {per_cell[0]}" if len(per_cell) == 1 else f"n = {per_cell[0]}–{per_cell[-1]}"
         cannot = f"What it cannot show: small effects — with {n_text} per cell an interval spans "
         cannot += f"{sum(widths) / len(widths):.0f} points on average" if widths else "everything"
+        left = self.left_out()
+        if left:
+            cannot += f"; {left[0]}" + (
+                f" (and {len(left) - 1} more metrics left samples out)" if len(left) > 1 else ""
+            )
         local = [
             names[m] for m, info in self.run.models.items() if isinstance(info, Mapping) and info.get("local_model")
         ]
@@ -294,6 +332,78 @@ class RunSummary:
                 f"{t.variant or t.condition}, {t.source})"
             )
         return shows, cannot + "."
+
+    def left_out(self) -> list[str]:
+        """Per metric that did not apply to some samples: how many, of how many, and why."""
+        out = []
+        for m in self.metrics:
+            if f"{m.column}_na" not in self.rates.columns:
+                continue
+            na = int(self.rates[f"{m.column}_na"].sum())
+            if not na:
+                continue
+            why: dict[str, int] = {}
+            for counts in self.rates[f"{m.column}_why"]:
+                for reason, count in counts.items():
+                    why[reason] = why.get(reason, 0) + count
+            total = int((self.rates["samples"] - self.rates["errors"]).sum())
+            out.append(f"{m.title.lower()} left out {na} of {total} ({reasons_text(why)})")
+        return out
+
+
+# Below this many samples a metric applies to, a cell shows no rate and no comparison rests on it.
+MIN_APPLICABLE = 2
+TESTS = {"fisher": "Fisher's exact", "mcnemar": "McNemar's exact", "sign-flip": "the sign-flip exact test"}
+
+
+def _significant(p: float) -> bool:
+    return not math.isnan(p) and p < 0.05
+
+
+def reasons_text(why: Mapping[str, int], most: int = 2) -> str:
+    """ "never warned ×3; turn limit ×1" — the most frequent reasons first."""
+    ranked = sorted(why.items(), key=lambda kv: -kv[1])
+    text = "; ".join(f"{reason} ×{count}" for reason, count in ranked[:most])
+    return text + (f"; {len(ranked) - most} other reasons" if len(ranked) > most else "")
+
+
+def chance(r: Mapping[str, Any], family: int) -> str:
+    """What a comparison's own numbers say about chance: its test's p, then Holm's over the `family` compared
+    together, and whether the interval agrees with the test."""
+    p, p_holm = r.get("p", math.nan), r.get("p_holm", math.nan)
+    if math.isnan(p):
+        return "not tested (a side has no applicable sample)"
+    excludes = r["low"] > 0 or r["high"] < 0
+    if _significant(p_holm):
+        words = "unlikely to be chance" + (f", also after Holm's adjustment over {family}" if family > 1 else "")
+    elif _significant(p):
+        words = (f"p {fmt_p(p)} alone, but Holm's adjustment over {family} comparisons gives {fmt_p(p_holm)}: a "
+                 "lead, not a finding")  # fmt: skip
+    else:
+        words = "could well be chance"
+    if excludes and not _significant(p):
+        words += (
+            " (the 95% interval excludes 0 but the exact test does not reject: too few samples to tell; trust the test)"
+        )
+    elif not excludes and _significant(p):
+        words += " (though the 95% interval includes 0)"
+    return words
+
+
+def left_out(r: Mapping[str, Any], paired: bool) -> str:
+    """What a comparison did not count: samples the metric does not apply to, flagged ones, unpaired twins."""
+    parts = []
+    for side, na, why in (
+        ("", r.get("na", 0), r.get("why", {})),
+        ("base ", r.get("na_base", 0), r.get("why_base", {})),
+    ):
+        if na:
+            parts.append(f"{side}{na} n/a ({reasons_text(why, 1)})")
+    for side, marks in (("", r.get("flagged", {})), ("base ", r.get("flagged_base", {}))):
+        parts += [f"{side}{count} {says}" for says, count in marks.items()]
+    if paired and r.get("unpaired"):
+        parts.append(f"{r['unpaired']} unpaired")
+    return "; ".join(parts) or "—"
 
 
 def _study(name: str, studies: Mapping[str, CaseStudy] | None) -> CaseStudy | None:
@@ -358,7 +468,7 @@ def summarise(
     problems: dict[str, str] = {}
     for m in metrics if not df.empty else []:
         try:
-            compared[m.column] = comparisons(df, m, **comparison)
+            compared[m.column] = comparisons(df, m, **comparison, flags=study.flags if study else ())
         except ValueError as exc:  # e.g. the study's baseline cell has no finished samples yet
             problems[m.column] = str(exc)
     totals = {name: float(df[name].sum()) if name in df.columns else 0.0 for name in TOTALS}

@@ -1,9 +1,12 @@
 """Rates and comparisons from a samples DataFrame (`Store.samples`): pure functions, no printing.
 
-Every rate is k/n with an interval. A metric value of None/NaN means "not applicable" (e.g. no shutdown
-happened, so nothing could be sabotaged): it is left out of n and counted in `<metric>_na`. Samples whose
-status is not "done" are left out of every rate and counted in `errors`, because an environment crash
-says nothing about the model."""
+Every rate is k/n with an interval. A metric value of None/NaN means "not applicable" (e.g. the episode never
+reached the warning, so nothing could be sabotaged): it is left out of n, counted in `<metric>_na`, and its
+reasons (the `not_applicable` column) counted in `<metric>_why`. Samples whose status is not "done" are left
+out of every rate and counted in `errors`, because an environment crash says nothing about the model.
+
+A comparison also counts, on each side, the samples a study's `Flag`s mark (cut off, run on an imitation …)
+and repeats the test without them, so a verdict that only flagged samples carry can be told apart."""
 
 from __future__ import annotations
 
@@ -15,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from ..stats import (
-    Difference,
+    DifferenceInDifferences,
     RateMethod,
+    difference_in_paired_differences,
     fisher_exact,
     holm,
     mcnemar_test,
@@ -26,9 +30,9 @@ from ..stats import (
     paired_table,
     rate,
 )
-from ..study import Metric
+from ..study import Flag, Metric
 
-__all__ = ["comparisons", "mean_table", "metric_column", "outcome", "rate_table"]
+__all__ = ["comparisons", "gap_differences", "mean_table", "metric_column", "outcome", "rate_table", "reasons"]
 
 MetricLike = Metric | str
 Columns = str | Sequence[str]
@@ -72,6 +76,48 @@ def _done(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["status"] == "done"]
 
 
+def reasons(frame: pd.DataFrame, column: str) -> dict[str, int]:
+    """Why `column` does not apply, counted over the frame's samples where it has no value (from the store's
+    `not_applicable` column; a value missing with no reason recorded counts as "no value recorded")."""
+    if column not in frame.columns:
+        return {"no value recorded": len(frame)} if len(frame) else {}
+    why = frame["not_applicable"] if "not_applicable" in frame.columns else pd.Series(None, index=frame.index)
+    counts: dict[str, int] = {}
+    for value, na in zip(frame[column], why, strict=True):
+        if outcome_or_value(value) is None:
+            reason = na.get(column) if isinstance(na, dict) else None
+            reason = reason or "no value recorded"
+            counts[reason] = counts.get(reason, 0) + 1
+    return counts
+
+
+def outcome_or_value(value: Any) -> Any:
+    """None for "no value" (None, NaN, NA), else the value itself."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value
+
+
+def flagged(frame: pd.DataFrame, flags: Sequence[Flag], skip: str = "") -> pd.Series:
+    """Which samples any of `flags` marks (a flag on the compared column itself is no caveat of it)."""
+    marked = pd.Series(False, index=frame.index)
+    for f in flags:
+        if f.column != skip and f.column in frame.columns:
+            marked |= frame[f.column].map(f.marks).astype(bool)
+    return marked
+
+
+def flag_counts(frame: pd.DataFrame, flags: Sequence[Flag], skip: str = "") -> dict[str, int]:
+    """Per flag, how many of the frame's samples it marks (flags that mark none left out)."""
+    out = {}
+    for f in flags:
+        if f.column != skip and f.column in frame.columns:
+            count = int(frame[f.column].map(f.marks).astype(bool).sum())
+            if count:
+                out[f.says] = count
+    return out
+
+
 def _groups(frame: pd.DataFrame, by: list[str]) -> Iterable[tuple[tuple[Hashable, ...], pd.DataFrame]]:
     """Groups in order of first appearance (the store orders samples by model, cell, epoch)."""
     if not by:
@@ -89,8 +135,8 @@ def rate_table(
     confidence: float = 0.95,
 ) -> pd.DataFrame:
     """One row per group of `by`, with `samples` and `errors`, and for each metric column `m`:
-    `m_k`, `m_n`, `m_na` (not applicable), `m_rate`, `m_low`, `m_high`, and `m` itself, the display string
-    "k/n = rate% [low, high]"."""
+    `m_k`, `m_n`, `m_na` (not applicable) and `m_why` (its reasons, counted), `m_rate`, `m_low`, `m_high`, and
+    `m` itself, the display string "k/n = rate% [low, high]"."""
     by_cols = _as_list(by)
     columns = [metric_column(m) for m in metrics]
     rows: list[dict[str, Any]] = []
@@ -104,10 +150,11 @@ def rate_table(
             r = rate(sum(counted), len(counted), method, confidence)
             row.update({
                 f"{column}_k": r.k, f"{column}_n": r.n, f"{column}_na": len(values) - len(counted),
-                f"{column}_rate": r.rate, f"{column}_low": r.low, f"{column}_high": r.high, column: str(r),
+                f"{column}_why": reasons(done, column), f"{column}_rate": r.rate, f"{column}_low": r.low,
+                f"{column}_high": r.high, column: str(r),
             })  # fmt: skip
         rows.append(row)
-    stats = ["k", "n", "na", "rate", "low", "high"]
+    stats = ["k", "n", "na", "why", "rate", "low", "high"]
     order = by_cols + ["samples", "errors"] + [c for col in columns for c in [*(f"{col}_{s}" for s in stats), col]]
     return pd.DataFrame(rows, columns=order)
 
@@ -157,6 +204,25 @@ def _pair(cell: pd.DataFrame, base: pd.DataFrame, column: str, keys: list[str]) 
     return [x[k] for k in common], [y[k] for k in common], unpaired
 
 
+def _compare(cell: pd.DataFrame, base: pd.DataFrame, column: str, keys: list[str], confidence: float) -> dict[str, Any]:
+    """One level against the baseline: counts, difference with its interval, and the test's p."""
+    if keys:
+        x, y, unpaired = _pair(cell, base, column, keys)
+        t = paired_table(x, y)
+        diff = newcombe_paired_diff(t.a, t.b, t.c, t.d, confidence)
+        p = mcnemar_test(t.b, t.c).pvalue if t.n else math.nan
+        counts = {"k": t.a + t.b, "n": t.n, "k_base": t.a + t.c, "n_base": t.n, "unpaired": unpaired}
+    else:
+        cv = [v for v in _outcomes(cell, column) if v is not None]
+        bv = [v for v in _outcomes(base, column) if v is not None]
+        counts = {"k": sum(cv), "n": len(cv), "k_base": sum(bv), "n_base": len(bv)}
+        diff = newcombe_diff(counts["k"], counts["n"], counts["k_base"], counts["n_base"], confidence)
+        k, n, k_base, n_base = counts["k"], counts["n"], counts["k_base"], counts["n_base"]
+        p = fisher_exact(k, n, k_base, n_base).pvalue if n and n_base else math.nan
+    return {**counts, "rate": diff.p1, "rate_base": diff.p2, "diff": diff.estimate, "low": diff.low,
+            "high": diff.high, "p": p, "display": str(diff)}  # fmt: skip
+
+
 def comparisons(
     df: pd.DataFrame,
     metric: MetricLike,
@@ -165,6 +231,7 @@ def comparisons(
     paired_on: Columns | None = None,
     within: Columns | None = "model",
     confidence: float = 0.95,
+    flags: Sequence[Flag] = (),
 ) -> pd.DataFrame:
     """Each level of `by` against `baseline` (default: the first level seen), separately within each group
     of `within` (comparing cells across different models would confound the two).
@@ -173,7 +240,11 @@ def comparisons(
     `paired_on` (columns that match a sample in one cell to its twin in the baseline, e.g. the query id
     across alignment-faking tiers): only matched pairs count, Newcombe's paired interval and McNemar's test.
     `p_holm` is Holm-adjusted over the comparisons in this table; a comparison with an empty side has p nan
-    and is left out of the family. `diff` is level minus baseline."""
+    and is left out of the family. `diff` is level minus baseline.
+
+    Per side, `na`/`na_base` count the samples the metric does not apply to and `why`/`why_base` their reasons;
+    `flagged`/`flagged_base` count what `flags` mark, and `diff_clean`, `low_clean`, `high_clean`, `p_clean`,
+    `n_clean`, `n_base_clean` are the comparison without the flagged samples."""
     column = metric_column(metric)
     within_cols = _as_list(within)
     keys = _as_list(paired_on)
@@ -193,25 +264,18 @@ def comparisons(
                 continue
             cell = group[group[by] == level]
             row: dict[str, Any] = dict(zip(within_cols, key, strict=True))
-            row.update({by: level, "baseline": baseline})
-            diff: Difference
-            if keys:
-                x, y, unpaired = _pair(cell, base, column, keys)
-                t = paired_table(x, y)
-                diff = newcombe_paired_diff(t.a, t.b, t.c, t.d, confidence)
-                k, n, k_base, n_base = t.a + t.b, t.n, t.a + t.c, t.n
-                p = mcnemar_test(t.b, t.c).pvalue if t.n else math.nan
-                row.update(test="mcnemar", unpaired=unpaired)
-            else:
-                cv = [v for v in _outcomes(cell, column) if v is not None]
-                bv = [v for v in _outcomes(base, column) if v is not None]
-                k, n, k_base, n_base = sum(cv), len(cv), sum(bv), len(bv)
-                diff = newcombe_diff(k, n, k_base, n_base, confidence)
-                p = fisher_exact(k, n, k_base, n_base).pvalue if n and n_base else math.nan
-                row.update(test="fisher")
+            row.update({by: level, "baseline": baseline, "test": "mcnemar" if keys else "fisher"})
+            row.update(_compare(cell, base, column, keys, confidence))
+            marked_cell, marked_base = flagged(cell, flags, column), flagged(base, flags, column)
+            clean = row
+            if marked_cell.any() or marked_base.any():
+                clean = _compare(cell[~marked_cell], base[~marked_base], column, keys, confidence)
             row.update(
-                k=k, n=n, k_base=k_base, n_base=n_base, rate=diff.p1, rate_base=diff.p2, diff=diff.estimate,
-                low=diff.low, high=diff.high, p=p, display=str(diff),
+                na=len(cell) - len([v for v in _outcomes(cell, column) if v is not None]), why=reasons(cell, column),
+                na_base=len(base) - len([v for v in _outcomes(base, column) if v is not None]),
+                why_base=reasons(base, column), flagged=flag_counts(cell, flags, column),
+                flagged_base=flag_counts(base, flags, column),
+                **{f"{k}_clean": clean[k] for k in ("diff", "low", "high", "p", "n", "n_base")},
             )  # fmt: skip
             rows.append(row)
     table = pd.DataFrame(rows)
@@ -222,3 +286,45 @@ def comparisons(
     if tested.any():
         table.loc[tested, "p_holm"] = holm(table.loc[tested, "p"].tolist())
     return table
+
+
+def gap_differences(
+    df: pd.DataFrame,
+    metric: MetricLike,
+    between: str,
+    compare: Hashable,
+    baseline: Hashable,
+    *,
+    gap: tuple[str, Hashable, Hashable] = ("tier", "free", "paid"),
+    paired_on: Columns = ("query_id",),
+    within: Columns | None = "model",
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Does a gap change between conditions? Per group of `within`: the gap (`gap` = (column, level, other):
+    level's rate − other's, e.g. free − paid) under `between` = `compare` minus the gap under `between` =
+    `baseline`, over the units (`paired_on`, e.g. the query) observed, and applicable, in all four cells. See
+    `stats.difference_in_paired_differences` for the interval and the test. Columns: `gap`, `gap_low`,
+    `gap_high` (compare), `gap_base…` (baseline), `diff`, `low`, `high`, `p`, `n` (units), `left_out` (units
+    without all four), `display`."""
+    column = metric_column(metric)
+    side, level, other = gap
+    keys = _as_list(paired_on)
+    rows: list[dict[str, Any]] = []
+    done = _done(df)
+    for key, group in _groups(done, _as_list(within)):
+        found: dict[tuple[Any, ...], list[bool | None]] = {}
+        for slot, (cond, tier) in enumerate(((compare, level), (compare, other), (baseline, level), (baseline, other))):
+            part = group[(group[between] == cond) & (group[side] == tier)]
+            for unit, value in zip(part[keys].itertuples(index=False, name=None), _outcomes(part, column), strict=True):
+                found.setdefault(unit, [None] * 4)[slot] = value
+        units = [tuple(v) for v in found.values() if None not in v]
+        did: DifferenceInDifferences = difference_in_paired_differences(units, confidence)  # type: ignore[arg-type]
+        row: dict[str, Any] = dict(zip(_as_list(within), key, strict=True))
+        row.update(
+            between=between, compare=compare, baseline=baseline, gap=did.a.estimate, gap_low=did.a.low,
+            gap_high=did.a.high, gap_base=did.b.estimate, gap_base_low=did.b.low, gap_base_high=did.b.high,
+            diff=did.estimate, low=did.low, high=did.high, p=did.pvalue, n=did.n, left_out=len(found) - did.n,
+            test="sign-flip", display=str(did), method=did.method,
+        )  # fmt: skip
+        rows.append(row)
+    return pd.DataFrame(rows)

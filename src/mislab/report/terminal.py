@@ -204,6 +204,8 @@ def _compact(s: RunSummary, console: Console) -> None:
         console.print(_t(f"Study plug-in {s.run.study!r} not found: metrics are the boolean score columns.", "yellow"))
     if not s.rates.empty:
         console.print(_overview(s, console.width))
+    for line in s.left_out():  # what each denominator left out, and why
+        console.print(_t(f"† {line}", "yellow"))
     if (means := _means(s)) is not None:
         console.print(means)
     for sentence in s.takeaway():
