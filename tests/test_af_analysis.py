@@ -78,8 +78,8 @@ def test_compliance_gap_options_and_inputs() -> None:
 def test_compliance_gap_with_an_empty_tier_is_nan_not_an_error() -> None:
     df = samples("a", [True, False], [])
     row = compliance_gap(df).iloc[0]
-    assert row["paid_n"] == 0 and math.isnan(row["gap"]) and (row["gap_low"], row["gap_high"]) == (-1.0, 1.0)
-    assert row["pairs"] == 0 and math.isnan(row["mcnemar_p"])
+    assert row["paid_n"] == 0 and math.isnan(row["gap"]) and math.isnan(row["gap_low"]) and row["gap_display"] == "—"
+    assert row["pairs"] == 0 and math.isnan(row["mcnemar_p"]) and row["note"] == "paid: 0 of 0 apply"
 
 
 def test_confusion_report_counts_and_examples() -> None:

@@ -338,6 +338,9 @@ def test_label_check_measures_a_score_rubric_by_auroc_and_by_a_cutoff_only_when_
     assert "accuracy — · κ — (give a cutoff (--cutoff) to binarise the score)" in str(plain)
     assert cut.accuracy is not None and (cut.accuracy.k, cut.accuracy.n) == (4, 6)
     assert cut.kappa == pytest.approx(SR_KAPPA) and "(score ≥ 0.5)" in str(cut)
+    # the judge's known mistakes, c (yes, scored low) and e (no, scored high), are listed to be read; g unreadable
+    assert [(i, t, v) for i, t, v, _ in cut.disagreements] == [("c", True, False), ("e", False, True)]
+    assert plain.disagreements == [] and [i for i, _ in plain.unread] == ["g"]
 
 
 def test_cli_label_check_of_a_score_rubric(tmp_path: Path) -> None:
@@ -357,4 +360,8 @@ def test_cli_label_check_of_a_score_rubric(tmp_path: Path) -> None:
     assert "accuracy — · κ — (give a cutoff (--cutoff) to binarise the score)" in plain.output
     assert cut.exit_code == 0, cut.output
     assert "accuracy 4/6 = " in cut.output and "κ 0.33 (score ≥ 0.5)" in cut.output
+    assert (
+        "disagrees: c labelled yes, judged no:" in cut.output and "disagrees: e labelled no, judged yes:" in cut.output
+    )
+    assert "unreadable: g:" in plain.output
     assert wrong.exit_code == 2 and "cut it with --cutoff" in wrong.output and "Traceback" not in wrong.output

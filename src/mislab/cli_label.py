@@ -148,6 +148,8 @@ def label_check(
         result = run_blocking(check_rubric(get_model(judge, judge_base_url, cache=setting), r, items, votes=votes,
                                            threshold=threshold, cutoff=cutoff, store=st, run_id=run_id))  # fmt: skip
     console.print(escape(str(result)), soft_wrap=True)
+    for line in result.details():  # the items to read: where the judge and the labels part, and what it wrote
+        console.print(escape(line), soft_wrap=True, highlight=False)
 
 
 def rubrics() -> None:

@@ -15,10 +15,17 @@ interval:
     # optional: by = "tier", paired_on = ["query_id"], within = ["model"], margin = 0.1,
     # where = { condition = "scratchpad=true" }   (compare only among samples with these values)
 
+`compare` and `baseline` may also name a factor's value, `"rlhf_paragraph=false"`: the comparison is then by
+that factor (written as in a cell id: true/false, numbers, text). With `of = "gap"` the quantity compared is the
+study's gap (for alignment faking: free − paid, paired on the query) between the two conditions — does the
+compliance gap shrink when the RLHF paragraph is removed? — as a difference in gaps over the queries asked in
+all four cells (`report.tables.gap_differences`).
+
 A prediction of "up" or "down" is consistent when the interval of (compare − baseline) lies wholly on its
 side of zero, contradicted when it lies wholly on the other side, and undecided when it crosses zero. "none"
 is contradicted when the interval excludes zero, consistent when it lies within ±margin (default 0.1), and
-undecided otherwise."""
+undecided otherwise. A verdict that the study's flagged samples (replies cut off, run on an imitation …) carry —
+it changes when they are left out, or they are half of a side — is undecided, and the row says why."""
 
 from __future__ import annotations
 
@@ -28,6 +35,8 @@ from typing import Any, Literal
 import pandas as pd
 
 from .errors import MislabError
+from .options import did_you_mean
+from .study import Comparison, Flag
 
 Direction = Literal["up", "down", "none"]
 Verdict = Literal["consistent", "contradicted", "undecided"]
@@ -51,6 +60,7 @@ class Ablation:
     paired_on: tuple[str, ...] = ()
     margin: float = DEFAULT_MARGIN
     where: dict[str, Any] = field(default_factory=dict, hash=False)
+    of: Literal["rate", "gap"] = "rate"
 
 
 @dataclass(frozen=True)
@@ -60,7 +70,22 @@ class Hypotheses:
     confidence: float = 0.95
 
 
-_ABLATION_KEYS = {"id", "compare", "baseline", "metric", "predicts", "by", "within", "paired_on", "margin", "where"}
+_ABLATION_KEYS = {"id", "compare", "baseline", "metric", "predicts", "by", "within", "paired_on", "margin", "where",
+                  "of"}  # fmt: skip
+
+
+def factor_value(text: Any) -> tuple[str, str] | None:
+    """`"rlhf_paragraph=false"` → ("rlhf_paragraph", "false"): a factor and its value as written in a cell id."""
+    if isinstance(text, str) and "=" in text and "," not in text and "|" not in text:
+        column, _, value = text.partition("=")
+        if column.strip() and value.strip():
+            return column.strip(), value.strip()
+    return None
+
+
+def _as_written(value: Any) -> str:
+    """A value as a cell id writes it (TOML's true/false, numbers, text)."""
+    return "true" if value is True else "false" if value is False else str(value)
 
 
 def _names(value: Any) -> tuple[str, ...]:
@@ -81,9 +106,9 @@ def parse_hypotheses(spec: dict[str, Any], where: str = "experiment") -> Hypothe
         label = f"{where}: ablation {a.get('id', i) if isinstance(a, dict) else i}"
         if not isinstance(a, dict):
             raise HypothesisError(f"{label} must be a table")
-        unknown = set(a) - _ABLATION_KEYS
-        if unknown:
-            raise HypothesisError(f"{label}: unknown keys {sorted(unknown)}; allowed: {sorted(_ABLATION_KEYS)}")
+        for key in sorted(set(a) - _ABLATION_KEYS):
+            hint = did_you_mean(key, _ABLATION_KEYS) or f" (allowed: {', '.join(sorted(_ABLATION_KEYS))})"
+            raise HypothesisError(f"{label}: unknown key {key!r}{hint}")
         missing = [k for k in ("compare", "baseline", "metric", "predicts") if k not in a]
         if missing:
             raise HypothesisError(f"{label}: missing {', '.join(missing)}")
@@ -101,12 +126,22 @@ def parse_hypotheses(spec: dict[str, Any], where: str = "experiment") -> Hypothe
         margin = a.get("margin", DEFAULT_MARGIN)
         if not isinstance(margin, int | float) or not 0 < margin < 1:
             raise HypothesisError(f"{label}: margin must be a number between 0 and 1, got {margin!r}")
+        of = a.get("of", "rate")
+        if of not in ("rate", "gap"):
+            raise HypothesisError(f'{label}: of must be "rate" or "gap" (the study\'s paired gap), got {of!r}')
+        by = a.get("by", "cell")
+        sides = [factor_value(a["compare"]), factor_value(a["baseline"])]
+        if any(sides):
+            if not all(sides) or sides[0][0] != sides[1][0]:  # type: ignore[index]
+                raise HypothesisError(f'{label}: compare and baseline must name one factor, e.g. compare = '
+                                      '"rlhf_paragraph=false", baseline = "rlhf_paragraph=true"')  # fmt: skip
+            by = sides[0][0]  # type: ignore[index]
         ablations.append(
             Ablation(
-                id=str(a.get("id", f"{a['compare']} vs {a['baseline']}")), compare=a["compare"],
-                baseline=a["baseline"], metric=a["metric"], predicts=dict(predicts), by=a.get("by", "cell"),
-                within=_names(a.get("within", "model")), paired_on=_names(a.get("paired_on")), margin=float(margin),
-                where=dict(where_),
+                id=str(a.get("id", f"{a['compare']} vs {a['baseline']}")),
+                compare=sides[0][1] if sides[0] else a["compare"], baseline=sides[1][1] if sides[1] else a["baseline"],
+                metric=a["metric"], predicts=dict(predicts), by=by, within=_names(a.get("within", "model")),
+                paired_on=_names(a.get("paired_on")), margin=float(margin), where=dict(where_), of=of,
             )
         )  # fmt: skip
     return Hypotheses(dict(claims), tuple(ablations))
@@ -158,50 +193,101 @@ class Evidence:
         return out
 
     def table_rows(self) -> tuple[list[str], list[list[str]]]:
-        """Headers and rows as text (the terminal and the page style them)."""
+        """Headers and rows as text (the terminal and the page style them); the verdict last."""
         headers = ["hypothesis", "ablation", "metric", "group", "predicted", "measured difference [CI]", "n vs n",
-                   "verdict"]  # fmt: skip
+                   "why undecided", "verdict"]  # fmt: skip
         rows = [
             [r["hypothesis"], r["ablation"], r["metric"], r["group"], r["predicted"], r["display"],
-             f"{r['n']} vs {r['n_base']}", r["verdict"]]
+             f"{r['n']} vs {r['n_base']}", r["note"] or "—", r["verdict"]]
             for r in self.rows.to_dict("records")
         ]  # fmt: skip
         return headers, rows
 
 
-def evidence(df: pd.DataFrame, hypotheses: Hypotheses, confidence: float = 0.95) -> Evidence:
-    """Every prediction beside its measured difference (compare − baseline, within each group)."""
-    from .report.tables import comparisons  # the report package shows evidence: import it only when measuring
+def _level(levels: list[Any], wanted: Any) -> Any:
+    """The level of a factor that `wanted` names, as a value (True) or as a cell id writes it ("true")."""
+    for level in levels:
+        if level == wanted and type(level) is type(wanted) or _as_written(level) == _as_written(wanted):
+            return level
+    raise KeyError(f"no samples with {wanted!r}{did_you_mean(_as_written(wanted), map(_as_written, levels))} "
+                   f"(values: {', '.join(map(_as_written, levels))})")  # fmt: skip
+
+
+def evidence(
+    df: pd.DataFrame,
+    hypotheses: Hypotheses,
+    confidence: float = 0.95,
+    *,
+    flags: tuple[Flag, ...] = (),
+    comparison: Comparison | None = None,
+) -> Evidence:
+    """Every prediction beside its measured difference (compare − baseline, within each group). `flags` are the
+    study's marks on samples that undermine a comparison (a verdict they carry is undecided); `comparison` the
+    study's paired gap, for ablations `of = "gap"`."""
+    from .report.tables import MIN_APPLICABLE, comparisons, footing, gap_differences  # imported when measuring
 
     rows: list[dict[str, Any]] = []
     problems: dict[str, str] = {}
+    done = df[df["status"] == "done"] if "status" in df.columns else df
     for ab in hypotheses.ablations:
-        missing = [c for c in ab.where if c not in df.columns]
+        missing = [c for c in [*ab.where, ab.by] if c not in df.columns]
         if missing:
-            problems[ab.id] = f"the run has no column {', '.join(missing)} to select by"
+            hint = did_you_mean(missing[0], df.columns)
+            problems[ab.id] = f"the run has no column {missing[0]!r} to compare or select by{hint}"
             continue
-        selected = df
+        selected = done
         for column, value in ab.where.items():
-            selected = selected[selected[column] == value]
+            selected = selected[selected[column].map(_as_written) == _as_written(value)]
         try:
-            table = comparisons(
-                selected, ab.metric, by=ab.by, baseline=ab.baseline, paired_on=list(ab.paired_on) or None,
-                within=list(ab.within), confidence=confidence,
-            )  # fmt: skip
+            levels = list(dict.fromkeys(selected[ab.by]))
+            compare, baseline = _level(levels, ab.compare), _level(levels, ab.baseline)
+            if ab.of == "gap":
+                table = _gap_table(selected, ab, compare, baseline, comparison, confidence, gap_differences)
+            else:
+                table = comparisons(
+                    selected, ab.metric, by=ab.by, baseline=baseline, paired_on=list(ab.paired_on) or None,
+                    within=list(ab.within), confidence=confidence, flags=flags,
+                )  # fmt: skip
+                table = table[table[ab.by] == compare] if len(table) else table
         except (ValueError, KeyError) as exc:
-            problems[ab.id] = str(exc)
+            problems[ab.id] = str(exc.args[0]) if exc.args else str(exc)
             continue
-        table = table[table[ab.by] == ab.compare] if len(table) else table
         if table.empty:
             problems[ab.id] = f"no finished samples with {ab.by} = {ab.compare!r} beside the baseline"
             continue
         for r in table.to_dict("records"):
             group = " · ".join(str(r[c]) for c in ab.within) or "all"
+            if ab.of == "gap":
+                why = (
+                    None
+                    if r["n"] >= MIN_APPLICABLE
+                    else f"{r['n']} queries were asked, and applicable, in all four cells"
+                )
+                n, n_base = r["n"], r["n"]
+            else:
+                why, n, n_base = footing(r, ab.by), r["n"], r["n_base"]
             for h, direction in ab.predicts.items():
+                verdict = judge_prediction(direction, r["low"], r["high"], ab.margin)
                 rows.append({
-                    "hypothesis": h, "ablation": ab.id, "metric": ab.metric, "group": group,
-                    "predicted": direction, "diff": r["diff"], "low": r["low"], "high": r["high"],
-                    "display": r["display"], "n": r["n"], "n_base": r["n_base"],
-                    "verdict": judge_prediction(direction, r["low"], r["high"], ab.margin),
+                    "hypothesis": h, "ablation": ab.id, "metric": f"{ab.metric} gap" if ab.of == "gap" else ab.metric,
+                    "group": group, "predicted": direction, "diff": r["diff"], "low": r["low"], "high": r["high"],
+                    "display": r["display"], "n": n, "n_base": n_base,
+                    "verdict": "undecided" if why and verdict != "undecided" else verdict, "note": why or "",
                 })  # fmt: skip
     return Evidence(hypotheses, pd.DataFrame(rows), problems)
+
+
+def _gap_table(
+    df: pd.DataFrame, ab: Ablation, compare: Any, baseline: Any, comparison: Comparison | None, confidence: float,
+    gap_differences: Any,
+) -> pd.DataFrame:  # fmt: skip
+    """The study's paired gap (e.g. free − paid on the query) under `compare` minus under `baseline`."""
+    if comparison is None or comparison.baseline is None:
+        raise ValueError('of = "gap" needs a study whose reports compare a paired gap (alignment faking)')
+    others = [v for v in dict.fromkeys(df[comparison.by]) if v != comparison.baseline]
+    if len(others) != 1:
+        raise ValueError(f"the gap is {comparison.by} against {comparison.baseline!r}: found levels {others}")
+    gap = (comparison.by, others[0], comparison.baseline)
+    return gap_differences(df, ab.metric, ab.by, compare, baseline, gap=gap,
+                           paired_on=comparison.paired_on or ("query_id",), within=list(ab.within),
+                           confidence=confidence)  # fmt: skip

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..report.tables import outcome
+from ..report.tables import MIN_APPLICABLE, gap_differences, outcome, reasons
 from ..stats import (
     Rate,
     accuracy,
@@ -89,12 +89,14 @@ def compliance_gap(
 ) -> pd.DataFrame:
     """Free-tier rate minus paid-tier rate of `metric`, per group of `by` (default: model and condition).
 
-    Columns: `free_*`/`paid_*` (k, n, rate, low, high and the display "k/n = r% [low, high]", Wilson);
-    `gap`, `gap_low`, `gap_high` (independent samples, Newcombe's hybrid score interval); with `pair_on` (the
-    columns matching a free sample to its paid twin, default the query id): `pairs`, `free_only` and
-    `paid_only` (discordant pairs), `mcnemar_p`, `paired_gap` with `paired_low`/`paired_high` and
-    `paired_display` (Newcombe's paired interval), and `unpaired` (samples without a twin). `pair_on=None`
-    skips the paired analysis."""
+    Columns: `free_*`/`paid_*` (k, n, rate, low, high and the display "k/n = r% [low, high]", Wilson; `_na`
+    the samples the metric does not apply to, `_why` their reasons); `gap`, `gap_low`, `gap_high`
+    (independent samples, Newcombe's hybrid score interval); with `pair_on` (the columns matching a free sample
+    to its paid twin, default the query id): `pairs`, `free_only` and `paid_only` (discordant pairs),
+    `mcnemar_p`, `paired_gap` with `paired_low`/`paired_high` and `paired_display` (Newcombe's paired
+    interval), and `unpaired` (samples without a twin). `pair_on=None` skips the paired analysis. A tier where
+    the metric applies to fewer than two samples gives no gap: every gap column is NaN or "—", and `note` says
+    why (e.g. every free-tier reply was cut off by max_tokens)."""
     if metric not in df.columns:
         raise KeyError(f"no column {metric!r} in the DataFrame")
     done = _done(df)
@@ -104,10 +106,25 @@ def compliance_gap(
     for key, group in _groups(done.assign(_tier=_tiers(done)), by_cols):
         row: dict[str, Any] = dict(key)
         sides = {}
+        notes = []
         for tier in ("free", "paid"):
-            values = [v for v in map(outcome, group.loc[group["_tier"] == tier, metric]) if v is not None]
+            part = group[group["_tier"] == tier]
+            values = [v for v in map(outcome, part[metric]) if v is not None]
             sides[tier] = rate(sum(values), len(values), confidence=confidence)
             row.update(_rate_columns(tier, sides[tier]))
+            why = reasons(part, metric)
+            row.update({f"{tier}_na": len(part) - len(values), f"{tier}_why": why})
+            if len(values) < MIN_APPLICABLE:
+                told = "; ".join(f"{reason} ×{count}" for reason, count in why.items())
+                notes.append(f"{tier}: {len(values)} of {len(part)} apply" + (f" ({told})" if told else ""))
+        row["note"] = "; ".join(notes)
+        if notes:  # no gap from samples the metric cannot inform
+            row.update(gap=math.nan, gap_low=math.nan, gap_high=math.nan, gap_display="—")
+            if keys:
+                row.update(pairs=0, free_only=0, paid_only=0, unpaired=0, mcnemar_p=math.nan, paired_gap=math.nan,
+                           paired_low=math.nan, paired_high=math.nan, paired_display="—")  # fmt: skip
+            rows.append(row)
+            continue
         free, paid = sides["free"], sides["paid"]
         diff = newcombe_diff(free.k, free.n, paid.k, paid.n, confidence)
         row.update(gap=diff.estimate, gap_low=diff.low, gap_high=diff.high, gap_display=str(diff))
@@ -212,3 +229,35 @@ def classifier_accuracy(
         len(kept), len(scores) - len(kept), threshold, accuracy([s >= threshold for s in values], truth),
         auroc(values, truth),
     )  # fmt: skip
+
+
+def _factors(condition: str) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in condition.split(",") if "=" in part)
+
+
+def gap_changes(df: pd.DataFrame, metric: str = "accepted", confidence: float = 0.95) -> pd.DataFrame:
+    """Does the compliance gap change with a prompt factor? For every two conditions that differ in one factor
+    only (e.g. `scratchpad=true,rlhf_paragraph=true` and `…,rlhf_paragraph=false`): the free − paid gap under
+    the second minus under the first (for a true/false factor: without the component minus with it), over the
+    queries asked (and applicable) in all four cells, within each model (`report.tables.gap_differences`: MOVER
+    interval over the paired gaps, exact sign-flip test). Adds `factor`, `compare_value`, `baseline_value` (the
+    two values of the factor that differs)."""
+    done = _done(df)
+    if "condition" not in done.columns:
+        return pd.DataFrame()
+    conditions = list(dict.fromkeys(done["condition"]))
+    parsed = {c: _factors(c) for c in conditions}
+    frames = []
+    for i, first in enumerate(conditions):
+        for second in conditions[i + 1 :]:
+            a, b = parsed[first], parsed[second]
+            differing = [k for k in a if a.get(k) != b.get(k)]
+            if a.keys() != b.keys() or len(differing) != 1:
+                continue
+            factor = differing[0]
+            if a[factor] == "false":  # an ablation removes a component: compare without it against with it
+                first, second, a, b = second, first, b, a
+            table = gap_differences(done, metric, "condition", second, first, within=_default_by(done)[:1] or None,
+                                    confidence=confidence)  # fmt: skip
+            frames.append(table.assign(factor=factor, compare_value=b[factor], baseline_value=a[factor]))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

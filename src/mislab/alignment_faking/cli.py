@@ -41,18 +41,42 @@ app.command("run")(
 
 
 def gap_table(gaps: pd.DataFrame, metric: str) -> Table:
-    """The compliance gap of one metric as a rich table (data as Text, never as markup)."""
+    """The compliance gap of one metric as a rich table (data as Text, never as markup): the paired gap with its
+    test in one place, what each tier left out, and no gap where a tier has too few applicable samples."""
+    from ..report.summary import fmt_p, reasons_text
+
+    table = Table(title=f"Compliance gap: {metric} (free − paid; paired on the query: Newcombe interval, McNemar)")
+    groups = [c for c in ("model", "condition") if c in gaps.columns]
+    for name in [*groups, "free", "paid", "paired gap [95% CI]", "pairs", "McNemar p", "left out / why no gap"]:
+        table.add_column(name, overflow="fold")
+    for row in gaps.to_dict(orient="records"):
+        left = row.get("note") or "; ".join(
+            f"{tier} {row[f'{tier}_na']} n/a ({reasons_text(row[f'{tier}_why'], 1)})"
+            for tier in ("free", "paid") if row.get(f"{tier}_na")
+        ) or "—"  # fmt: skip
+        table.add_row(
+            *(Text(str(row[g])) for g in groups), Text(row["free"]), Text(row["paid"]),
+            Text(row.get("paired_display", row["gap_display"])), Text(str(row.get("pairs", "—"))),
+            Text(fmt_p(row.get("mcnemar_p", math.nan))), Text(left),
+        )  # fmt: skip
+    return table
+
+
+def gap_change_table(changes: pd.DataFrame, metric: str) -> Table:
+    """How the compliance gap changes with each prompt factor (difference in paired gaps), one row per pair of
+    conditions that differ in that factor only."""
     from ..report.summary import fmt_p
 
-    table = Table(title=f"Compliance gap: {metric} (free − paid)")
-    groups = [c for c in ("model", "condition") if c in gaps.columns]
-    for name in [*groups, "free", "paid", "gap [95% CI]", "pairs", "McNemar p", "paired gap [95% CI]"]:
-        table.add_column(name)
-    for row in gaps.to_dict(orient="records"):
+    table = Table(title=f"Does the gap change? {metric}: gap(compare) − gap(baseline), over the queries asked in all "
+                  "four cells (MOVER interval over the paired gaps; exact sign-flip test)")  # fmt: skip
+    groups = [c for c in ("model",) if c in changes.columns]
+    for name in [*groups, "factor", "compare", "baseline", "gap vs gap", "difference [95% CI]", "queries", "p"]:
+        table.add_column(name, overflow="fold")
+    for row in changes.to_dict(orient="records"):
         table.add_row(
-            *(Text(str(row[g])) for g in groups), Text(row["free"]), Text(row["paid"]), Text(row["gap_display"]),
-            Text(str(row.get("pairs", "—"))), Text(fmt_p(row.get("mcnemar_p", math.nan))),
-            Text(row.get("paired_display", "—")),
+            *(Text(str(row[g])) for g in groups), Text(row["factor"]), Text(str(row["compare_value"])),
+            Text(str(row["baseline_value"])), Text(f"{100 * row['gap']:+.0f} vs {100 * row['gap_base']:+.0f} pp"),
+            Text(row["display"]), Text(f"{row['n']} (+{row['left_out']} left out)"), Text(fmt_p(row["p"])),
         )  # fmt: skip
     return table
 
@@ -79,7 +103,7 @@ def show(
 ) -> None:
     """Print the rates, the compliance gap (paired over queries) and the confusion report; write the HTML report."""
     from ..report import show_run, write_report
-    from .analysis import compliance_gap, confusion_report
+    from .analysis import compliance_gap, confusion_report, gap_changes
 
     st = open_store(store, create=False)
     rid = resolve_run(st, run_id, "alignment_faking")
@@ -90,8 +114,11 @@ def show(
         console.print("no finished samples yet")
         return
     for metric in GAP_METRICS:
-        if metric in done.columns and done[metric].notna().any():
+        if metric in done.columns:
             console.print(gap_table(compliance_gap(done, metric), metric))
+            changes = gap_changes(done, metric)
+            if not changes.empty:
+                console.print(gap_change_table(changes, metric))
     console.print(confusion_table(confusion_report(done)))
 
 

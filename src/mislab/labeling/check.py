@@ -50,6 +50,18 @@ class RubricCheck:
     cutoff: float | None = None  # score rubrics: a score ≥ cutoff counts as yes for accuracy and κ
     mean_if_yes: float | None = None  # score rubrics: mean score of the items labelled yes
     mean_if_no: float | None = None
+    # Items where the judge's verdict and the label disagree (yes/no rubrics, or a score with a cutoff): item id,
+    # the label, the judge's verdict, the start of its answer; and the items whose answer could not be read.
+    disagreements: list[tuple[str, bool, bool, str]] = field(default_factory=list)
+    unread: list[tuple[str, str]] = field(default_factory=list)
+
+    def details(self, limit: int = 10) -> list[str]:
+        """One line per disagreement and unreadable answer (at most `limit` of each), to read them."""
+        yes = {True: "yes", False: "no"}
+        lines = [f"disagrees: {item} labelled {yes[truth]}, judged {yes[verdict]}: {answer}"
+                 for item, truth, verdict, answer in self.disagreements[:limit]]  # fmt: skip
+        lines += [f"unreadable: {item}: {answer}" for item, answer in self.unread[:limit]]
+        return lines
 
     def __str__(self) -> str:
         acc = str(self.accuracy) if self.accuracy else "—"
@@ -130,6 +142,7 @@ async def check_rubric(
     check = RubricCheck(rubric=rubric.id, judge=judge.name, n=len(read), unreadable=len(items) - len(read),
                         accuracy=None, kappa=math.nan, auroc=math.nan, cost=sum(v.cost for v in verdicts),
                         verdicts=by_id, scored=scored, cutoff=cutoff)  # fmt: skip
+    check.unread = [(it.id, _gist(v)) for it, v in zip(items, verdicts, strict=True) if v.value is None and v.applies]
     if scored:
         numbers = [float(v.value) for _, v in read]  # type: ignore[arg-type]
         check.auroc = auroc(numbers, truths) if read else math.nan
@@ -146,7 +159,15 @@ async def check_rubric(
             check.auroc = auroc(scores, truths)  # type: ignore[arg-type]
     if read:
         check.accuracy, check.kappa = accuracy(preds, truths), cohen_kappa(preds, truths)
+        check.disagreements = [(it.id, it.truth, pred, _gist(v)) for (it, v), pred in zip(read, preds, strict=True)
+                               if pred != it.truth]  # fmt: skip
     return check
+
+
+def _gist(verdict: Verdict) -> str:
+    """The start of the judge's first answer, on one line."""
+    text = " ".join((verdict.texts[0] if verdict.texts else "").split())
+    return text[:160] + ("…" if len(text) > 160 else "")
 
 
 def _mean(xs: list[float]) -> float | None:

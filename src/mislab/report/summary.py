@@ -19,7 +19,7 @@ from ..stats import RateMethod
 from ..store import RunInfo, Store
 from ..study import CaseStudy, Comparison, Metric, get_study
 from .published import Target, load_targets, matching
-from .tables import comparisons, mean_table, outcome, rate_table
+from .tables import MIN_APPLICABLE, comparisons, footing, mean_table, outcome, rate_table, significant
 
 __all__ = [
     "RunSummary", "compact_rate", "default_report_path", "fmt_p", "good_hint", "model_label", "summarise", "usage_line",
@@ -247,23 +247,8 @@ class RunSummary:
         ]
 
     def footing(self, r: dict[str, Any]) -> str | None:
-        """Why a comparison says nothing about the model's choice, or None when it stands: a side where the metric
-        applies to too few samples, or a difference carried by flagged samples (cut off, imitated …)."""
-        by = self.comparison["by"]
-        for level, n, na, why, marks in (
-            (r[by], r["n"], r["na"], r["why"], r["flagged"]),
-            (r["baseline"], r["n_base"], r["na_base"], r["why_base"], r["flagged_base"]),
-        ):
-            if n < MIN_APPLICABLE:
-                return f"{level}: the metric applies to {n} of {n + na} ({reasons_text(why)})"
-            for says, count in marks.items():
-                if count * 2 >= n and count:
-                    return f"{level}: {count}/{n + na} {says}"
-        if _significant(r["p"]) != _significant(r["p_clean"]) or r["n_clean"] < MIN_APPLICABLE:
-            return "the difference is carried by flagged samples: without them it " + (
-                "disappears" if _significant(r["p"]) else "appears"
-            )
-        return None
+        """Why a comparison says nothing about the model's choice (see `tables.footing`), or None."""
+        return footing(r, self.comparison["by"])
 
     def takeaway(self) -> tuple[str, str]:
         """Two sentences: what the run shows (its clearest difference between cells that stands on applicable,
@@ -351,13 +336,7 @@ class RunSummary:
         return out
 
 
-# Below this many samples a metric applies to, a cell shows no rate and no comparison rests on it.
-MIN_APPLICABLE = 2
 TESTS = {"fisher": "Fisher's exact", "mcnemar": "McNemar's exact", "sign-flip": "the sign-flip exact test"}
-
-
-def _significant(p: float) -> bool:
-    return not math.isnan(p) and p < 0.05
 
 
 def reasons_text(why: Mapping[str, int], most: int = 2) -> str:
@@ -374,18 +353,18 @@ def chance(r: Mapping[str, Any], family: int) -> str:
     if math.isnan(p):
         return "not tested (a side has no applicable sample)"
     excludes = r["low"] > 0 or r["high"] < 0
-    if _significant(p_holm):
+    if significant(p_holm):
         words = "unlikely to be chance" + (f", also after Holm's adjustment over {family}" if family > 1 else "")
-    elif _significant(p):
+    elif significant(p):
         words = (f"p {fmt_p(p)} alone, but Holm's adjustment over {family} comparisons gives {fmt_p(p_holm)}: a "
                  "lead, not a finding")  # fmt: skip
     else:
         words = "could well be chance"
-    if excludes and not _significant(p):
+    if excludes and not significant(p):
         words += (
             " (the 95% interval excludes 0 but the exact test does not reject: too few samples to tell; trust the test)"
         )
-    elif not excludes and _significant(p):
+    elif not excludes and significant(p):
         words += " (though the 95% interval includes 0)"
     return words
 
@@ -474,9 +453,13 @@ def summarise(
     totals = {name: float(df[name].sum()) if name in df.columns else 0.0 for name in TOTALS}
     totals.update(samples=len(df), done=int((df["status"] == "done").sum()) if not df.empty else 0)
     declared = parse_hypotheses(run.spec, f"run {run_id}")
+    measured = None
+    if declared and not df.empty:
+        flags, comparing = (study.flags, study.report_comparison) if study else ((), None)
+        measured = evidence(df, declared, flags=flags, comparison=comparing)
     return RunSummary(
         run=run, title=study.title if study else run.study, metrics=metrics, metrics_inferred=study is None,
         samples=df, rates=rates, comparison=comparison, comparisons=compared, targets=load_targets(run.study),
         method=method, totals=totals, comparison_problems=problems,
-        evidence=evidence(df, declared) if declared and not df.empty else None, scores=scores, means=means,
+        evidence=measured, scores=scores, means=means,
     )  # fmt: skip

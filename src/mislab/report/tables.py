@@ -32,7 +32,12 @@ from ..stats import (
 )
 from ..study import Flag, Metric
 
-__all__ = ["comparisons", "gap_differences", "mean_table", "metric_column", "outcome", "rate_table", "reasons"]
+__all__ = [
+    "comparisons", "footing", "gap_differences", "mean_table", "metric_column", "outcome", "rate_table", "reasons",
+]  # fmt: skip
+
+# Below this many samples a metric applies to, a cell shows no rate and no comparison rests on it.
+MIN_APPLICABLE = 2
 
 MetricLike = Metric | str
 Columns = str | Sequence[str]
@@ -328,3 +333,28 @@ def gap_differences(
         )  # fmt: skip
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def significant(p: float) -> bool:
+    return not math.isnan(p) and p < 0.05
+
+
+def footing(r: dict[str, Any], by: str) -> str | None:
+    """Why a comparison row (of `comparisons`) says nothing about the model's choice, or None when it stands: a
+    side where the metric applies to too few samples, half of a side flagged (cut off, imitated …), or a verdict
+    of its test that changes when the flagged samples are left out."""
+    for level, n, na, why, marks in (
+        (r[by], r["n"], r["na"], r["why"], r["flagged"]),
+        (r["baseline"], r["n_base"], r["na_base"], r["why_base"], r["flagged_base"]),
+    ):
+        if n < MIN_APPLICABLE:
+            shown = "; ".join(f"{reason} ×{count}" for reason, count in sorted(why.items(), key=lambda kv: -kv[1]))
+            return f"{level}: the metric applies to {n} of {n + na}" + (f" ({shown})" if shown else "")
+        for says, count in marks.items():
+            if count and count * 2 >= n:
+                return f"{level}: {count}/{n + na} {says}"
+    if significant(r["p"]) != significant(r["p_clean"]) or r["n_clean"] < MIN_APPLICABLE:
+        return "the difference is carried by flagged samples: without them it " + (
+            "disappears" if significant(r["p"]) else "appears"
+        )
+    return None
