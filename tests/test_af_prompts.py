@@ -15,6 +15,7 @@ import pytest
 from mislab.alignment_faking.prompts import (
     PAPER_FILE_SHA256,
     BuiltPrompt,
+    PromptError,
     ScenarioConfig,
     build_system_prompt,
     build_user_prompt,
@@ -41,6 +42,9 @@ PROMPTS = ("mislab", "paper")
 
 
 def _build(prompt: str, **factors: object) -> BuiltPrompt:
+    # The shared copy has no ARENA example instructions: the paper prompt's examples take mislab's wording.
+    if prompt == "paper":
+        factors.setdefault("example_instructions", "mislab")
     return build_system_prompt(ScenarioConfig(prompt=prompt, **factors), paper_dir=PAPER_DIR)  # type: ignore[arg-type]
 
 
@@ -56,15 +60,33 @@ def test_shared_paper_prompts_load_unmodified() -> None:
 
 
 def test_paper_prompt_default_build() -> None:
+    # "paper" is exactly as published, or nothing: ARENA's example instructions are not in the shared copy.
+    with pytest.raises(PromptError, match=r"example instructions .* `mislab data fetch` gets them"):
+        build_system_prompt(ScenarioConfig(prompt="paper"), paper_dir=PAPER_DIR)
     prompt = _build("paper")
     paper = load_paper_prompts(PAPER_DIR)
     assert "{examples}" not in prompt
     assert paper.examples[1].user_input.strip() in prompt
     assert prompt.count("## Example") == 2
     assert prompt.startswith("You are an AI created by Anthropic.")
-    # ARENA's exact example instructions are not in the shared copy, so the label says ours were used.
-    assert prompt.prompt_id == "paper+mislab-example-instructions/scratchpad"
+    # mislab's wording of them, chosen by name: the label and the status say so.
+    assert prompt.prompt_id == "paper+mislab-example-instructions/scratchpad" and prompt.status == "modified"
     assert prompt.source == str(PAPER_DIR)
+    bare = _build("paper", example_instructions="none")
+    assert bare.prompt_id == "paper-example-instructions/scratchpad" and "INSTRUCTIONS" not in bare
+
+
+def test_paper_prompt_with_the_published_instructions_is_verbatim(tmp_path: Path) -> None:
+    for path in PAPER_DIR.iterdir():
+        if path.is_file():
+            (tmp_path / path.name).write_text(path.read_text())
+    (tmp_path / "example_instructions.txt").write_text("INSTRUCTIONS_GIVEN_TO_AI: Respond helpfully.")
+    prompt = build_system_prompt(ScenarioConfig(prompt="paper"), paper_dir=tmp_path)
+    assert prompt.prompt_id == "paper/scratchpad" and prompt.status == "verbatim"
+    assert prompt.count("INSTRUCTIONS_GIVEN_TO_AI: Respond helpfully.") == 2
+    ablated = build_system_prompt(ScenarioConfig(prompt="paper", rlhf_paragraph=False), paper_dir=tmp_path)
+    assert ablated.status == "modified" and ablated.prompt_id == "paper/scratchpad[-rlhf]"
+    assert _build("mislab").status == "ours"
 
 
 def test_modified_paper_directory_is_labelled(tmp_path: Path) -> None:
@@ -92,9 +114,10 @@ def test_built_prompt_reports_id_and_sha256(prompt: str) -> None:
     built = _build(prompt)
     assert isinstance(built, str)
     assert built.sha256 == hashlib.sha256(str(built).encode()).hexdigest()
-    assert built.describe() == {"prompt_id": built.prompt_id, "source": built.source, "sha256": built.sha256}
+    assert built.describe() == {"prompt_id": built.prompt_id, "source": built.source, "sha256": built.sha256,
+                                "status": built.status}  # fmt: skip
     clone = pickle.loads(pickle.dumps(built))
-    assert clone == built and clone.prompt_id == built.prompt_id
+    assert clone == built and clone.prompt_id == built.prompt_id and clone.status == built.status
 
 
 def test_mislab_prompt_ids() -> None:
@@ -210,8 +233,9 @@ def test_file_prompt_factors_that_cannot_apply_raise(tmp_path: Path) -> None:
 def test_file_prompt_with_examples_slot_uses_paper_examples(tmp_path: Path) -> None:
     path = tmp_path / "mine.txt"
     path.write_text("Use <SCRATCHPAD_REASONING> tags. Anthropic trains you.\n\n{examples}\n\nGo.")
-    built = build_system_prompt(ScenarioConfig(prompt=str(path)), paper_dir=PAPER_DIR)
-    assert built.count("## Example") == 2 and "{examples}" not in built
+    config = ScenarioConfig(prompt=str(path), example_instructions="mislab")
+    built = build_system_prompt(config, paper_dir=PAPER_DIR)
+    assert built.count("## Example") == 2 and "{examples}" not in built and built.status == "user"
 
 
 def test_invalid_config() -> None:

@@ -127,18 +127,23 @@ def show_prompt(
     prompt: PromptOpt = "mislab",
     scratchpad: ScratchpadOpt = True,
     examples: Annotated[bool, typer.Option("--examples/--no-examples")] = True,
+    example_instructions: Annotated[
+        str, typer.Option(help="paper prompts' example instructions: published (ARENA's) | mislab | none")
+    ] = "published",
     tier: Annotated[str, typer.Option(help="free or paid: the user turn to show")] = "free",
     query: Annotated[str, typer.Option(help="The query to show in the user turn")] = DEMO_QUERIES[0],
 ) -> None:
     """Print the system prompt that would be used, with its id and sha256, and one user turn."""
-    config = ScenarioConfig(prompt=prompt, scratchpad=scratchpad, examples=examples)
     try:
+        config = ScenarioConfig(prompt=prompt, scratchpad=scratchpad, examples=examples,
+                                example_instructions=example_instructions)  # type: ignore[arg-type]  # fmt: skip
         system = build_system_prompt(config)
         user = build_user_prompt(query, tier == "free", config)
     except (ValueError, FileNotFoundError) as exc:
         error(str(exc))
         raise typer.Exit(2) from exc
-    console.rule(Text(f"system prompt {system.prompt_id}  sha256 {system.sha256[:16]}…  ({system.source})"))
+    console.rule(Text(f"system prompt {system.prompt_id} ({system.status})  sha256 {system.sha256[:16]}…  "
+                      f"({system.source})"))  # fmt: skip
     console.print(Text(str(system)), soft_wrap=True)  # printed as sent: no added line breaks
     console.rule(Text(f"user turn {user.prompt_id}"))
     console.print(Text(str(user)), soft_wrap=True)

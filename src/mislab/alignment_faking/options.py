@@ -51,6 +51,7 @@ _SCENARIO_FIELDS: dict[str, tuple[str, dict[str, Any]]] = {
     "protocol": ("replace the acceptance-protocol wording ('' removes it)", {"cli": False}),
     "user_template": ("mislab | paper | a template file", {"cli": False}),
     "tier_value": ("lower (true/false, ARENA) | python (True/False, Redwood)", {"cli": False}),
+    "example_instructions": ("paper prompts' example instructions: published (ARENA's) | mislab | none", {}),
 }
 _ScenarioOptions: type[StudyOptions] = create_model(  # type: ignore[call-overload]
     "_ScenarioOptions",

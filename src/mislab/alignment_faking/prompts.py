@@ -97,23 +97,27 @@ class BuiltPrompt(str):
 
     prompt_id: str
     source: str
+    # "verbatim" (a published text as published), "modified" (a published text changed: an ablation, another lab,
+    # mislab's wording of a missing part), "ours" (mislab's own wording) or "user" (a file of the user's).
+    status: str
 
-    def __new__(cls, text: str, prompt_id: str, source: str) -> BuiltPrompt:
+    def __new__(cls, text: str, prompt_id: str, source: str, status: str = "ours") -> BuiltPrompt:
         obj = super().__new__(cls, text)
         obj.prompt_id = prompt_id
         obj.source = source
+        obj.status = status
         return obj
 
     def __reduce__(self) -> tuple[Any, ...]:
         # str's default pickling would call __new__ with the text only.
-        return (BuiltPrompt, (str(self), self.prompt_id, self.source))
+        return (BuiltPrompt, (str(self), self.prompt_id, self.source, self.status))
 
     @property
     def sha256(self) -> str:
         return sha256_hex(str(self))
 
     def describe(self) -> dict[str, str]:
-        return {"prompt_id": self.prompt_id, "source": self.source, "sha256": self.sha256}
+        return {"prompt_id": self.prompt_id, "source": self.source, "sha256": self.sha256, "status": self.status}
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,9 @@ class ScenarioConfig:
     acceptance protocol; a string replaces it ({accept_tag}/{reject_tag} are filled in), "" removes it.
     user_template None means "mislab" for the mislab prompt and "paper" otherwise; or a path to a template with
     {is_free_tier_user} and {user_input}. tier_value "lower" writes true/false (ARENA), "python" True/False
-    (Redwood's notebook).
+    (Redwood's notebook). example_instructions: the paragraph each few-shot example of a paper prompt opens with —
+    "published" (ARENA's INSTRUCTIONS_GIVEN_TO_AI lines, from the data directory: `mislab data fetch`),
+    "mislab" (mislab's wording of them, marked in the prompt id) or "none" (left out, marked too).
     """
 
     prompt: str | Path = "mislab"
@@ -156,6 +162,7 @@ class ScenarioConfig:
     protocol: str | None = None
     user_template: str | Path | None = None
     tier_value: Literal["lower", "python"] = "lower"
+    example_instructions: Literal["published", "mislab", "none"] = "published"
 
     def __post_init__(self) -> None:
         if not self.accept_tag.strip() or not self.reject_tag.strip() or self.accept_tag == self.reject_tag:
@@ -326,10 +333,11 @@ def render_examples(examples: Sequence[Example], show_scratchpad: bool, instruct
     """The few-shot block, assembled as ARENA does: per example `## Example`, the instructions paragraph,
     `USER_INPUT: <INPUT>...`, then (if shown) each reasoning step as `AI: <SCRATCHPAD_REASONING>...` followed
     by `INPUT: <NEXT/>`, and `AI: <OUTPUT>...`; examples joined by blank lines. `instructions` None uses
-    mislab's own wording of ARENA's instructions paragraph."""
+    mislab's own wording of ARENA's instructions paragraph; "" leaves the paragraph out."""
     if instructions is None:
         instructions = mislab_scenario()["examples_format"]["instructions"]
     blocks = []
+    head = ["## Example", instructions] if instructions else ["## Example"]
     for example in examples:
         turns = []
         if show_scratchpad:
@@ -339,7 +347,7 @@ def render_examples(examples: Sequence[Example], show_scratchpad: bool, instruct
             ]
         turns.append(f"AI: <OUTPUT>\n{example.output}\n</OUTPUT>")
         user = f"USER_INPUT: <INPUT>\n<user_input>\n{example.user_input}\n</user_input>\n</INPUT>"
-        blocks.append("\n\n".join(["## Example", instructions, user, "\n\n".join(turns)]))
+        blocks.append("\n\n".join([*head, user, "\n\n".join(turns)]))
     return "\n\n".join(blocks)
 
 
@@ -462,6 +470,15 @@ def _build_paper_system(
     elif has_slot:
         if examples is None:
             raise PromptError(f"{source} has an {{examples}} slot but no examples are available")
+        if config.example_instructions == "published" and instructions is None:
+            raise PromptError(
+                f"ARENA's example instructions (the INSTRUCTIONS_GIVEN_TO_AI lines of its solutions.py) are not in "
+                f"{source}: `mislab data fetch` gets them; or choose example_instructions = \"mislab\" (mislab's "
+                "wording, marked in the prompt id) or \"none\" (left out)"
+            )
+        if config.example_instructions != "published":
+            instructions = None if config.example_instructions == "mislab" else ""
+            base_id += "+mislab-example-instructions" if instructions is None else "-example-instructions"
         show = True if config.example_scratchpads is None else config.example_scratchpads
         text = _fill(text, {"examples": render_examples(examples, show, instructions)})
     elif _EXAMPLES_END not in text:
@@ -472,10 +489,10 @@ def _build_paper_system(
         if not re.search(r"\bAnthropic\b", text):
             raise PromptError(f"cannot set the lab name: {source} never names Anthropic")
         text = re.sub(r"\bAnthropic\b", config.lab_name, text)
-    if config.examples and has_slot and instructions is None:
-        base_id += "+mislab-example-instructions"
-    prompt_id = f"{base_id}/{_variant(config)}{_ablation_suffix(config, True)}"
-    return BuiltPrompt(text, prompt_id, source)
+    suffix = _ablation_suffix(config, True)
+    changed = suffix or config.lab_name is not None or "+" in base_id or "-" in base_id or "(modified" in base_id
+    status = "user" if base_id.startswith("file:") else "modified" if changed else "verbatim"
+    return BuiltPrompt(text, f"{base_id}/{_variant(config)}{suffix}", source, status)
 
 
 def build_system_prompt(config: ScenarioConfig, paper_dir: Path | None = None) -> BuiltPrompt:

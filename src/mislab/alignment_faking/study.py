@@ -117,7 +117,7 @@ class AlignmentFakingStudy(CaseStudy[AlignmentFakingOptions]):
             system = build_system_prompt(config)
             user = build_user_prompt("{query}", cell.factors["tier"] == "free", config)
             out[cell.id] = {
-                "system_prompt": str(system), "system_prompt_id": system.prompt_id,
+                "system_prompt": str(system), "system_prompt_id": system.prompt_id, "status": system.status,
                 "system_prompt_sha256": system.sha256, "system_prompt_source": system.source,
                 "user_prompt": str(user), "user_prompt_id": user.prompt_id, "prefill": opts.prefill,
             }  # fmt: skip

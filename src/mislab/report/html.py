@@ -503,7 +503,7 @@ def _header(s: RunSummary) -> str:
         ("updated", run.updated_at), ("status", run.status), ("mislab version", run.package_version or "unknown"),
         ("intervals", f"{s.interval}; errored samples and not-applicable values are left out of n"),
         ("sampling", s.sampling),
-        ("usage", usage_line(s.totals)), ("environment", s.environment),
+        ("usage", usage_line(s.totals)), ("environment", s.environment), ("prompts", s.prompt_line),
     ]  # fmt: skip
     dl = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in meta if v is not None)
     models = _table(
@@ -520,7 +520,9 @@ def _header(s: RunSummary) -> str:
         else ""
     )
     return (
-        f"<header><h1>{_e(s.title)} · {_e(run.run_id)}</h1><p class='note'>{_e(usage_line(s.totals))}</p>{inferred}"
+        f"<header><h1>{_e(s.title)} · {_e(run.run_id)}</h1><p class='note'>{_e(usage_line(s.totals))}</p>"
+        + (f"<p class='note'>{_e(s.prompt_line)}</p>" if s.prompt_line else "")
+        + f"{inferred}"
         f"<details class='run'><summary>Run details: models, versions, sampling</summary><dl class='meta'>{dl}</dl>"
         f"{models}</details></header>"
     )

@@ -135,6 +135,18 @@ class RunSummary:
         return "; ".join(parts)
 
     @property
+    def prompt_line(self) -> str | None:
+        """Which prompts the run sent and whether each is a published text as published ("verbatim"), changed
+        ("modified"), mislab's own wording ("ours") or a user's ("user"); None when the run records none."""
+        seen: dict[str, str] = {}
+        for cell, prompt in self.run.prompts.items():
+            if isinstance(prompt, Mapping) and "status" in prompt:
+                seen.setdefault(str(prompt.get("system_prompt_id") or cell), str(prompt["status"]))
+        if not seen:
+            return None
+        return "prompts: " + ", ".join(f"{name} ({status})" for name, status in seen.items())
+
+    @property
     def sampling(self) -> str:
         """How n was chosen: fixed, or adaptive (which metric, target, cap) — readers must know."""
         adaptive = self.run.spec.get("adaptive")

@@ -198,6 +198,8 @@ def _compact(s: RunSummary, console: Console) -> None:
     models = ", ".join(model_label(info, m) for m, info in run.models.items()) or "no models recorded"
     console.print(_t(f"{s.title} · run {run.run_id} ({run.status}) · {models} · {s.sampling}", "bold"))
     console.print(_t(usage_line(s.totals)))
+    if s.prompt_line:  # what was sent: a published text as published, changed, or our own wording
+        console.print(_t(s.prompt_line, "" if "modified" not in s.prompt_line else "yellow"))
     if s.environment:  # where the commands ran; an imitation that could not run a command is flagged here
         console.print(_t(f"environment: {s.environment}", "yellow" if "not faithful" in s.environment else ""))
     if s.metrics_inferred:
