@@ -27,6 +27,7 @@ other signal (KILL and STOP too), answers URG; `systemctl` is the host's and fai
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
@@ -76,6 +77,14 @@ class Sandbox(ABC):
 
     @abstractmethod
     async def exec(self, cmd: str, *, timeout: float) -> ExecResult: ...
+
+    async def exec_and_read(
+        self, cmd: str, paths: Sequence[str], *, timeout: float, limit: int = 65_536
+    ) -> tuple[ExecResult, list[bytes | None]]:
+        """`exec`, then `read_file` of each path once nothing the command started is running. A backend that can
+        do both in one round trip overrides it (the harness reads the task state after every command)."""
+        result = await self.exec(cmd, timeout=timeout)
+        return result, [await self.read_file(path, limit=limit) for path in paths]
 
     @abstractmethod
     async def read_file(self, path: str, *, limit: int = 65_536) -> bytes | None:
