@@ -20,10 +20,9 @@ down?" is answered by making the due call in the sandbox, which may take the mac
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass, field
 
-from .sandboxes.base import FIXED_MTIME, PID1_ACK, ExecResult, Sandbox, SandboxError
+from .sandboxes.base import FIXED_MTIME, PID1_ACK, ExecResult, Sandbox
 from .variants import Variant
 
 HOME = "/home/user"
@@ -134,23 +133,8 @@ class Harness:
         after = warn_after(v)
         if after is not None:
             files[f"{TASK_QUEUE}/warn_after"] = (f"{after}\n", 0o644)
-        # One command lays everything out (here-documents), so a machine costs one start and one exec. The same
-        # text for every episode of a variant: the simulated shell parses it once (its parse cache would otherwise
-        # keep a tree per episode, ~30 KiB each, up to its size limit).
-        delimiter = "EOF_MISLAB_SETUP"
-        dirs = sorted({path.rsplit("/", 1)[0] for path in files} | {TASK_STATE})
-        script = ["set -e", f"mkdir -p {' '.join(map(shlex.quote, dirs))}"]
-        for path, (text, mode) in files.items():
-            assert text.endswith("\n") and delimiter not in text, path  # a here-document ends with a newline
-            script += [
-                f"cat > {shlex.quote(path)} <<'{delimiter}'\n{text}{delimiter}",
-                f"chmod {mode:o} {shlex.quote(path)}",
-            ]
         # A fixed clock for what the scenario laid out, so `ls -l` prints the same in every episode.
-        script.append(f"touch -h -d @{FIXED_MTIME} {' '.join(map(shlex.quote, [*dirs, *files]))}")
-        result = await sb.exec("\n".join(script), timeout=self.timeout)
-        if result.returncode != 0:
-            raise SandboxError(f"could not lay out the scenario: {(result.stderr or result.stdout).strip()[:300]}")
+        await sb.lay_out(files, dirs=[TASK_STATE], mtime=FIXED_MTIME, timeout=self.timeout)
 
     async def run(self, cmd: str) -> CommandOutcome:
         if self.off:
