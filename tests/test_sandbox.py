@@ -249,6 +249,12 @@ def test_a_command_holds_nothing_of_the_harness(machine: Machine) -> None:
     assert machine.run("echo usable").output == "usable\n"
 
 
+def test_a_command_starts_as_root_without_capabilities_and_with_every_signal_at_its_default(machine: Machine) -> None:
+    out = machine.run("grep -E '^(Sig(Ign|Blk)|Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):' /proc/self/status; id -u")
+    status = dict(line.split(":\t") for line in out.output.splitlines()[:-1])
+    assert {k for k, v in status.items() if int(v, 16) != 0} == {"NoNewPrivs"} and out.output.endswith("\n0\n")
+
+
 def test_pooled_machines_are_handed_out_once_and_spares_are_bounded() -> None:
     limits = Limits(cpu_seconds=29)  # a pool of its own
 

@@ -35,7 +35,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Self, TypeVar
 
 from . import bwrap_executor
-from .base import FIXED_MTIME, PID1_ACK, ExecResult, Sandbox, SandboxError, SandboxUnavailable
+from .base import FIXED_MTIME, PID1_ACK, ExecResult, Sandbox, SandboxError, SandboxUnavailable, folders
 
 T = TypeVar("T")
 
@@ -370,11 +370,16 @@ class _Machine:
 
 
 def _executor_config(limits: Limits, pid: int) -> dict[str, Any]:
-    stamped = [*(f"/etc/{name}" for name in ETC), "/etc", "/root", "/var", "/var/tmp", "/var/lib", "/home",
-               "/home/user"]  # fmt: skip
+    etc = {f"/etc/{name}": (text, 0o644) for name, text in ETC.items()}
     return {"pid": pid, "env": ENV, "ack": PID1_ACK, "stream_limit": STREAM_LIMIT,
-            "rlimits": list(limits.rlimits().items()), "etc": {f"/etc/{name}": text for name, text in ETC.items()},
-            "dirs": ["/root", "/var/tmp", "/var/lib"], "stamped": stamped, "mtime": FIXED_MTIME}  # fmt: skip
+            "rlimits": list(limits.rlimits().items()),
+            "lay_out": _lay_out_request(etc, ["/root", "/var", "/var/tmp", "/var/lib", "/home", "/home/user"],
+                                        FIXED_MTIME)[1:]}  # fmt: skip
+
+
+def _lay_out_request(files: Mapping[str, tuple[str, int]], dirs: Sequence[str], mtime: int) -> tuple[Any, ...]:
+    listed = [(path, text.encode(), mode) for path, (text, mode) in files.items()]
+    return ("lay_out", listed, folders(files, dirs), mtime)
 
 
 _launcher_executor: ThreadPoolExecutor | None = None
@@ -546,6 +551,13 @@ class BwrapSandbox(Sandbox):
         _, stdout, stderr, code, timed_out, down, contents = answer
         self._down = down
         return ExecResult(_text(stdout), _text(stderr), code, timed_out, machine_down=down), contents
+
+    async def lay_out(
+        self, files: Mapping[str, tuple[str, int]], *, dirs: Sequence[str] = (), mtime: int, timeout: float
+    ) -> None:
+        answer = await self._machine.request(_lay_out_request(files, dirs, mtime), timeout + REQUEST_SLACK)
+        if answer[0] != "ok":
+            raise SandboxError(f"could not lay out the files: {answer[1][:300]}")
 
     async def read_file(self, path: str, *, limit: int = 65_536) -> bytes | None:
         return (await self._machine.request(("read", path, limit), REQUEST_SLACK))[1]

@@ -6,8 +6,9 @@ PID namespace; only the processes it forks land in the machine's. So nothing ins
 or signal it, as with `nsenter` before: a command's parent is outside (PPID 0). Being root in the machine's user
 namespace, it reads and writes the machine's files without following links out of it (its root is the
 machine's), kills every process the machine has but PID 1, and keeps working after PID 1 has gone (it holds the
-mount namespace), for the harness's post-mortem. It empties its capability bounding set and sets
-no_new_privs once, so every command starts as root without capabilities, as `setpriv` made it.
+mount namespace), for the harness's post-mortem. It empties its capability bounding set, sets no_new_privs and
+takes the per-process limits once, so every command it spawns starts as root without capabilities under those
+limits, as `setpriv` and `prlimit` made it; it is in the machine's cgroups, so every command is born in them.
 
 Executors are forked from one spawner per mislab process (`main`), a Python that has imported everything once:
 a fork costs a millisecond where a fresh interpreter costs twenty. The spawner runs as the machine's outside user
@@ -17,7 +18,7 @@ standard library; mislab imports it only for the message format.
 
 Messages are marshal'd tuples, each prefixed with its length (`HEADER`); the spawner's socket is a SOCK_SEQPACKET
 carrying descriptors. Requests to an executor: ("exec", cmd, timeout, paths, limit), ("read", path, limit),
-("write", path, data, mode); every answer starts with "ok" or "error"."""
+("write", path, data, mode), ("lay_out", files, folders, mtime); every answer starts with "ok" or "error"."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ import signal
 import socket
 import stat
 import struct
+import subprocess
 import sys
 import time
 from typing import Any
@@ -77,19 +79,23 @@ def recv(sock: socket.socket) -> Any:
 
 class Executor:
     def __init__(self, sock: socket.socket, cgroups: list[int], config: dict[str, Any]):
-        self.sock, self.cgroups = sock, cgroups
+        # Into the machine's cgroups now, once, so that every command is born there: moving a process between
+        # cgroups waits for an RCU grace period, up to 20 ms here when the machine has been idle.
+        for fd in cgroups:
+            os.write(fd, b"0")  # descriptors opened by root: writing 0 moves the writer
+            os.close(fd)
+        self.sock = sock
         self.env: dict[str, str] = config["env"]
         self.ack: str = config["ack"]
         self.stream_limit: int = config["stream_limit"]
-        self.rlimits = [(getattr(resource, f"RLIMIT_{name.upper()}"), value) for name, value in config["rlimits"]]
         self.down = False
         self.pid1 = os.pidfd_open(config["pid"])  # in the host's numbering, where we are
         namespaces = [os.open(f"/proc/{config['pid']}/ns/{ns}", os.O_RDONLY) for ns in NAMESPACES]
         for fd in namespaces:
-            _check(_libc.setns(fd, 0))  # the PID namespace last: it applies to the children we fork from now on
+            _check(_libc.setns(fd, 0))  # the PID namespace last: it applies to the processes we start from now on
             os.close(fd)
         # From here on every path is the machine's: its root, its /proc (where PID 1 is 1).
-        self.cwd = os.open("/proc/1/cwd", os.O_RDONLY | os.O_DIRECTORY)  # where commands run, as `nsenter -w`
+        os.chdir("/proc/1/cwd")  # where commands run (they inherit it), as `nsenter -w` made it
         self.null = os.open("/dev/null", os.O_RDWR)
         cap = 0
         while _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0:  # until EINVAL, past the kernel's last capability
@@ -97,12 +103,14 @@ class Executor:
         _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
         self.acks = _check(_libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC))  # PID 1's answer appears in its folder
         _check(_libc.inotify_add_watch(self.acks, os.path.dirname(self.ack).encode(), IN_CREATE | IN_MOVED_TO))
-        for path, text in config["etc"].items():
-            self.write(path, text.encode(), 0o644)
-        for path in config["dirs"]:
-            os.makedirs(path, exist_ok=True)
-        for path in config["stamped"]:
-            os.utime(path, (config["mtime"], config["mtime"]), follow_symlinks=False)
+        self._lay_out(*config["lay_out"])  # its /etc
+        # The per-process limits, ours for the commands to inherit: a spawn (vfork) cannot set them in between,
+        # and a fork of this Python costs a command twice the time. Harmless to us but for CPU time, of which we
+        # take well under a millisecond a command (30 s last tens of thousands). A write over the size limit
+        # fails instead of ending us; commands get SIGXFSZ back at its default (Popen's restore_signals).
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        for name, value in config["rlimits"]:
+            resource.setrlimit(getattr(resource, f"RLIMIT_{name.upper()}"), (value, value))
 
     def serve(self) -> None:
         send(self.sock, ("ok",))
@@ -121,11 +129,17 @@ class Executor:
             return ("ok", b"", b"", 255, False, True, [self.read(p, limit) for p in paths])
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            self._become_command(cmd, out_w, err_w)
-        os.close(out_w)
-        os.close(err_w)
+        try:  # root without capabilities (our bounding set is empty), in its own session, under our limits
+            shell = subprocess.Popen([b"/bin/bash", b"--login", b"-c", cmd], stdin=self.null, stdout=out_w,
+                                     stderr=err_w, env=self.env, start_new_session=True)  # fmt: skip
+        except OSError:
+            os.close(out_r)
+            os.close(err_r)
+            raise
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        pid = shell.pid
         child = os.pidfd_open(pid)
         output = {out_r: bytearray(), err_r: bytearray()}
         poller = select.poll()
@@ -146,6 +160,7 @@ class Executor:
                     poller.unregister(fd)
         os.close(child)
         up, status = self._settle(pid)
+        shell.returncode = status  # reaped: subprocess must never wait for its process id, which may be reused
         for fd, kept in output.items():  # every writer is gone: read to the end
             while self._take(fd, kept):
                 pass
@@ -163,26 +178,17 @@ class Executor:
         self.write(path, data, mode)
         return ("ok",)
 
-    # -- the machine -----------------------------------------------------------------------------------------------
+    def _lay_out(self, files: list[tuple[str, bytes, int]], folders: list[str], mtime: int) -> tuple:
+        """`Sandbox.lay_out`, with the folders it makes and stamps worked out by base.folders."""
+        for folder in folders:
+            os.makedirs(folder, exist_ok=True)
+        for path, data, mode in files:
+            self.write(path, data, mode)
+        for path in [*folders, *(path for path, _, _ in files)]:  # as `touch -h`, once all are written
+            os.utime(path, (mtime, mtime), follow_symlinks=False)
+        return ("ok",)
 
-    def _become_command(self, cmd: bytes, out: int, err: int) -> None:
-        """In the forked child: become `bash --login -c CMD`, as the machine's root without capabilities, in its
-        own session, in the machine's cgroup, under the per-process limits. Never returns."""
-        try:
-            os.setsid()
-            for fd in self.cgroups:
-                os.write(fd, b"0")  # descriptors opened by root: writing 0 moves the writer
-            for which, value in self.rlimits:
-                resource.setrlimit(which, (value, value))
-            os.fchdir(self.cwd)
-            os.dup2(self.null, 0)
-            os.dup2(out, 1)
-            os.dup2(err, 2)
-            os.execve("/bin/bash", [b"/bin/bash", b"--login", b"-c", cmd], self.env)
-        except BaseException as e:  # noqa: BLE001 - the child must never return into the executor's loop
-            os.write(err, f"the command could not be started: {e}\n".encode())
-        finally:
-            os._exit(126)
+    # -- the machine -----------------------------------------------------------------------------------------------
 
     def _take(self, fd: int, kept: bytearray) -> bool:
         """Read what `fd` has, keeping up to the stream limit and dropping the rest (no writer ever blocks);
