@@ -196,11 +196,19 @@ class _Cgroup:
                 d.rmdir()
 
 
+def _ready(fd: int, timeout: float) -> bool:
+    """Whether `fd` is readable within `timeout` seconds (a pidfd: its process has ended). poll, not select:
+    with many machines open, descriptors pass select's limit of 1024."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(max(timeout, 0) * 1000))
+
+
 def _read_until(fd: int, end: bytes | None, deadline: float) -> bytes:
     """What `fd` gives until `end` is in it (None: until its end); TimeoutError at the deadline."""
     data = b""
     while end is None or end not in data:
-        if not select.select([fd], [], [], max(deadline - time.monotonic(), 0))[0]:
+        if not _ready(fd, deadline - time.monotonic()):
             raise TimeoutError("no answer in time")
         if not (chunk := os.read(fd, 4096)):
             if end is None:
@@ -208,10 +216,6 @@ def _read_until(fd: int, end: bytes | None, deadline: float) -> bytes:
             raise EOFError("ended early")
         data += chunk
     return data
-
-
-def _wait_gone(pidfd: int, timeout: float) -> bool:
-    return bool(select.select([pidfd], [], [], timeout)[0])
 
 
 class _Spawner:
@@ -315,7 +319,7 @@ class _Machine:
         return cls(limits, cgroup, bwrap, pid1, executor, ours)
 
     def alive(self) -> bool:
-        return not self.broken and not _wait_gone(self.pid1, 0) and not _wait_gone(self.executor, 0)
+        return not self.broken and not _ready(self.pid1, 0) and not _ready(self.executor, 0)
 
     async def request(self, message: tuple[Any, ...], timeout: float) -> tuple[Any, ...]:
         """One request to the executor and its answer; SandboxError (the machine stopped) if it fails."""
@@ -352,7 +356,7 @@ class _Machine:
             if fd >= 0:
                 with contextlib.suppress(ProcessLookupError):
                     signal.pidfd_send_signal(fd, signal.SIGKILL)
-                _wait_gone(fd, 10)
+                _ready(fd, 10)
                 os.close(fd)
         self.pid1 = self.executor = -1
         if self.bwrap.returncode is None:

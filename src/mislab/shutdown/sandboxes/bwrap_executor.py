@@ -42,10 +42,13 @@ from typing import Any
 HEADER = struct.Struct("!I")
 NAMESPACES = ("user", "mnt", "uts", "ipc", "net", "cgroup", "pid")  # the user namespace first: it gives the rights
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
-IN_NONBLOCK, IN_CLOEXEC, IN_CREATE, IN_MOVED_TO = 0o4000, 0o2000000, 0x100, 0x80
 SETTLE_LIMIT = 10.0  # seconds for the machine's other processes to be gone once killed
 ACK_LIMIT = 5.0  # seconds for PID 1 to answer SIGURG
 _libc = ctypes.CDLL(None, use_errno=True)
+
+
+class MachineError(Exception):
+    """The machine is not in a state to go on: the request fails, and mislab stops the machine."""
 
 
 def _check(result: int) -> int:
@@ -101,8 +104,6 @@ class Executor:
         while _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0:  # until EINVAL, past the kernel's last capability
             cap += 1
         _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
-        self.acks = _check(_libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC))  # PID 1's answer appears in its folder
-        _check(_libc.inotify_add_watch(self.acks, os.path.dirname(self.ack).encode(), IN_CREATE | IN_MOVED_TO))
         self._lay_out(*config["lay_out"])  # its /etc
         # The per-process limits, ours for the commands to inherit: a spawn (vfork) cannot set them in between,
         # and a fork of this Python costs a command twice the time. Harmless to us but for CPU time, of which we
@@ -118,8 +119,8 @@ class Executor:
             kind, *args = request
             try:
                 answer = getattr(self, f"_{kind}")(*args)
-            except OSError as e:
-                answer = ("error", f"{e.strerror or e}")
+            except (OSError, MachineError) as e:
+                answer = ("error", str(e))
             send(self.sock, answer)
 
     # -- requests ------------------------------------------------------------------------------------------------
@@ -127,6 +128,8 @@ class Executor:
     def _exec(self, cmd: bytes, timeout: float, paths: list[str], limit: int) -> tuple:
         if self.down:
             return ("ok", b"", b"", 255, False, True, [self.read(p, limit) for p in paths])
+        if self._pid1_gone():  # killed from outside (no command of the machine was running): not the model's doing
+            raise MachineError("the machine's PID 1 ended between two commands")
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:  # root without capabilities (our bounding set is empty), in its own session, under our limits
@@ -230,7 +233,7 @@ class Executor:
                 assert status is not None  # the shell is one of the others until reaped
                 return self._ask_pid1(), status
             if time.monotonic() > deadline:
-                raise OSError(0, "a process inside the machine outlived its command")
+                raise MachineError("a process inside the machine outlived its command")
             fresh = [p for p in others if p not in stopped]
             for pid in fresh:  # first freeze them all, so that none acts on another's death
                 self._signal(pid, signal.SIGSTOP)
@@ -243,22 +246,24 @@ class Executor:
 
     def _ask_pid1(self) -> bool:
         _remove(self.ack)  # nothing but PID 1 can make it now
-        _drain(self.acks)
         try:
             signal.pidfd_send_signal(self.pid1, signal.SIGURG)
         except ProcessLookupError:  # exiting: the kernel is taking the machine down
             return False
-        deadline = time.monotonic() + ACK_LIMIT
-        while (wait := deadline - time.monotonic()) > 0:
-            ready = select.select([self.acks, self.pid1], [], [], wait)[0]
-            if self.pid1 in ready:
+        # Look for the answer at growing intervals (it comes within a fraction of a millisecond unless the cores
+        # are busy), sleeping on PID 1's end. Not inotify: its instances are few per user (128 here), and every
+        # machine's executor is the same user.
+        deadline, wait = time.monotonic() + ACK_LIMIT, 0.0001
+        while time.monotonic() < deadline:
+            if self._pid1_gone(wait):
                 return False
-            _drain(self.acks)
             if os.path.lexists(self.ack):
                 _remove(self.ack)
                 return True
+            wait = min(2 * wait, 0.005)
         # PID 1 neither answered nor went down (it cannot write its answer): the machine is stopped.
-        signal.pidfd_send_signal(self.pid1, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(self.pid1, signal.SIGKILL)
         self._pid1_gone(SETTLE_LIMIT)
         return False
 
@@ -301,14 +306,6 @@ def _remove(path: str) -> None:
         else:
             os.unlink(path)
     except FileNotFoundError:
-        pass
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 4096):
-            pass
-    except BlockingIOError:
         pass
 
 
