@@ -2,7 +2,7 @@
 
 The machine is one long-lived bwrap whose PID 1 is bash reading `INIT` from a pipe only we hold (so `ps` shows
 PID 1 as plain `/bin/bash` and no file inside names it). Its executor (`bwrap_executor.py`), a process that
-shares every namespace of the machine but its PID namespace, runs each command: it forks `bash --login -c CMD`
+shares every namespace of the machine but its PID namespace, runs each command: it spawns `bash --login -c CMD`
 into the machine as root without capabilities, under the resource limits; when the shell exits it kills
 everything else the machine runs but PID 1, asks PID 1 whether it is still up, and reads the files the harness
 asked for, all in one round trip over a socket. PID 1 handles the signals that end an ordinary process by
@@ -180,14 +180,14 @@ class _Cgroup:
 
     def join(self) -> list[str]:
         """A prefix that puts the program it runs (the machine: bwrap and PID 1) in the cgroup, where the kernel's
-        OOM killer never picks it (a command's process goes instead)."""
+        OOM killer never picks it (a command's process goes instead), if we may ask that (CAP_SYS_RESOURCE)."""
         script = 'while [ "$1" != -- ]; do echo $$ > "$1/cgroup.procs" || exit 126; shift; done; shift; exec "$@"'
         return ["/bin/sh", "-c", "echo -1000 > /proc/self/oom_score_adj; " + script, "join", *map(str, self.dirs),
                 "--"]  # fmt: skip
 
     def entrances(self) -> list[int]:
         """Each cgroup's process list, opened for writing by us: the executor, running as the machine's outside
-        user, hands them to each command, which moves itself in (the kernel checks the opener's rights)."""
+        user, moves itself in through them (the kernel checks the opener's rights)."""
         return [os.open(d / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC) for d in self.dirs]
 
     def remove(self) -> None:

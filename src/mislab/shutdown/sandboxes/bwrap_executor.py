@@ -1,8 +1,8 @@
 """The bwrap backend's executor: one process per machine that runs its commands and touches its files, so a
-command costs a fork and an exec of bash instead of a chain of `nsenter`, `setpriv` and `prlimit` processes.
+command costs a spawn (vfork) and an exec of bash instead of a chain of `nsenter`, `setpriv` and `prlimit`.
 
 The executor sits in the machine's user, mount, UTS, IPC, network and cgroup namespaces but stays in the host's
-PID namespace; only the processes it forks land in the machine's. So nothing inside can see it (`ps`, /proc)
+PID namespace; only the processes it starts land in the machine's. So nothing inside can see it (`ps`, /proc)
 or signal it, as with `nsenter` before: a command's parent is outside (PPID 0). Being root in the machine's user
 namespace, it reads and writes the machine's files without following links out of it (its root is the
 machine's), kills every process the machine has but PID 1, and keeps working after PID 1 has gone (it holds the
