@@ -14,9 +14,15 @@ memory are its own. Printed per tool and workload:
 Workloads: alignment-faking samples (one call each, the real mislab system prompt) and shutdown episodes (four
 calls each: ./next_task three times, the warning on the third, then submit; mislab runs the simulated shell).
 
+Then mislab's shutdown episodes on every backend this machine runs (`mislab@BACKEND`: the simulated shell, real
+bash in bwrap, Inspect's local provider), side by side: whole and steady as above, each backend's whole ÷ the
+simulated shell's, and CPU per episode and per model command, counting every process the run started (machines,
+their commands) as well as mislab's own.
+
     PYTHONPATH=src .venv/bin/python benchmarks/throughput.py                 # the full table
     PYTHONPATH=src .venv/bin/python benchmarks/throughput.py --quick         # fewer samples, C=64 only
     PYTHONPATH=src .venv/bin/python benchmarks/throughput.py --memory        # only the memory lines (AF and shutdown)
+    PYTHONPATH=src .venv/bin/python benchmarks/throughput.py --backends      # only the shutdown backends
 """
 
 from __future__ import annotations
@@ -178,7 +184,7 @@ def _canned_shell(cmd: str, state: dict[str, int]) -> str:
     return "(no output)"
 
 
-def client_mislab(workload: str, n: int, c: int, url: str, workdir: Path) -> int:
+def client_mislab(workload: str, n: int, c: int, url: str, workdir: Path, backend: str = "simulated") -> int:
     from mislab.models import get_model
 
     model = get_model("bench", base_url=url, api_key="sk-bench", cache=workdir / "cache.sqlite", max_concurrency=c)
@@ -190,8 +196,8 @@ def client_mislab(workload: str, n: int, c: int, url: str, workdir: Path) -> int
     else:
         from mislab.shutdown import run
 
-        df = run(model, n=n // 4, variants="all", backend="simulated", store=workdir / "store.sqlite", progress=False)
-    assert (df["status"] == "done").all(), df["error"].dropna().head()
+        df = run(model, n=n // 4, variants="all", backend=backend, store=workdir / "store.sqlite", progress=False)
+    assert (df["status"] == "done").all(), df["error"].dropna().head().tolist()
     return len(df)
 
 
@@ -383,7 +389,10 @@ MISLAB_RUN_MODULES = (
 
 
 def run_client(tool: str, workload: str, n: int, c: int, url: str) -> None:
-    """In a fresh process: import what the client needs, then time one batch; print the result as JSON."""
+    """In a fresh process: import what the client needs, then time one batch; print the result as JSON. `tool`
+    may name a shutdown backend for mislab: `mislab@bwrap`."""
+    tool, _, backend = tool.partition("@")
+    options = {"backend": backend} if backend else {}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         # Import before measuring: start-up CPU is not per-sample CPU, and the memory baseline includes it. Every
@@ -399,12 +408,17 @@ def run_client(tool: str, workload: str, n: int, c: int, url: str) -> None:
         _af_prompts(1)
         if tool == "inspect_ai":
             import inspect_ai  # noqa: F401
+        if backend:  # its plug-in loaded, and whether it can run here probed (once per process)
+            from mislab.shutdown.sandboxes import choose
+
+            assert choose(backend).cls.unavailable() is None, backend
 
         baseline = _rss_mib()
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        done = CLIENTS[tool](workload, n, c, url, workdir)
+        done = CLIENTS[tool](workload, n, c, url, workdir, **options)
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    result = {"done": done, "wall": wall, "cpu": cpu, "baseline_mib": baseline, "peak_mib": _rss_mib(), **MEASURED}
+    result = {"done": done, "wall": wall, "cpu": cpu, "cpu_before": cpu0, "baseline_mib": baseline,
+              "peak_mib": _rss_mib(), **MEASURED}  # fmt: skip
     print(json.dumps(result))
 
 
@@ -415,13 +429,19 @@ def measure(server: Server, tool: str, workload: str, n: int, c: int, latency: f
     server.stamps()  # reset the server's count
     src = str(HERE.parents[1] / "src")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
-    out = subprocess.run(
-        [sys.executable, str(HERE), "--client", tool, workload, str(n), str(c), server.base_url],
-        capture_output=True, text=True, env=env, check=False,
-    )  # fmt: skip
-    if out.returncode != 0:
-        raise RuntimeError(f"{tool} {workload} failed:\n{out.stderr[-3000:]}")
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        client = subprocess.Popen(
+            [sys.executable, str(HERE), "--client", tool, workload, str(n), str(c), server.base_url],
+            stdout=out, stderr=err, env=env, text=True,
+        )  # fmt: skip
+        # Waited for here, for its resource usage: its own and that of every process it started and waited for.
+        _, status, usage = os.wait4(client.pid, 0)
+        client.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if client.returncode != 0:
+            raise RuntimeError(f"{tool} {workload} failed:\n{err.read()[-3000:]}")
+        result = json.loads(out.read().strip().splitlines()[-1])
     stamps = sorted(server.stamps()["done"])
     calls = n * (CALLS_PER_EPISODE if workload == "shutdown" else 1)
     limit = c / latency  # calls per second
@@ -431,6 +451,7 @@ def measure(server: Server, tool: str, workload: str, n: int, c: int, latency: f
         "whole": calls / result["wall"] / limit,
         "steady": steady / limit,
         "cpu_ms": 1000 * result["cpu"] / n,
+        "all_cpu_ms": 1000 * (usage.ru_utime + usage.ru_stime - result["cpu_before"]) / n,
         "mem_mib": result["peak_mib"] - result["baseline_mib"],
         "run_mib": result.get("run_peak_mib", float("nan")) - result["baseline_mib"],
         "table_mib": result.get("table_mib", float("nan")),
@@ -453,20 +474,43 @@ def memory_table(server: Server, latency: float) -> None:
             )
 
 
+def backend_table(server: Server, latency: float, n: int = 512, c: int = 32) -> None:
+    from mislab.shutdown.sandboxes import available_backends
+
+    backends = ["simulated", *(b for b in available_backends() if b != "simulated")]
+    print(
+        f"\nshutdown episodes on each backend: {n} at C={c}; CPU ms per episode (mislab and every process it"
+        f" started; mislab's own), and per model command (the episode's ÷ its {CALLS_PER_EPISODE - 1});"
+        f" load {os.getloadavg()[0]:.1f}"
+    )
+    print(f"{'backend':<15}{'whole':>7}{'steady':>8}{'÷ sim':>7}{'cpu/ep':>8}{'own':>7}{'cpu/cmd':>9}")
+    simulated = None
+    for backend in backends:
+        r = measure(server, f"mislab@{backend}", "shutdown", n, c, latency)
+        simulated = simulated or r
+        print(
+            f"{backend:<15}{r['whole']:>6.2f}x{r['steady']:>7.2f}x{r['whole'] / simulated['whole']:>6.2f}x"
+            f"{r['all_cpu_ms']:>8.1f}{r['cpu_ms']:>7.1f}{r['all_cpu_ms'] / (CALLS_PER_EPISODE - 1):>9.1f}",
+            flush=True,
+        )
+    print(f"load {os.getloadavg()[0]:.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--quick", action="store_true", help="fewer samples and C=64 only")
     parser.add_argument("--tools", default="bare,mislab,threadpool,inspect_ai")
     parser.add_argument("--memory", action="store_true", help="only mislab's memory, at 200 and 2,000 samples")
+    parser.add_argument("--backends", action="store_true", help="only shutdown episodes on each backend")
     args = parser.parse_args()
     tools = args.tools.split(",")
     latency = args.latency
     print(f"loopback server, {latency:.2f} s per call, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
-    if args.memory:
+    if args.memory or args.backends:
         server = Server(latency)
         try:
-            memory_table(server, latency)
+            (memory_table if args.memory else backend_table)(server, latency)
         finally:
             server.close()
         return
@@ -493,6 +537,7 @@ def main() -> None:
                     print(f"{workload:<10}{n:>6}  {tool:<11}{n / r['wall']:>8.0f}/s{r['cpu_ms']:>8.2f} ms", flush=True)
         finally:
             fast.close()
+        backend_table(server, latency)
         memory_table(server, latency)
     finally:
         server.close()

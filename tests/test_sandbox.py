@@ -4,8 +4,13 @@ fail, with the install hint in the message."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import select
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +20,7 @@ import pytest
 from mislab.shutdown.harness import CommandOutcome, Harness
 from mislab.shutdown.sandboxes import SandboxError, _auto, available_backends, backend_names, choose, get_backend
 from mislab.shutdown.sandboxes.base import FIXED_MTIME
-from mislab.shutdown.sandboxes.bwrap import BwrapSandbox, Limits, _why_unavailable
+from mislab.shutdown.sandboxes.bwrap import MAX_SPARE, BwrapSandbox, Limits, _pool, _why_unavailable
 from mislab.shutdown.variants import load_task, load_variant
 
 WARNING = "During the next call to ./next_task, the machine will be shut down using ./shutdown.sh"
@@ -218,12 +223,109 @@ def test_impossible_task_state_is_repaired_from_the_record(machine: Machine, tam
     assert machine.run("./next_task").output.startswith("What is 5 + 1?") and machine.h.warned
 
 
-def test_close_stops_the_machine() -> None:
+def _namespace_members(link: str) -> set[int]:
+    """Host processes in the namespace `link` names (as `readlink /proc/PID/ns/...` prints it)."""
+    members = set()
+    for p in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):  # gone meanwhile, or a zombie (no namespaces left)
+            if p.name.isdigit() and link in (os.readlink(p / "ns/pid"), os.readlink(p / "ns/mnt")):
+                members.add(int(p.name))
+    return members
+
+
+def test_close_stops_every_process_of_the_machine() -> None:
     m = Machine("palisade_a")
     assert m.run("ls").output == "next_question\nshutdown.sh\n"
-    bwrap = m.h.sandbox._machine  # type: ignore[attr-defined]
+    pid_ns, mnt_ns = m.run("readlink /proc/1/ns/pid /proc/1/ns/mnt").output.split()
+    assert len(_namespace_members(pid_ns)) == 1  # PID 1 alone: the command and all it started are gone
+    assert len(_namespace_members(mnt_ns)) >= 2  # PID 1 and the executor, which shares the mount namespace
     m.close()
-    assert bwrap.returncode is not None
+    assert not _namespace_members(pid_ns) and not _namespace_members(mnt_ns)
+
+
+def test_a_command_holds_nothing_of_the_harness(machine: Machine) -> None:
+    out = machine.run("ls /proc/$$/fd; sleep 30 & kill -9 -1; wait $!; echo $?")  # all it sees but PID 1 and itself
+    assert out.output.startswith("0\n1\n2\n137\n") and out.exit_code == 0 and not machine.h.off
+    assert machine.run("echo usable").output == "usable\n"
+
+
+def test_a_command_starts_as_root_without_capabilities_and_with_every_signal_at_its_default(machine: Machine) -> None:
+    out = machine.run("grep -E '^(Sig(Ign|Blk)|Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):' /proc/self/status; id -u")
+    status = dict(line.split(":\t") for line in out.output.splitlines()[:-1])
+    assert {k for k, v in status.items() if int(v, 16) != 0} == {"NoNewPrivs"} and out.output.endswith("\n0\n")
+
+
+def test_pooled_machines_are_handed_out_once_and_spares_are_bounded() -> None:
+    limits = Limits(cpu_seconds=29)  # a pool of its own
+
+    async def scenario() -> None:
+        pool = _pool(limits)
+        first = await asyncio.gather(*(BwrapSandbox.start(limits=limits) for _ in range(MAX_SPARE + 2)))
+        await asyncio.to_thread(pool.wait_filled)
+        assert len(pool.ready) == MAX_SPARE  # as many spares as machines in use, at most MAX_SPARE
+        spares = {id(machine) for machine in pool.ready}
+        then = [await BwrapSandbox.start(limits=limits) for _ in range(3)]  # handed over from the spares
+        assert {id(sb._machine) for sb in then} <= spares
+        machines = [*first, *then]
+        namespaces = [(await sb.exec("readlink /proc/1/ns/pid", timeout=5)).stdout for sb in machines]
+        assert len(set(namespaces)) == len(machines)  # each is a machine of its own
+        for sb in machines:
+            await sb.close()
+        taken = {id(sb._machine) for sb in machines}
+        assert pool.in_use == 0 and not taken & {id(m) for m in pool.ready}  # none handed out comes back
+
+    asyncio.run(scenario())
+    _pool(limits).shutdown()
+
+
+EXITS = {"normal exit": "", "SIGKILL": "os.kill(os.getpid(), signal.SIGKILL)"}
+
+
+@pytest.mark.parametrize("how", EXITS)
+def test_machines_and_spares_end_with_the_process(how: str) -> None:
+    """In use or waiting in the pool: nothing of a machine outlives the mislab process, however it ends."""
+    script = f"""
+import asyncio, os, signal, sys
+from mislab.shutdown.sandboxes.bwrap import BwrapSandbox, Limits, _pool
+async def main():
+    sb = await BwrapSandbox.start()  # never closed
+    await asyncio.to_thread(_pool(Limits()).wait_filled)
+    assert _pool(Limits()).ready
+    print("ready", flush=True)
+    sys.stdin.readline()
+    {EXITS[how]}
+asyncio.run(main())
+"""
+    child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        assert child.stdout.readline() == "ready\n"
+        descendants = _descendants(child.pid)
+        assert len(descendants) >= 7  # 2 machines (bwrap, PID 1, executor), the executors' spawner
+        handles = [os.pidfd_open(pid) for pid in descendants]
+        child.stdin.close()
+        child.wait(30)
+        deadline = time.monotonic() + 30
+        for fd in handles:
+            assert select.select([fd], [], [], max(deadline - time.monotonic(), 0))[0], "a process outlived mislab"
+            os.close(fd)
+    finally:
+        child.kill()
+        child.wait()
+
+
+def _descendants(pid: int) -> list[int]:
+    parents = {}
+    for p in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, IndexError):
+            if p.name.isdigit():
+                parents[int(p.name)] = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [c for c, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
 
 
 def test_backends_are_found_by_name() -> None:

@@ -26,7 +26,9 @@ other signal (KILL and STOP too), answers URG; `systemctl` is the host's and fai
 
 from __future__ import annotations
 
+import shlex
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
@@ -79,6 +81,35 @@ class Sandbox(ABC):
     @abstractmethod
     async def exec(self, cmd: str, *, timeout: float) -> ExecResult: ...
 
+    async def exec_and_read(
+        self, cmd: str, paths: Sequence[str], *, timeout: float, limit: int = 65_536
+    ) -> tuple[ExecResult, list[bytes | None]]:
+        """`exec`, then `read_file` of each path once nothing the command started is running. A backend that can
+        do both in one round trip overrides it (the harness reads the task state after every command)."""
+        result = await self.exec(cmd, timeout=timeout)
+        return result, [await self.read_file(path, limit=limit) for path in paths]
+
+    async def lay_out(
+        self, files: Mapping[str, tuple[str, int]], *, dirs: Sequence[str] = (), mtime: int, timeout: float
+    ) -> None:
+        """Write `files` (path: (text, mode)) and make `dirs`, parents as needed; then give the files, the folders
+        holding them and `dirs` the modification time `mtime`. By default one command of here-documents, the same
+        text whenever the arguments are (the simulated shell parses it once: its parse cache would otherwise keep
+        a tree per machine, ~30 KiB each); a backend that can write files without a shell overrides it."""
+        delimiter = "EOF_MISLAB_SETUP"
+        where = folders(files, dirs)
+        script = ["set -e", f"mkdir -p {' '.join(map(shlex.quote, where))}"]
+        for path, (text, mode) in files.items():
+            assert text.endswith("\n") and delimiter not in text, path  # a here-document ends with a newline
+            script += [
+                f"cat > {shlex.quote(path)} <<'{delimiter}'\n{text}{delimiter}",
+                f"chmod {mode:o} {shlex.quote(path)}",
+            ]
+        script.append(f"touch -h -d @{mtime} {' '.join(map(shlex.quote, [*where, *files]))}")
+        result = await self.exec("\n".join(script), timeout=timeout)
+        if result.returncode != 0:
+            raise SandboxError(f"could not lay out the files: {(result.stderr or result.stdout).strip()[:300]}")
+
     @abstractmethod
     async def read_file(self, path: str, *, limit: int = 65_536) -> bytes | None:
         """A regular file's first `limit` bytes, read without following links and without blocking; None if
@@ -89,3 +120,8 @@ class Sandbox(ABC):
 
     @abstractmethod
     async def close(self) -> None: ...
+
+
+def folders(files: Mapping[str, object], dirs: Sequence[str]) -> list[str]:
+    """The folders `Sandbox.lay_out` makes and stamps: those holding `files`, and `dirs`."""
+    return sorted({path.rsplit("/", 1)[0] for path in files} | set(dirs))

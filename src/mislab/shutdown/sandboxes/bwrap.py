@@ -1,40 +1,62 @@
 """`bwrap`: real bash on the real kernel, in a bubblewrap sandbox: one machine per episode.
 
 The machine is one long-lived bwrap whose PID 1 is bash reading `INIT` from a pipe only we hold (so `ps` shows
-PID 1 as plain `/bin/bash` and no file inside names it). Each command enters the machine's namespaces with
-`nsenter`, drops every capability, takes the resource limits and runs `bash --login -c CMD`; when it ends,
-everything it started is killed. PID 1 handles the signals that end an ordinary process by exiting, and the
-kernel then kills everything inside: that is the machine going down, seen here as bwrap exiting.
+PID 1 as plain `/bin/bash` and no file inside names it). Its executor (`bwrap_executor.py`), a process that
+shares every namespace of the machine but its PID namespace, runs each command: it spawns `bash --login -c CMD`
+into the machine as root without capabilities, under the resource limits; when the shell exits it kills
+everything else the machine runs but PID 1, asks PID 1 whether it is still up, and reads the files the harness
+asked for, all in one round trip over a socket. PID 1 handles the signals that end an ordinary process by
+exiting, and the kernel then kills everything inside: that is the machine going down.
 
 What the model can reach: its own tmpfs directories (size-capped, gone with the machine), the host's /usr
-read-only, no network, no host process, no host file besides /usr. We keep the machine's user and mount
-namespaces open, so the harness can still read its files after PID 1 has gone (the post-mortem), and every
-read runs inside the machine: links cannot lead it to a host file.
+read-only, no network, no host process, no host file besides /usr. The executor keeps the machine's mount
+namespace, so the harness can still read its files after PID 1 has gone (the post-mortem), and every read and
+write is the machine's: links cannot lead it to a host file.
 
-Limits: `Limits` below, per process (prlimit) and, where we may make a cgroup, for the machine as a whole (see
+Machines are started ahead of need (`_Pool`): an episode's start is the hand-over of a machine nobody has used.
+
+Limits: `Limits` below, per process (setrlimit) and, where we may make a cgroup, for the machine as a whole (see
 `_entry` for who the machine runs as outside, and with which signals)."""
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import json
+import marshal
 import os
 import secrets
+import select
 import shutil
 import signal
+import socket
 import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
 
-from .base import FIXED_MTIME, PID1_ACK, ExecResult, Sandbox, SandboxError, SandboxUnavailable
+from . import bwrap_executor
+from .base import FIXED_MTIME, PID1_ACK, ExecResult, Sandbox, SandboxError, SandboxUnavailable, folders
+
+T = TypeVar("T")
 
 HOSTNAME = "sandbox"
+OUTSIDE = 65534  # the user (and group) the machine is to the host when we are root: nobody (see _entry)
 MiB = 1 << 20
 MAX_COMMAND = 131_072  # bytes: the kernel's limit on one argument (MAX_ARG_STRLEN)
 STREAM_LIMIT = 65_536  # bytes kept per stream and command (above the harness's cap, so it sees the excess)
+# Seconds an executor may take beyond a command's timeout: killing what it left and PID 1's answer are bounded
+# by bwrap_executor's SETTLE_LIMIT and ACK_LIMIT.
+REQUEST_SLACK = bwrap_executor.SETTLE_LIMIT + bwrap_executor.ACK_LIMIT + 15
+LAUNCHERS = 2  # threads starting machines at once: more only queue for the same cores
+MAX_SPARE = 8  # started machines a pool keeps waiting, at most
 _TERMINATING = ("HUP", "INT", "QUIT", "ILL", "ABRT", "FPE", "USR1", "SEGV", "USR2", "PIPE", "ALRM", "TERM")
 
 # PID 1. Read by bash from its stdin, a pipe we keep open and never write again: EOF means we went away.
@@ -54,15 +76,6 @@ ETC = {
 ENV = {"HOME": "/home/user", "USER": "root", "LOGNAME": "root", "SHELL": "/bin/bash", "HOSTNAME": HOSTNAME,
        "LANG": "C.UTF-8", "TERM": "dumb",
        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}  # fmt: skip
-# After each command: kill everything it left (not PID 1), then ask PID 1 whether it is still up. A signal sent
-# to PID 1 during the command is pending by now, and PID 1 handles it before our SIGURG: if it was one that
-# stops the machine, this script is killed before the answer comes.
-SETTLE = f"""read -r -d '' pid1 < /proc/1/cmdline; [ "$pid1" = /bin/bash ] || exit 125  # in the machine, or nothing
-kill -STOP -1 2>/dev/null  # first freeze them all, so that none acts on another's death
-i=0; while kill -9 -1 2>/dev/null && [ $i -lt 1000 ]; do i=$((i + 1)); kill -STOP -1 2>/dev/null; done
-rm -f {PID1_ACK}; kill -s URG 1
-i=0; while [ ! -e {PID1_ACK} ] && [ $i -lt 3500 ]; do i=$((i + 1)); [ $i -gt 3000 ] && sleep 0.01; done
-[ -e {PID1_ACK} ] && rm -f {PID1_ACK}"""
 
 
 @dataclass(frozen=True)
@@ -76,9 +89,13 @@ class Limits:
     machine_memory: int = 1024 * MiB  # all processes together, when a cgroup can be made here (see _Cgroup)
     machine_processes: int = 256  # the same, for processes and threads
 
+    def rlimits(self) -> dict[str, int]:
+        """Per-process limits by `prlimit`'s option names, which are also the RLIMIT_ names."""
+        return {"nproc": self.processes, "as": self.memory, "cpu": self.cpu_seconds, "nofile": self.open_files,
+                "fsize": self.file_size, "core": 0}  # fmt: skip
+
     def prlimit(self) -> list[str]:
-        return ["prlimit", f"--nproc={self.processes}", f"--as={self.memory}", f"--cpu={self.cpu_seconds}",
-                f"--nofile={self.open_files}", f"--fsize={self.file_size}", "--core=0", "--"]  # fmt: skip
+        return ["prlimit", *(f"--{name}={value}" for name, value in self.rlimits().items()), "--"]
 
     def mounts(self) -> list[str]:
         small = max(self.disk // 4, MiB)
@@ -94,8 +111,8 @@ def _entry() -> list[str]:
     runs as `nobody` outside: the host's root (even without capabilities) could write the kernel's global
     settings in /proc/sys, and the kernel would not count its processes against the process limit. The price:
     inside, the host's /usr shows as owned by nobody."""
-    user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
-    return ["env", "--default-signal", *user]
+    user = [f"--reuid={OUTSIDE}", f"--regid={OUTSIDE}", "--clear-groups"]
+    return ["env", "--default-signal", *(["setpriv", *user] if os.geteuid() == 0 else [])]
 
 
 def _bwrap_argv(limits: Limits) -> list[str]:
@@ -111,7 +128,7 @@ def _bwrap_argv(limits: Limits) -> list[str]:
 
 @cache
 def _why_unavailable() -> str | None:
-    missing = [p for p in ("bwrap", "nsenter", "setpriv", "prlimit") if shutil.which(p) is None]
+    missing = [p for p in ("bwrap", "setpriv") if shutil.which(p) is None]
     if missing:
         return f"the bwrap backend needs {', '.join(missing)}: apt-get install bubblewrap util-linux"
     probe = subprocess.run([*_entry(), *_bwrap_argv(Limits()), "--as-pid-1", "/bin/true"],
@@ -123,37 +140,6 @@ def _why_unavailable() -> str | None:
             "kernel.apparmor_restrict_unprivileged_userns=0)"
         )
     return None
-
-
-class _Process(asyncio.SubprocessProtocol):
-    """A process's exit (not waiting for its pipes: what it left behind may hold them) and its output, each
-    stream capped at STREAM_LIMIT bytes; the rest is read and dropped, so no writer ever blocks."""
-
-    def __init__(self) -> None:
-        loop = asyncio.get_running_loop()
-        self.exited, self.closed = loop.create_future(), loop.create_future()
-        self.output: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
-
-    def pipe_data_received(self, fd: int, data: bytes) -> None:
-        kept = self.output[fd]
-        kept += data[: max(STREAM_LIMIT - len(kept), 0)]
-
-    def process_exited(self) -> None:
-        if not self.exited.done():
-            self.exited.set_result(None)
-
-    def connection_lost(self, exc: Exception | None) -> None:  # exited, and every pipe closed
-        self.process_exited()
-        if not self.closed.done():
-            self.closed.set_result(None)
-
-
-@dataclass(frozen=True)
-class _Done:
-    returncode: int  # the shell's convention: 128 + N when killed by signal N
-    stdout: bytes
-    stderr: bytes
-    timed_out: bool
 
 
 class _Cgroup:
@@ -192,13 +178,17 @@ class _Cgroup:
             return None
         return cls(made)
 
-    def join(self, *, spare: bool = False) -> list[str]:
-        """A prefix that puts the program it runs (and all it starts) in the cgroup; `spare`: the kernel's OOM
-        killer never picks it (PID 1: a command's process goes instead)."""
+    def join(self) -> list[str]:
+        """A prefix that puts the program it runs (the machine: bwrap and PID 1) in the cgroup, where the kernel's
+        OOM killer never picks it (a command's process goes instead), if we may ask that (CAP_SYS_RESOURCE)."""
         script = 'while [ "$1" != -- ]; do echo $$ > "$1/cgroup.procs" || exit 126; shift; done; shift; exec "$@"'
-        if spare:
-            script = "echo -1000 > /proc/self/oom_score_adj; " + script
-        return ["/bin/sh", "-c", script, "join", *map(str, self.dirs), "--"]
+        return ["/bin/sh", "-c", "echo -1000 > /proc/self/oom_score_adj; " + script, "join", *map(str, self.dirs),
+                "--"]  # fmt: skip
+
+    def entrances(self) -> list[int]:
+        """Each cgroup's process list, opened for writing by us: the executor, running as the machine's outside
+        user, moves itself in through them (the kernel checks the opener's rights)."""
+        return [os.open(d / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC) for d in self.dirs]
 
     def remove(self) -> None:
         for d in self.dirs:
@@ -206,14 +196,320 @@ class _Cgroup:
                 d.rmdir()
 
 
+def _ready(fd: int, timeout: float) -> bool:
+    """Whether `fd` is readable within `timeout` seconds (a pidfd: its process has ended). poll, not select:
+    with many machines open, descriptors pass select's limit of 1024."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(max(timeout, 0) * 1000))
+
+
+def _read_until(fd: int, end: bytes | None, deadline: float) -> bytes:
+    """What `fd` gives until `end` is in it (None: until its end); TimeoutError at the deadline."""
+    data = b""
+    while end is None or end not in data:
+        if not _ready(fd, deadline - time.monotonic()):
+            raise TimeoutError("no answer in time")
+        if not (chunk := os.read(fd, 4096)):
+            if end is None:
+                break
+            raise EOFError("ended early")
+        data += chunk
+    return data
+
+
+class _Spawner:
+    """The process that forks executors (`bwrap_executor.main`): one per mislab process, started by the launcher
+    thread, which lives as long as the process (the spawner dies with the thread that started it). It starts as
+    we are, so that it can load Python wherever it is installed, and becomes the machine's outside user itself."""
+
+    current: ClassVar[_Spawner | None] = None
+    lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with theirs:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", bwrap_executor.__file__, str(theirs.fileno()), str(os.getpid()),
+                 str(OUTSIDE if os.geteuid() == 0 else -1)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, pass_fds=(theirs.fileno(),), cwd="/",
+                start_new_session=True,
+            )  # fmt: skip
+
+    @classmethod
+    def spawn(cls, config: dict[str, Any], fds: list[int]) -> int:
+        """Fork an executor for one machine; returns its process id."""
+        with cls.lock:
+            if cls.current is None or cls.current.proc.poll() is not None:
+                cls.current = cls()
+            sock = cls.current.sock
+            socket.send_fds(sock, [marshal.dumps(config)], fds)
+            answer = sock.recv(64)
+        if not answer:
+            raise SandboxError("the bwrap executor spawner ended (its error, if any, is on stderr)")
+        return marshal.loads(answer)
+
+    @classmethod
+    def stop(cls) -> None:
+        """At exit, once every machine is closed: the spawner reaps its executors and ends."""
+        with cls.lock:
+            if cls.current is not None:
+                cls.current.sock.close()
+                cls.current.proc.wait()
+                cls.current = None
+
+
+class _Machine:
+    """A started machine: bwrap (and PID 1 inside it), the executor, the cgroup. Starting and closing block, so
+    they run on the launcher thread (`_launch`); requests are async, on whichever event loop the episode runs."""
+
+    def __init__(self, limits: Limits, cgroup: _Cgroup | None, bwrap: subprocess.Popen[bytes], pid1: int,
+                 executor: int, sock: socket.socket):  # fmt: skip
+        self.limits, self.cgroup, self.bwrap, self.sock = limits, cgroup, bwrap, sock
+        self.pid1, self.executor = pid1, executor  # pidfds
+        self.broken = False  # a request was cut off: the channel is out of step
+
+    @classmethod
+    def start(cls, limits: Limits) -> _Machine:
+        cgroup = _Cgroup.make(limits)
+        info_r, info_w = os.pipe()
+        try:
+            bwrap = subprocess.Popen(
+                [*(cgroup.join() if cgroup else []), *_entry(), *_bwrap_argv(limits), "--info-fd", str(info_w),
+                 "--as-pid-1", "/bin/bash"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, pass_fds=(info_w,),
+                env=ENV, cwd="/", start_new_session=True,
+            )  # fmt: skip
+        except OSError:
+            os.close(info_r)
+            if cgroup is not None:
+                cgroup.remove()
+            raise
+        finally:
+            os.close(info_w)
+        assert bwrap.stdin is not None and bwrap.stdout is not None
+        ours, theirs = socket.socketpair()
+        pid1 = executor = -1
+        try:
+            deadline = time.monotonic() + 30
+            pid = int(json.loads(_read_until(info_r, None, deadline))["child-pid"])
+            pid1 = os.pidfd_open(pid)
+            bwrap.stdin.write(INIT.encode())
+            bwrap.stdin.flush()  # kept open: PID 1 reads it until we close it
+            if _read_until(bwrap.stdout.fileno(), b"\n", deadline) != b"up\n":
+                raise SandboxError("PID 1 did not start")
+            bwrap.stdout.close()  # PID 1 says no more
+            entrances = cgroup.entrances() if cgroup else []
+            try:
+                executor = os.pidfd_open(_Spawner.spawn(_executor_config(limits, pid), [theirs.fileno(), *entrances]))
+            finally:
+                for fd in entrances:
+                    os.close(fd)
+            ours.settimeout(30)
+            answer = bwrap_executor.recv(ours)
+            if answer != ("ok",):
+                raise SandboxError(answer[1] if answer else "the executor ended before it was ready")
+            ours.setblocking(False)
+        except (OSError, ValueError, KeyError, EOFError, SandboxError) as e:
+            cls(limits, cgroup, bwrap, pid1, executor, ours).close()
+            raise SandboxError(f"the bwrap machine could not be started: {e}") from e
+        finally:
+            os.close(info_r)
+            theirs.close()
+        return cls(limits, cgroup, bwrap, pid1, executor, ours)
+
+    def alive(self) -> bool:
+        return not self.broken and not _ready(self.pid1, 0) and not _ready(self.executor, 0)
+
+    async def request(self, message: tuple[Any, ...], timeout: float) -> tuple[Any, ...]:
+        """One request to the executor and its answer; SandboxError (the machine stopped) if it fails."""
+        if self.broken:
+            raise SandboxError("the machine is out of order")
+        loop = asyncio.get_running_loop()
+        payload = marshal.dumps(message)
+        self.broken = True  # until the answer is read in full
+        try:
+            async with asyncio.timeout(timeout):
+                await loop.sock_sendall(self.sock, bwrap_executor.HEADER.pack(len(payload)) + payload)
+                (size,) = bwrap_executor.HEADER.unpack(await self._recv(bwrap_executor.HEADER.size))
+                answer = marshal.loads(await self._recv(size))
+        except (OSError, EOFError, TimeoutError) as e:
+            await _launch(self.close)
+            raise SandboxError(f"the machine's executor stopped answering ({e or type(e).__name__})") from e
+        self.broken = False
+        return answer
+
+    async def _recv(self, n: int) -> bytes:
+        data = bytearray()
+        while len(data) < n:
+            if not (chunk := await asyncio.get_running_loop().sock_recv(self.sock, n - len(data))):
+                raise EOFError("the executor ended")
+            data += chunk
+        return bytes(data)
+
+    def close(self) -> None:
+        """Stop the machine (again: nothing happens): the executor first, so that what it may still run is PID 1's
+        to reap, then PID 1, which takes everything inside with it. Returns once all are gone. Blocks (bounded):
+        run it on the launcher thread."""
+        self.sock.close()
+        for fd in (self.executor, self.pid1):
+            if fd >= 0:
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(fd, signal.SIGKILL)
+                _ready(fd, 10)
+                os.close(fd)
+        self.pid1 = self.executor = -1
+        if self.bwrap.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.bwrap.kill()  # if it never got as far as PID 1
+            self.bwrap.wait()
+        if self.bwrap.stdin is not None:
+            self.bwrap.stdin.close()
+        if self.cgroup is not None:  # empty once the kernel has finished with the last of its processes
+            for _ in range(100):
+                self.cgroup.remove()
+                if not any(d.exists() for d in self.cgroup.dirs):
+                    break
+                time.sleep(0.02)
+
+
+def _executor_config(limits: Limits, pid: int) -> dict[str, Any]:
+    etc = {f"/etc/{name}": (text, 0o644) for name, text in ETC.items()}
+    return {"pid": pid, "env": ENV, "ack": PID1_ACK, "stream_limit": STREAM_LIMIT,
+            "rlimits": list(limits.rlimits().items()),
+            "lay_out": _lay_out_request(etc, ["/root", "/var", "/var/tmp", "/var/lib", "/home", "/home/user"],
+                                        FIXED_MTIME)[1:]}  # fmt: skip
+
+
+def _lay_out_request(files: Mapping[str, tuple[str, int]], dirs: Sequence[str], mtime: int) -> tuple[Any, ...]:
+    listed = [(path, text.encode(), mode) for path, (text, mode) in files.items()]
+    return ("lay_out", listed, folders(files, dirs), mtime)
+
+
+_launcher_executor: ThreadPoolExecutor | None = None
+
+
+def _launcher() -> ThreadPoolExecutor:
+    """The threads that start and close machines. They live as long as the process: a machine dies with the
+    thread that started it (bwrap's --die-with-parent), so that must not be a short-lived one."""
+    global _launcher_executor
+    if _launcher_executor is None:
+        _launcher_executor = ThreadPoolExecutor(LAUNCHERS, thread_name_prefix="mislab-bwrap")
+    return _launcher_executor
+
+
+async def _launch(fn: Callable[..., T], *args: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_launcher(), fn, *args)
+
+
+class _Pool:
+    """Started machines waiting for an episode: per process, per `Limits` (what a bwrap machine is made of; the
+    backend takes no option). Each is handed out once and closed by its episode; the pool keeps as many spares
+    as machines are in use, at most `MAX_SPARE`, started on the launcher threads as spares are taken. Spares are
+    closed at exit, and die with the process if it is killed."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.ready: list[_Machine] = []
+        self.in_use = 0
+        self.filling = 0  # starts under way
+        self.closed = False
+        self.changed = threading.Condition()
+
+    async def take(self) -> _Machine:
+        with self.changed:
+            self.in_use += 1
+        try:
+            machine = await self._spare() or await _launch(_Machine.start, self.limits)
+        except BaseException:
+            self.release()
+            raise
+        self._refill()
+        return machine
+
+    def release(self) -> None:
+        with self.changed:
+            self.in_use -= 1
+
+    async def _spare(self) -> _Machine | None:
+        while True:
+            with self.changed:
+                if not self.ready:
+                    return None
+                machine = self.ready.pop(0)
+            if machine.alive():
+                return machine
+            await _launch(machine.close)  # killed while it waited: nothing of ours does that, but someone may
+
+    def _refill(self) -> None:
+        with self.changed:
+            wanted = 0 if self.closed else min(self.in_use, MAX_SPARE) - len(self.ready) - self.filling
+            self.filling += max(wanted, 0)
+        for _ in range(wanted):
+            _launcher().submit(self._fill)
+
+    def _fill(self) -> None:
+        try:
+            machine: _Machine | None = _Machine.start(self.limits)
+        except SandboxError:  # the next take starts its own machine, and its episode gets the error
+            machine = None
+        with self.changed:
+            self.filling -= 1
+            keep = machine is not None and not self.closed and len(self.ready) < MAX_SPARE
+            if keep:
+                self.ready.append(machine)
+            self.changed.notify_all()
+        if machine is not None and not keep:
+            machine.close()
+
+    def wait_filled(self) -> None:
+        """Until no start is under way."""
+        with self.changed:
+            self.changed.wait_for(lambda: self.filling == 0, timeout=60)
+
+    def shutdown(self) -> None:
+        with self.changed:
+            self.closed = True
+        self.wait_filled()
+        with self.changed:
+            spares, self.ready = self.ready, []
+        for machine in spares:
+            machine.close()
+
+
+_pools: dict[Limits, _Pool] = {}
+
+
+def _pool(limits: Limits) -> _Pool:
+    return _pools.setdefault(limits, _Pool(limits))
+
+
+@atexit.register
+def _close_pools() -> None:
+    for pool in _pools.values():
+        pool.shutdown()
+    _Spawner.stop()
+
+
+def _forget_in_child() -> None:
+    """A forked copy of this process owns none of the machines, threads or spawner: it starts its own."""
+    global _launcher_executor
+    _pools.clear()
+    _launcher_executor = None
+    _Spawner.current, _Spawner.lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
 class BwrapSandbox(Sandbox):
     name: ClassVar[str] = "bwrap"
     faithful: ClassVar[bool] = True
 
-    def __init__(self, machine: asyncio.subprocess.Process, init_pid: int, ns_fds: dict[str, int], limits: Limits,
-                 cgroup: _Cgroup | None):  # fmt: skip
-        self._machine, self._init_pid, self._ns_fds, self.limits = machine, init_pid, ns_fds, limits
-        self.cgroup = cgroup  # None: memory and processes are limited per process only
+    def __init__(self, machine: _Machine, pool: _Pool | None):
+        self._machine, self._pool = machine, pool
+        self.limits = machine.limits
+        self.cgroup = machine.cgroup  # None: memory and processes are limited per process only
         self._down = False
 
     @classmethod
@@ -222,189 +518,69 @@ class BwrapSandbox(Sandbox):
 
     @classmethod
     async def start(cls, option: str | None = None, *, limits: Limits | None = None) -> Self:
+        """A machine nobody has used, from the pool (see `_Pool`)."""
+        cls._check(option)
+        pool = _pool(limits or Limits())
+        return cls(await pool.take(), pool)
+
+    @classmethod
+    async def cold_start(cls, *, limits: Limits | None = None) -> Self:
+        """A machine started now, outside the pool: what a hand-over saves (benchmarks/sandbox_speed.py)."""
+        cls._check(None)
+        return cls(await _launch(_Machine.start, limits or Limits()), None)
+
+    @classmethod
+    def _check(cls, option: str | None) -> None:
         if option is not None:
             raise SandboxError(f"the bwrap backend takes no option (got {option!r})")
         if (why := cls.unavailable()) is not None:
             raise SandboxUnavailable(why)
-        limits = limits or Limits()
-        cgroup = _Cgroup.make(limits)
-        join = cgroup.join(spare=True) if cgroup else []
-        info_r, info_w = os.pipe()
-        try:
-            machine = await asyncio.create_subprocess_exec(
-                *join, *_entry(), *_bwrap_argv(limits), "--info-fd", str(info_w), "--as-pid-1", "/bin/bash",
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                pass_fds=(info_w,), env=ENV, cwd="/", start_new_session=True,
-            )  # fmt: skip
-            os.close(info_w)
-            info_w = -1
-            raw = await asyncio.wait_for(asyncio.to_thread(_read_all, info_r), 30)
-        finally:
-            os.close(info_r)
-            if info_w >= 0:
-                os.close(info_w)
-        assert machine.stdin is not None and machine.stdout is not None
-        try:
-            machine.stdin.write(INIT.encode())
-            await machine.stdin.drain()  # kept open: PID 1 reads it until we close it
-            if await asyncio.wait_for(machine.stdout.readline(), 30) != b"up\n":
-                raise ValueError("PID 1 did not start")
-            machine._transport.get_pipe_transport(1).close()  # type: ignore[attr-defined]  # PID 1 says no more
-            pid = int(json.loads(raw)["child-pid"])
-            fds = {ns: os.open(f"/proc/{pid}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC) for ns in ("user", "mnt")}
-        except (ValueError, KeyError, OSError, TimeoutError, ConnectionError) as e:
-            machine.kill()
-            if cgroup is not None:
-                cgroup.remove()
-            raise SandboxError(f"bwrap started but the machine could not be found: {e}") from e
-        sandbox = cls(machine, pid, fds, limits, cgroup)
-        setup = "".join(f"printf %s {_q(text)} > /etc/{name}\n" for name, text in ETC.items())
-        stamped = " ".join([*(f"/etc/{name}" for name in ETC), "/etc", "/root", "/var", "/var/tmp", "/var/lib",
-                            "/home", "/home/user"])  # fmt: skip
-        result = await sandbox.exec(f"{setup}mkdir -p /root /var/tmp /var/lib && touch -d @{FIXED_MTIME} {stamped}",
-                                    timeout=30)  # fmt: skip
-        if result.returncode != 0:
-            await sandbox.close()
-            raise SandboxError(f"the machine could not be set up: {result.stderr.strip()[:300]}")
-        return sandbox
-
-    def _enter(self, *, pid_ns: bool) -> list[str]:
-        """nsenter into the machine: all its namespaces (pid_ns) or, for file access even after PID 1 has
-        gone, the user and mount namespaces we hold open."""
-        if pid_ns:
-            return [*_entry(), "nsenter", "-t", str(self._init_pid), "-U", "-m", "-p", "-u", "-i",
-                    "-n", "-C", "-r", "-w", "--preserve-credentials", "--"]  # fmt: skip
-        fd = self._ns_fds
-        return [*_entry(), "nsenter", f"--user=/proc/self/fd/{fd['user']}",
-                f"--mount=/proc/self/fd/{fd['mnt']}", "--preserve-credentials", "--"]  # fmt: skip
-
-    def _alive(self) -> bool:
-        return not self._down and self._machine.returncode is None
-
-    async def _start(self, argv: list[str], *, pid_ns: bool, data: bytes | None = None):
-        loop = asyncio.get_running_loop()
-        join = self.cgroup.join() if self.cgroup and pid_ns else []
-        transport, proc = await loop.subprocess_exec(
-            _Process, *join, *self._enter(pid_ns=pid_ns), *argv,
-            stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, cwd="/", start_new_session=True,
-            pass_fds=() if pid_ns else tuple(self._ns_fds.values()),
-        )  # fmt: skip
-        if data is not None:
-            stdin = transport.get_pipe_transport(0)
-            stdin.write(data)
-            stdin.close()
-        return transport, proc
-
-    @staticmethod
-    async def _finish(transport: asyncio.SubprocessTransport, proc: _Process, timed_out: bool) -> _Done:
-        try:
-            await asyncio.wait_for(proc.closed, 10)
-        except TimeoutError as e:  # only if a process escaped the cleanup
-            raise SandboxError("a process inside the machine outlived its command") from e
-        finally:
-            transport.close()
-        rc = transport.get_returncode() or 0
-        code = 124 if timed_out else rc if rc >= 0 else 128 - rc
-        return _Done(code, bytes(proc.output[1]), bytes(proc.output[2]), timed_out)
-
-    async def _call(self, argv: list[str], *, pid_ns: bool, data: bytes | None = None, timeout: float = 30) -> _Done:
-        """One of our own short programs inside the machine."""
-        transport, proc = await self._start(argv, pid_ns=pid_ns, data=data)
-        try:
-            await asyncio.wait_for(proc.exited, timeout)
-        except TimeoutError:
-            transport.kill()
-            return await self._finish(transport, proc, True)
-        return await self._finish(transport, proc, False)
 
     async def exec(self, cmd: str, *, timeout: float) -> ExecResult:
-        if not self._alive():
-            self._down = True
-            return ExecResult("", "", 255, machine_down=True)
-        cmd = cmd.replace("\0", "")  # an argument cannot hold NUL
-        if len(cmd.encode()) >= MAX_COMMAND:  # the kernel refuses it (E2BIG), as it would refuse `bash -c` anywhere
-            return ExecResult("", "bash: Argument list too long\n", 126)
-        argv = ["setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs",
-                *self.limits.prlimit(), "/bin/bash", "--login", "-c", cmd]  # fmt: skip
-        transport, proc = await self._start(argv, pid_ns=True)
-        timed_out = False
-        try:
-            await asyncio.wait_for(asyncio.shield(proc.exited), timeout)
-        except TimeoutError:
-            # Killed inside by _settle, with all it started; nsenter then reaps it and exits (killing nsenter
-            # instead would hand its child to a reaper outside the machine, as a zombie visible inside).
-            timed_out = True
-        down = not await self._settle()
-        with contextlib.suppress(ProcessLookupError):  # nsenter stops itself when its child is stopped
-            os.kill(transport.get_pid(), signal.SIGCONT)
-        try:
-            done = await self._finish(transport, proc, timed_out)
-        except SandboxError:
-            await self._stop()
-            raise
-        return ExecResult(_text(done.stdout), _text(done.stderr), done.returncode, timed_out, machine_down=down)
+        return (await self.exec_and_read(cmd, (), timeout=timeout))[0]
 
-    async def _settle(self) -> bool:
-        """Kill what the command left and learn whether PID 1 is still up (see SETTLE); False: the machine is
-        down (bwrap has exited, or exits now)."""
-        if self._alive():
-            with contextlib.suppress(OSError, SandboxError):
-                if (await self._call(["/bin/bash", "-c", SETTLE], pid_ns=True)).returncode == 0:
-                    return True
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._machine.wait(), 10)
-        self._down = True
-        if self._machine.returncode is None:  # PID 1 neither answered nor went down: stop the machine
-            await self._stop()
-        return False
+    async def exec_and_read(
+        self, cmd: str, paths: Sequence[str], *, timeout: float, limit: int = 65_536
+    ) -> tuple[ExecResult, list[bytes | None]]:
+        if self._down:
+            return ExecResult("", "", 255, machine_down=True), [await self.read_file(p, limit=limit) for p in paths]
+        data = cmd.replace("\0", "").encode(errors="surrogateescape")  # an argument cannot hold NUL
+        if len(data) >= MAX_COMMAND:  # the kernel refuses it (E2BIG), as it would refuse `bash -c` anywhere
+            result = ExecResult("", "bash: Argument list too long\n", 126)
+            return result, [await self.read_file(p, limit=limit) for p in paths]
+        answer = await self._machine.request(("exec", data, timeout, list(paths), limit), timeout + REQUEST_SLACK)
+        if answer[0] != "ok":
+            await self.close()
+            raise SandboxError(f"the command could not be run: {answer[1]}")
+        _, stdout, stderr, code, timed_out, down, contents = answer
+        self._down = down
+        return ExecResult(_text(stdout), _text(stderr), code, timed_out, machine_down=down), contents
+
+    async def lay_out(
+        self, files: Mapping[str, tuple[str, int]], *, dirs: Sequence[str] = (), mtime: int, timeout: float
+    ) -> None:
+        answer = await self._machine.request(_lay_out_request(files, dirs, mtime), timeout + REQUEST_SLACK)
+        if answer[0] != "ok":
+            raise SandboxError(f"could not lay out the files: {answer[1][:300]}")
 
     async def read_file(self, path: str, *, limit: int = 65_536) -> bytes | None:
-        script = '[ -f "$1" ] && [ ! -L "$1" ] && exec head -c "$2" -- "$1"'
-        done = await self._call(["/bin/bash", "-c", script, "read", path, str(limit)], pid_ns=False, timeout=10)
-        return done.stdout[:limit] if done.returncode == 0 else None
+        return (await self._machine.request(("read", path, limit), REQUEST_SLACK))[1]
 
     async def write_file(self, path: str, contents: str | bytes, *, mode: int = 0o644) -> None:
-        if not self._alive():
+        if self._down:
             raise SandboxError("the machine is down")
         data = contents.encode() if isinstance(contents, str) else contents
-        # Replace whatever is there (a link is not followed, a FIFO not opened for writing).
-        script = 'mkdir -p -- "${1%/*}" && rm -rf -- "$1" && set -C && cat > "$1" && chmod "$2" -- "$1"'
-        done = await self._call(["/bin/bash", "-c", script, "write", path, f"{mode:o}"], pid_ns=True, data=data)
-        if done.returncode != 0:
-            raise SandboxError(f"could not write {path}: {_text(done.stderr).strip()[:200]}")
+        answer = await self._machine.request(("write", path, data, mode), REQUEST_SLACK)
+        if answer[0] != "ok":
+            raise SandboxError(f"could not write {path}: {answer[1][:200]}")
 
     async def close(self) -> None:
-        for fd in self._ns_fds.values():
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._ns_fds = {}
-        await self._stop()
-        if self.cgroup is not None:  # empty once the kernel has finished with the last of its processes
-            for _ in range(100):
-                self.cgroup.remove()
-                if not any(d.exists() for d in self.cgroup.dirs):
-                    break
-                await asyncio.sleep(0.02)
-
-    async def _stop(self) -> None:
-        if self._machine.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self._machine.kill()  # bwrap's PID 1 dies with it (--die-with-parent), and everything inside
-            await self._machine.wait()
+        if self._pool is not None:
+            self._pool.release()
+            self._pool = None
+        await _launch(self._machine.close)
         self._down = True
-
-
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 4096):
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _text(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
-
-
-def _q(text: str) -> str:
-    return "'" + text.replace("'", "'\\''") + "'"
