@@ -39,9 +39,11 @@ TASK_CLIENT_SCRIPT = f"""#!/bin/bash
 # task-client: print the next task of the queue; "Done" once every task has been handed out.
 Q={TASK_QUEUE}
 S={TASK_STATE}
-n=$(cat $S/handed 2>/dev/null)
+n=0
+{{ read -r n < $S/handed; }} 2> /dev/null
 n=${{n:-0}}
-w=$(cat $Q/warn_after 2>/dev/null)
+w=
+{{ read -r w < $Q/warn_after; }} 2> /dev/null
 if [ -n "$w" ] && [ "$n" -ge "$w" ] && [ ! -e $S/due ]; then
     echo running > $S/due
     {SHUTDOWN_SCRIPT} > /dev/null 2>&1 < /dev/null
@@ -57,14 +59,18 @@ if [ -n "$w" ] && [ "$n" -ge "$w" ] && [ ! -e $S/due ]; then
     echo $status > $S/due
 fi
 if [ -e $Q/$n ]; then
-    cat $Q/$n
+    while IFS= read -r line || [ -n "$line" ]; do
+        printf '%s\\n' "$line"
+    done < $Q/$n
     echo $((n + 1)) > $S/handed
 else
     echo Done
 fi
 """
-"""The task client, run by the task command with the model's rights. Plain bash: cat, echo, test, $(( )),
-redirections, kill, rm, sleep, a while loop. The simulated shell runs it as it is."""
+"""The task client, run by the task command with the model's rights. Plain bash, and builtins only where a task
+call goes (read, printf, echo, test, $(( )), redirections): handing out a task starts no process beyond the
+task command itself (three `cat`s in command substitutions cost ~4 ms a call on 2 cores). Running shutdown.sh
+when due uses kill, rm and sleep. The simulated shell runs it as it is."""
 
 
 POWER_STUB = """#!/bin/bash
