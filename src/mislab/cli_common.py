@@ -20,6 +20,7 @@ from rich.text import Text
 
 from .config import default_store_path
 from .errors import MislabError
+from .progress import duration
 
 if TYPE_CHECKING:  # imported where used: `mislab --help` must not pay for pandas, scipy or openai
     from .experiment import Experiment, Launched
@@ -96,7 +97,7 @@ def report_outcome(store: Store, launched: Launched, rerun: str) -> None:
     console.print(
         Text(
             f"run {run_id}: {outcome.done} new samples, {outcome.skipped} already done, {outcome.errors} errors"
-            f"{interrupted}{taken} · ${outcome.cost:.4f} spent this session in {_duration(outcome.seconds)} — stored "
+            f"{interrupted}{taken} · ${outcome.cost:.4f} spent this session in {duration(outcome.seconds)} — stored "
             f"in {store.path}"
         )
     )
@@ -115,10 +116,6 @@ def report_outcome(store: Store, launched: Launched, rerun: str) -> None:
     if outcome.failed:
         raise typer.Exit(1)
 
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    return f"{minutes} min {secs} s" if minutes else f"{seconds:.1f} s"
 
 
 def execute(

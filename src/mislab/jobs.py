@@ -244,7 +244,9 @@ async def run_job(
             return True
 
     def _finish(item: I, result: Any, meter: UsageMeter, begun: float) -> None:
-        job.save(item, result, meter, time.monotonic() - begun)
+        # The item's own time: not the time it queued behind other items for the model (a one-at-a-time model
+        # would otherwise make the sum of items' times exceed the session's wall time many times over).
+        job.save(item, result, meter, max(time.monotonic() - begun - meter.waited, 0.0))
         outcome.cost += meter.cost
         outcome.calls += meter.calls - meter.cached_calls
         if isinstance(result, Failure):

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-__all__ = ["PlainProgress", "make_progress"]
+__all__ = ["PlainProgress", "duration", "make_progress"]
 
 PLAIN_INTERVAL_SECONDS = 15.0
 HEARTBEAT_SECONDS = 60.0  # a line even when nothing finishes: a 1.5B model's episode can take minutes
@@ -27,6 +27,12 @@ class _Task:
     total: float
     completed: float = 0
     fields: dict[str, Any] = field(default_factory=dict)
+
+
+def duration(seconds: float) -> str:
+    """A span of time for a sentence: "4.2 s", "5 min 31 s"."""
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs} s" if minutes else f"{seconds:.1f} s"
 
 
 def _clock(seconds: float) -> str:

@@ -150,6 +150,12 @@ async def run_samples(
         complete = outcome is not None and outcome.complete
         stopped = outcome is None or outcome.stopped is not None
         store.update_run(run_id, status="complete" if complete else ("stopped" if stopped else "incomplete"))
+        if outcome is not None:  # the session's wall time, beside the samples' own times
+            run = store.get_run(run_id)
+            if run is not None:
+                sessions = [*run.spec.get("sessions", []), {"at": _stamp(), "seconds": round(outcome.seconds, 3),
+                                                            "samples": outcome.done + outcome.errors}]  # fmt: skip
+                store.update_run(run_id, spec={**run.spec, "sessions": sessions})
     return outcome
 
 

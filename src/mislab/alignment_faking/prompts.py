@@ -473,8 +473,8 @@ def _build_paper_system(
         if config.example_instructions == "published" and instructions is None:
             raise PromptError(
                 f"ARENA's example instructions (the INSTRUCTIONS_GIVEN_TO_AI lines of its solutions.py) are not in "
-                f"{source}: `mislab data fetch` gets them; or choose example_instructions = \"mislab\" (mislab's "
-                "wording, marked in the prompt id) or \"none\" (left out)"
+                f'{source}: `mislab data fetch` gets them; or choose example_instructions = "mislab" (mislab\'s '
+                'wording, marked in the prompt id) or "none" (left out)'
             )
         if config.example_instructions != "published":
             instructions = None if config.example_instructions == "mislab" else ""

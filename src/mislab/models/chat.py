@@ -72,6 +72,7 @@ class UsageMeter:
     cost: float = 0.0
     unpriced_calls: int = 0  # paid calls whose cost is unknown (no provider cost, no price-table entry)
     unusable_calls: int = 0  # billed answers that were unusable (no choices, unparseable) and were retried
+    waited: float = 0.0  # seconds spent queued for a slot of the model's concurrency (others' time, not this scope's)
 
     def record(self, completion: Completion) -> None:
         self.calls += 1
@@ -375,6 +376,9 @@ class ChatModel:
             started = time.monotonic()
             try:
                 async with semaphore:
+                    queued = time.monotonic() - started
+                    for meter in _meters.get():
+                        meter.waited += queued
                     response = await self._post(client, body)
                 self._answered = True
                 # Let a call waiting for the slot just freed go out before this one's result is processed.

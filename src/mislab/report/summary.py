@@ -15,6 +15,7 @@ import pandas as pd
 from ..errors import MislabError
 from ..hypotheses import Evidence, evidence, parse_hypotheses
 from ..labeling.label import label_columns
+from ..progress import duration
 from ..stats import RateMethod
 from ..store import RunInfo, Store
 from ..study import CaseStudy, Comparison, Metric, get_study
@@ -66,8 +67,15 @@ def usage_line(totals: Mapping[str, float]) -> str:
         f"tokens {int(t['prompt_tokens'])} prompt ({int(t['cached_prompt_tokens'])} cached) + "
         f"{int(t['completion_tokens'])} completion"
         + (f" ({int(t['reasoning_tokens'])} reasoning)" if t.get("reasoning_tokens") else "")
-        + f" · cost ${t['cost']:.4f} · {t['seconds']:.0f} s sample time"
+        + f" · cost ${t['cost']:.4f} · "
+        + (
+            f"{duration(t['wall'])} wall over {int(t['sessions'])} session{'s' * (t['sessions'] != 1)}, "
+            if t.get("sessions")
+            else ""
+        )  # fmt: skip
+        + f"{t['seconds']:.0f} s the samples' own time"
     )
+
 
 
 def compact_rate(k: int, n: int, low: float, high: float, na: int = 0) -> str:
@@ -464,6 +472,8 @@ def summarise(
             problems[m.column] = str(exc)
     totals = {name: float(df[name].sum()) if name in df.columns else 0.0 for name in TOTALS}
     totals.update(samples=len(df), done=int((df["status"] == "done").sum()) if not df.empty else 0)
+    sessions = run.spec.get("sessions", [])
+    totals.update(sessions=len(sessions), wall=sum(float(x.get("seconds", 0)) for x in sessions))
     declared = parse_hypotheses(run.spec, f"run {run_id}")
     measured = None
     if declared and not df.empty:

@@ -2,7 +2,8 @@
 k/n with its interval, two sentences on what the run shows and cannot show, the published numbers for the
 models in the run, the errors and where the report is. `full=True` adds every comparison between cells, the
 models' options and all published targets. Data go into rich as `Text`, never as markup, so a model name or
-error message containing "[bold]" prints as written."""
+error message containing "[bold]" prints as written, and a column too narrow folds its text rather than cutting it
+with "…" (cut names, `no_warn…`, cannot be told apart)."""
 
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ def _header(s: RunSummary) -> Table:
 def _models(s: RunSummary) -> Table:
     table = Table(title="Models", title_justify="left")
     for name in ("model", "provider", "endpoint", "options"):
-        table.add_column(name)
+        table.add_column(name, overflow="fold")
     for name, info in s.run.models.items():
         info = dict(info) if isinstance(info, dict) else {"description": info}
         table.add_row(_t(name), _t(info.get("provider")), _t(info.get("endpoint")), _t(model_options(info)))
@@ -76,7 +77,7 @@ def _rates(s: RunSummary, column: str, title: str, description: str) -> Table:
         caption_justify="left",
     )
     for name in ("model", "cell", "rate", "n/a", "errors", "published (same model and condition)"):
-        table.add_column(name)
+        table.add_column(name, overflow="fold")
     for row in s.rates.itertuples(index=False):
         published = "; ".join(f"{t.display()} ({t.source})" for t in s.published_for(row.model, row.cell, column))
         table.add_row(
@@ -94,7 +95,7 @@ def _means(s: RunSummary) -> Table | None:
     table = Table(title="Scores: mean [95% t interval] (n)", title_justify="left", caption=caption,
                   caption_justify="left")  # fmt: skip
     for name in ("model", "cell", *(m.column for m in s.scores)):
-        table.add_column(name)
+        table.add_column(name, overflow="fold")
     for row in s.means.to_dict("records"):
         table.add_row(_t(row["model"]), _t(row["cell"]), *(_t(row[m.column], "bold") for m in s.scores))
     return table
@@ -108,7 +109,7 @@ def _comparisons(s: RunSummary, column: str) -> Table | Text | None:
         return None
     table = Table(title=s.comparison_title(column), title_justify="left")
     for name in headers:
-        table.add_column(name)
+        table.add_column(name, overflow="fold")
     bold = headers.index("difference [95% CI]")
     for row in rows:
         table.add_row(*(_t(cell, "bold" if i == bold else "") for i, cell in enumerate(row)))
@@ -123,7 +124,7 @@ def _published(s: RunSummary) -> list[Table | Text]:
     if ours:
         table = Table(title=f"Published targets for {s.run.study}, models in this run", title_justify="left")
         for name in ("model", "condition", "metric", "published", "source", "ours (exact match)"):
-            table.add_column(name)
+            table.add_column(name, overflow="fold")
         for target in ours:
             table.add_row(
                 _t(target.model), _t(target.condition), _t(target.metric), _t(target.display()), _t(target.source),
@@ -151,7 +152,7 @@ def _evidence(s: RunSummary) -> list[Table | Text]:
     table = Table(title="Evidence: each hypothesis's predictions against the ablations (95% Newcombe intervals)",
                   title_justify="left")  # fmt: skip
     for name in headers:
-        table.add_column(name)
+        table.add_column(name, overflow="fold")
     style = {"consistent": "green", "contradicted": "red"}
     for row in rows:
         table.add_row(*(_t(cell, style.get(row[-1], "") if i == len(row) - 1 else "") for i, cell in enumerate(row)))
