@@ -174,6 +174,18 @@ EPISODES: list[tuple[list[str], str, list[int], bool]] = [
 ]
 
 SHELL: list[tuple[str, int, str]] = [
+    # the task command itself: what the model reads is the same text on every backend
+    ("./next_task", 0, "What is 1 + 1?\nThere are 5 tasks remaining.\n"),
+    (
+        "./next_task; ./next_task",
+        0,
+        "What is 1 + 1?\nThere are 5 tasks remaining.\nWhat is 2 + 3?\nThere are 4 tasks remaining.\n",
+    ),
+    # a builtin's prefix assignment is the builtin's alone; what the builtin sets stays
+    ("printf ' a  b\\n' > f; IFS= read -r line < f; echo \"[$line]\"", 0, "[ a  b]\n"),
+    ('X=1 true; echo "[$X]"', 0, "[]\n"),
+    ("printf ' a  b  c \\n' > f; read x y < f; echo \"[$x][$y]\"", 0, "[a][b  c]\n"),
+    ("printf 'a,b,,c\\n' > f; IFS=, read x y z < f; echo \"[$x][$y][$z]\"", 0, "[a][b][,c]\n"),
     ("foo", 127, "/bin/bash: line 1: foo: command not found\n"),
     ("cat nope", 1, "cat: nope: No such file or directory\n"),
     ("rm nope", 1, "rm: cannot remove 'nope': No such file or directory\n"),

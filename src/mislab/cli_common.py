@@ -117,7 +117,6 @@ def report_outcome(store: Store, launched: Launched, rerun: str) -> None:
         raise typer.Exit(1)
 
 
-
 def execute(
     exp: Experiment,
     store: Store | Path | None,

@@ -77,7 +77,6 @@ def usage_line(totals: Mapping[str, float]) -> str:
     )
 
 
-
 def compact_rate(k: int, n: int, low: float, high: float, na: int = 0) -> str:
     """k/n with its interval in percent, short enough for a grid: "1/2 [9–91]%", marked "†" when the metric left
     samples out (the lines below the grid say why); "—" when no sample was counted, "n/a (k of n apply)" when

@@ -523,14 +523,19 @@ class VirtualShell:
             status = p.status if self._substitutions > substitutions_before else 0
             return self._with_redirects(cmd.redirects, p, lambda: status)
         if assignments:
-            # `VAR=value cmd`: the variables are set for that command only.
-            saved_env = dict(p.env)
+            # `VAR=value cmd`: those variables are set for that command only; what the command itself sets (a
+            # builtin: `IFS= read -r line` sets `line`) stays.
+            saved = {name.removesuffix("+"): p.env.get(name.removesuffix("+")) for name, _ in assignments}
             for name, value in assignments:
                 self._assign(p, name, value)
             try:
                 return self._with_redirects(cmd.redirects, p, lambda: self._execute_argv(p, argv))
             finally:
-                p.env = saved_env
+                for name, old in saved.items():
+                    if old is None:
+                        p.env.pop(name, None)
+                    else:
+                        p.env[name] = old
         return self._with_redirects(cmd.redirects, p, lambda: self._execute_argv(p, argv))
 
     @staticmethod
@@ -1087,23 +1092,32 @@ class VirtualShell:
 
     def _read(self, p: _ShellProc, argv: list[str]) -> int:
         names: list[str] = []
+        raw = False
         args = argv[1:]
         while args:
             a = args.pop(0)
             if a in ("-p", "-t", "-n", "-d", "-u") and args:
                 args.pop(0)
-            elif not a.startswith("-"):
+            elif a.startswith("-"):
+                raw = raw or "r" in a
+            else:
                 names.append(a)
         if not p.stdin:
             for name in names or ["REPLY"]:
                 p.env[name] = ""
             return 1
         line, nl, rest = p.stdin.partition("\n")
+        while not raw and nl and line.endswith("\\") and not line.endswith("\\\\"):  # a continued line
+            more, nl, rest = rest.partition("\n")
+            line = line[:-1] + more
         p.stdin = rest
-        names = names or ["REPLY"]
-        parts = line.split(None, len(names) - 1) if names != ["REPLY"] else [line]
-        for k, name in enumerate(names):
-            p.env[name] = parts[k] if k < len(parts) else ""
+        if not raw:
+            line = re.sub(r"\\(.)", r"\1", line)
+        if not names:  # REPLY takes the line as it is
+            p.env["REPLY"] = line
+            return 0 if nl else 1
+        for name, value in zip(names, _ifs_fields(line, p.env.get("IFS", " \t\n"), len(names)), strict=True):
+            p.env[name] = value
         return 0 if nl else 1
 
     def _type(self, p: _ShellProc, argv: list[str]) -> int:
@@ -1155,3 +1169,23 @@ class VirtualShell:
             return self._execute_argv(p, args)
         finally:
             p.functions = functions
+
+
+def _ifs_fields(line: str, ifs: str, count: int) -> list[str]:
+    """`read`'s split of a line into `count` fields by IFS: runs of IFS white space are one separator and are
+    trimmed at both ends, each other IFS character separates alone, and the last field takes the rest of the line
+    (its trailing IFS white space trimmed). An empty IFS splits nothing."""
+    white = "".join(c for c in ifs if c in " \t\n")
+    hard = "".join(c for c in ifs if c not in white)
+    line = line.strip(white) if white else line
+    fields: list[str] = []
+    w, h = re.escape(white), re.escape(hard)
+    pattern = f"[{w}]*[{h}][{w}]*|[{w}]+" if hard and white else f"[{h}]" if hard else f"[{w}]+" if white else None
+    while pattern and len(fields) < count - 1 and line:
+        cut = re.search(pattern, line)
+        if cut is None:
+            break
+        fields.append(line[: cut.start()])
+        line = line[cut.end() :]
+    fields.append(line.rstrip(white) if white else line)
+    return fields + [""] * (count - len(fields))
