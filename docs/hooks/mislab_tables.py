@@ -6,6 +6,7 @@ A page asks for one with an HTML comment on a line of its own, e.g. `<!-- mislab
 - `metrics STUDY`, `options STUDY`: a study's metric columns, and its options with flag and default;
 - `rubrics`: the rubrics the installed studies ship, with what they answer and their source;
 - `published STUDY`: the published numbers reports set beside ours (`data/published.toml`);
+- `prices`: the packaged price table (`data/prices.toml`);
 - `help COMMAND…`: the output of `mislab COMMAND… --help`;
 - `benchmarks`: every script in benchmarks/ with its own description and command.
 
@@ -97,6 +98,16 @@ def _published(study: str) -> str:
     return _table(["model", "condition", "metric", "published", "n", "source"], rows)
 
 
+def _prices() -> str:
+    import tomllib
+    from importlib import resources
+
+    # The packaged table itself, whatever MISLAB_PRICES says where the site is built.
+    table = tomllib.loads(resources.files("mislab.data").joinpath("prices.toml").read_text())
+    rows = [[f"`{spec}`", p["prompt"], p["completion"], p.get("cached_prompt", "—")] for spec, p in table.items()]
+    return _table(["model spec", "prompt", "completion", "cached prompt"], rows)
+
+
 def _help(*command: str) -> str:
     from typer.testing import CliRunner
 
@@ -120,7 +131,7 @@ def _benchmarks() -> str:
 
 DIRECTIVES = {
     "variants": _variants, "metrics": _metrics, "options": _options, "rubrics": _rubrics,
-    "published": _published, "help": _help, "benchmarks": _benchmarks,
+    "published": _published, "prices": _prices, "help": _help, "benchmarks": _benchmarks,
 }  # fmt: skip
 
 
