@@ -6,9 +6,10 @@ before it starts."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import click
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -109,9 +110,10 @@ def test_an_eval_file_of_a_run_with_several_models_is_refused(tmp_path: Path) ->
     assert not target.exists() and list(tmp_path.glob(".mislab-export-*")) == []
 
 
-def _commands(group: click.Group, prefix: tuple[str, ...] = ()):
+def _commands(group: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Every leaf command under a group (typer's groups are its own copy of click's: known by what they hold)."""
     for name, command in group.commands.items():
-        if isinstance(command, click.Group):
+        if hasattr(command, "commands"):
             yield from _commands(command, (*prefix, name))
         else:
             yield (*prefix, name), command
