@@ -59,7 +59,7 @@ def test_demo_runs_real_episodes_and_writes_outputs(tmp_path: Path) -> None:
     run_id = run_demo(store, 1, console)
     text = console.export_text()
     assert "Results: " in text and "HTML report" in text and "What it shows" in text
-    assert (tmp_path / "demo-report.html").stat().st_size > 50_000
+    assert (tmp_path / "reports" / "demo.html").stat().st_size > 50_000  # the run's own page, beside the store
     records = {r.sample_id: r for r in store.sample_records(run_id)}
     df = store.samples(run_id)
     assert len(df) == 2 and set(df["status"]) == {"done"}, df[["status", "error"]]
@@ -75,7 +75,7 @@ def test_demo_runs_real_episodes_and_writes_outputs(tmp_path: Path) -> None:
         page = browser.new_page()
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(str(e)))
-        page.goto((tmp_path / "demo-report.html").as_uri())
+        page.goto((tmp_path / "reports" / "demo.html").as_uri())
         page.wait_for_selector("#fig-overview .main-svg")  # the page opens on the overview figure
         REPO.joinpath("ci-artifacts").mkdir(exist_ok=True)
         page.screenshot(path=str(REPO / "ci-artifacts" / "demo-report.png"))

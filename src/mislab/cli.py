@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
@@ -15,22 +16,31 @@ from typer.core import TyperGroup
 
 from . import cli_common
 from .cli_common import (
+    PLAIN_HELP,
     BudgetOpt,
     CacheOpt,
     ExtendOpt,
+    ForceOpt,
     NoCacheOpt,
+    ReportOpt,
     StoreOpt,
     cache_setting,
     console,
     error,
     execute,
     open_store,
+    refuse_overwrite,
     resolve_run,
     user_errors,
+    write_run_report,
 )
 from .cli_label import register as register_label_commands
 from .data_cli import app as data_app
+from .errors import MislabError
 from .study import study_aliases, study_cli, study_names
+
+if TYPE_CHECKING:
+    from .store import Store
 
 
 class _StudyCommand(click.Command):
@@ -77,6 +87,7 @@ class _Commands(TyperGroup):
 
 
 app = typer.Typer(
+    **PLAIN_HELP,
     cls=_Commands,
     help="mislab: is the model scheming or just confused? Run misalignment experiments, with intervals.",
     no_args_is_help=True,
@@ -113,7 +124,7 @@ def run(
         print_estimate(exp, open_store(store), console)
         return
     run_id = execute(exp, store, cache_setting(no_cache, cache), budget, extend)
-    console.print(Text(f"next: mislab show {run_id}   ·   mislab report {run_id} -o report.html"))
+    console.print(Text(f"next: mislab show {run_id}   ·   mislab report {run_id}"))
 
 
 @app.command()
@@ -142,15 +153,14 @@ def show(
 @user_errors
 def report(
     run_id: Annotated[str | None, typer.Argument(help="Run id (default: latest)")] = None,
-    output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write")] = Path("report.html"),
+    output: ReportOpt = None,
+    force: ForceOpt = False,
     store: StoreOpt = None,
 ) -> None:
     """Write one self-contained HTML report (charts, effects, published numbers, transcript browser)."""
-    from .report import write_report
-
     st = open_store(store, create=False)
-    path = write_report(st, resolve_run(st, run_id), output)
-    console.print(Text(f"report written to {path}"))
+    path, existed = write_run_report(st, resolve_run(st, run_id), output, force)
+    console.print(Text(f"report written to {path}" + (" (it replaces the earlier one)" if existed else "")))
 
 
 @app.command()
@@ -158,34 +168,66 @@ def report(
 def export(
     run_id: Annotated[str | None, typer.Argument(help="Run id (default: latest)")] = None,
     format: Annotated[str, typer.Option("--format", help="inspect | csv | parquet | jsonl")] = "csv",
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="File, or directory for inspect")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="File to write; for inspect an .eval file (one model) or a directory"),
+    ] = None,
+    force: ForceOpt = False,
     store: StoreOpt = None,
 ) -> None:
     """Export a run: an Inspect log (`inspect view` shows it), or the samples as CSV/Parquet/JSONL."""
+    if format not in ("inspect", "csv", "parquet", "jsonl"):
+        error(f"unknown format {format!r}; use inspect, csv, parquet or jsonl")
+        raise typer.Exit(2)
     st = open_store(store, create=False)
     run_id = resolve_run(st, run_id)
     if format == "inspect":
-        from .report import export_inspect
-
-        written = export_inspect(st, run_id, output or Path(f"{run_id}-inspect"))
-        for path in written:
-            console.print(Text(f"Inspect log written: {path}"))
-        console.print("browse them with: inspect view --log-dir DIR")
+        _export_inspect(st, run_id, output or Path(f"{run_id}-inspect"), force)
         return
-    df = st.samples(run_id, include_transcripts=format == "jsonl")
     out = output or Path(f"{run_id}.{format}")
+    refuse_overwrite(out, force)
+    df = st.samples(run_id, include_transcripts=format == "jsonl")
     if format == "csv":
         df.to_csv(out, index=False)
     elif format == "parquet":
         df.to_parquet(out, index=False)
-    elif format == "jsonl":
+    else:
         with out.open("w") as f:
             for row in df.to_dict(orient="records"):
                 f.write(json.dumps(row, default=str) + "\n")
-    else:
-        error(f"unknown format {format!r}; use inspect, csv, parquet or jsonl")
-        raise typer.Exit(2)
     console.print(Text(f"{len(df)} samples written to {out}"))
+
+
+def _export_inspect(st: Store, run_id: str, output: Path, force: bool) -> None:
+    """Inspect logs hold one model each: `-o x.eval` writes that one file (a run of several models is refused:
+    give a directory), any other path is a directory of one `.eval` per model."""
+    from .report import export_inspect
+
+    try:
+        import inspect_ai  # noqa: F401
+    except ImportError:
+        raise MislabError("exporting Inspect logs needs inspect_ai: pip install 'mislab[inspect]'") from None
+    models = {r.model for r in st.iter_records(run_id, transcripts=False, metadata=False)}
+    if not models:
+        raise MislabError(f"run {run_id} has no samples to export yet")
+    if output.suffix != ".eval":
+        written = export_inspect(st, run_id, output)
+    else:
+        if len(models) > 1:
+            raise MislabError(
+                f"run {run_id} has {len(models)} models and an .eval file holds one: give -o DIRECTORY "
+                "for one .eval per model"
+            )
+        refuse_overwrite(output, force)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        # Inspect names its files itself: write into a scratch directory beside the target, then move.
+        with tempfile.TemporaryDirectory(dir=output.parent, prefix=".mislab-export-") as scratch:
+            (only,) = export_inspect(st, run_id, scratch)
+            os.replace(only, output)
+        written = [output]
+    for path in written:
+        console.print(Text(f"Inspect log written: {path}"))
+    console.print(Text(f"browse with: inspect view --log-dir {written[0].parent}"))
 
 
 @app.command()

@@ -28,6 +28,9 @@ if TYPE_CHECKING:  # imported where used: `mislab --help` must not pay for panda
     from .store import Store
 
 console = Console()
+# Every `Typer` app of mislab: click's plain help, which wraps a long option name onto its own line, where typer's
+# rich tables cut option names and defaults at 80 columns (`--no-tier-explan…`).
+PLAIN_HELP: dict[str, Any] = {"rich_markup_mode": None}
 # Set by `mislab --debug` (or MISLAB_DEBUG=1): user errors then show their traceback too.
 debug = bool(os.environ.get("MISLAB_DEBUG"))
 
@@ -39,9 +42,26 @@ RunIdOpt = Annotated[str | None, typer.Option(help="Resume or name a run")]
 ExtendOpt = Annotated[
     bool, typer.Option("--extend", help="Add samples (more n, models or cells) to an existing run on purpose")
 ]
-BudgetOpt = Annotated[float | None, typer.Option("--budget", help="Stop cleanly after this many USD")]
+BudgetOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--budget",
+        help="Stop cleanly after this many USD (the provider's reported cost, else mislab's price table; "
+        "MISLAB_PRICES=FILE adds prices: a TOML table per model spec with prompt and completion in $ per million "
+        "tokens)",
+    ),
+]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the response cache")]
 CacheOpt = Annotated[Path | None, typer.Option("--cache", help="Response cache file (default: user cache dir)")]
+ReportOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "-o",
+        "--output",
+        help="HTML file to write (default: reports/RUN.html beside the store; an existing file only with --force)",
+    ),
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the output file if it exists")]
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -72,6 +92,27 @@ def open_store(path: Path | None, *, create: bool = True) -> Store:
     from .store import Store
 
     return Store(path or default_store_path(), create=create)
+
+
+def refuse_overwrite(path: Path, force: bool) -> None:
+    """A file the user names (or a default in their working directory) is never replaced without --force."""
+    if path.exists() and not force:
+        raise MislabError(f"{path} exists: pass --force to replace it, or -o another path")
+
+
+def write_run_report(store: Store, run_id: str, output: Path | None, force: bool) -> tuple[Path, bool]:
+    """Write a run's HTML report: to `output` when given (an existing file only with --force), else to the run's
+    own page beside the store (`mislab-out/reports/RUN.html`), which is mislab's and rewritten each time.
+    Returns the path and whether a file was replaced."""
+    from .report import write_report
+    from .report.summary import default_report_path
+
+    default = default_report_path(store, run_id)
+    path = output or default
+    if path.resolve() != default.resolve():
+        refuse_overwrite(path, force)
+    existed = path.exists()
+    return write_report(store, run_id, path), existed
 
 
 def cache_setting(no_cache: bool, cache: Path | None) -> bool | Path:
@@ -128,9 +169,17 @@ def execute(
     """Run an experiment from the CLI (user errors are left to `user_errors`). A store given by path is
     opened only once the experiment is checked, so a mistake leaves no new store behind. `rerun` says how to
     resume ("{run_id}" is filled in)."""
+    from .duration import long_local_runs
     from .experiment import launch, prepare_run
     from .store import Store
 
+    for long_run in long_local_runs(exp, store):  # said before the embedded model starts
+        console.print(
+            Text.assemble(
+                ("warning: ", "bold yellow"),
+                f"{long_run.text()}. Ctrl-C stops cleanly and rerunning resumes; a smaller n is quicker.",
+            )
+        )
     prepared = prepare_run(exp, cache=cache)
     store = store if isinstance(store, Store) else open_store(store)
     launched = launch(prepared, store, budget_usd=budget, extend=extend, console=console)
@@ -172,7 +221,10 @@ def schema_parameters(schema: type[StudyOptions]) -> list[inspect.Parameter]:
         default = f.get_default(call_default_factory=True)
         shown = ", ".join(map(str, default)) if isinstance(default, list) else default
         repeat = "; repeat for several" if typing.get_origin(cli_type) is list else ""
-        help_text = f"{f.description or name}{repeat} (default: {shown})"
+        described = f.description or name
+        # "(default: None)" says nothing: an unset option's description says what happens then, if anything
+        said = shown in (None, "") or "default" in described
+        help_text = f"{described}{repeat}" + ("" if said else f" (default: {shown})")
         option = typer.Option(*flags, help=help_text, show_default=False)  # type: ignore[arg-type]
         annotation = Annotated[cli_type | None, option]  # type: ignore[valid-type]
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation))

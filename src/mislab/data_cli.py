@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from .cli_common import PLAIN_HELP
 from .data.files import (
     SHARED_DATA_ENV,
     ChecksumError,
@@ -27,7 +28,9 @@ from .data.files import (
     verify_data_dir,
 )
 
-app = typer.Typer(help="Fetch and verify the third-party data the studies read (paper prompts, AdvBench), pinned.")
+app = typer.Typer(
+    **PLAIN_HELP, help="Fetch and verify the third-party data the studies read (paper prompts, AdvBench), pinned."
+)
 console = Console(highlight=False, soft_wrap=True)  # paths stay whole, to copy and paste
 
 DirOpt = Annotated[Path | None, typer.Option("--dir", help="Data directory (default: the user data directory)")]

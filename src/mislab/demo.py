@@ -43,7 +43,7 @@ def run_demo(store: Store, n: int, console: Console, *, cache: bool | Path = Tru
     )
     exp = Experiment.from_dict({**DEMO, "n": n})
     run_id = execute(exp, store, cache=cache, extend=True)  # `mislab demo -n 4` after `-n 2` adds episodes
-    report = write_report(store, run_id, store.path.parent / "demo-report.html")
+    report = write_report(store, run_id)  # the run's own page: mislab-out/reports/demo.html
     show_run(store, run_id, console, report_path=report)
     console.print(f"Results: {store.path} (run {run_id!r}) · mislab export {run_id} --format csv", highlight=False)
     return run_id

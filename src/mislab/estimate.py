@@ -112,9 +112,17 @@ def print_estimate(exp: Experiment, store: Store, console: Console) -> list[Cell
     for model in exp.models:
         mine = [r for r in rows if r.model == model]
         known = [r.cost for r in mine if r.cost is not None]
-        total = f"${sum(known):.4f}" if len(known) == len(mine) else "unknown (no price for this model)"
+        total = (
+            f"${sum(known):.4f}"
+            if len(known) == len(mine)
+            else "unknown (no price for this model: MISLAB_PRICES=FILE adds one, see mislab run --help)"
+        )
         tokens = sum(r.prompt_tokens + r.completion_tokens for r in mine)
         console.print(Text(f"{model}: {sum(r.calls for r in mine):.0f} calls, ~{tokens:,.0f} tokens, {total}"))
+    from .duration import local_durations
+
+    for duration in local_durations(exp, store, rows):
+        console.print(Text(duration.text()))
     if any(r.basis == "heuristic" for r in rows):
         console.print(
             "[yellow]Heuristic rows are rough (no earlier samples of that model and cell): treat them as ±50%.[/yellow]"

@@ -524,6 +524,17 @@ class Store:
             ).fetchall()
         return [(r["calls"], r["prompt_tokens"], r["completion_tokens"]) for r in rows]
 
+    def model_speed(self, model: str) -> tuple[int, int, float]:
+        """(samples, completion tokens, seconds) of every finished sample of a model that made all its calls
+        (none served from the response cache), across runs and studies: how fast the model really is here."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(completion_tokens), 0), COALESCE(SUM(seconds), 0) FROM samples "
+                "WHERE model = ? AND status = 'done' AND cached_calls = 0 AND calls > 0",
+                (model,),
+            ).fetchone()
+        return int(row[0]), int(row[1]), float(row[2])
+
     def sample_records(self, run_id: str, transcripts: bool = True) -> list[SampleRecord]:
         """The run's samples; `transcripts=False` leaves every transcript empty and unread (fast, small). A list:
         for a large run, iterate `iter_records` instead (one page in memory at a time)."""

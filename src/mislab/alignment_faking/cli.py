@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from ..cli_common import StoreOpt, console, error, open_store, resolve_run, study_run_command, user_errors
+from ..cli_common import (
+    PLAIN_HELP,
+    ForceOpt,
+    ReportOpt,
+    StoreOpt,
+    console,
+    error,
+    open_store,
+    resolve_run,
+    study_run_command,
+    user_errors,
+    write_run_report,
+)
 from .options import AlignmentFakingOptions
 from .prompts import ScenarioConfig, build_system_prompt, build_user_prompt
 from .queries import DEMO_QUERIES
@@ -19,6 +30,7 @@ if TYPE_CHECKING:  # `mislab af run --help` must not import pandas or scipy: `sh
     import pandas as pd
 
 app = typer.Typer(
+    **PLAIN_HELP,
     no_args_is_help=True,
     help="Alignment faking: does the model comply more when it thinks it is being trained?",
 )
@@ -98,16 +110,17 @@ def confusion_table(report: pd.DataFrame) -> Table:
 @user_errors
 def show(
     run_id: Annotated[str | None, typer.Argument(help="Run id (default: latest alignment-faking run)")] = None,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="HTML report to write")] = None,
+    output: ReportOpt = None,
+    force: ForceOpt = False,
     store: StoreOpt = None,
 ) -> None:
     """Print the rates, the compliance gap (paired over queries) and the confusion report; write the HTML report."""
-    from ..report import show_run, write_report
+    from ..report import show_run
     from .analysis import compliance_gap, confusion_report, gap_changes
 
     st = open_store(store, create=False)
     rid = resolve_run(st, run_id, "alignment_faking")
-    show_run(st, rid, console, report_path=write_report(st, rid, output))
+    show_run(st, rid, console, report_path=write_run_report(st, rid, output, force)[0])
     df = st.samples(rid)
     done = df[df["status"] == "done"] if not df.empty else df
     if done.empty:

@@ -12,7 +12,7 @@ per-process limits (`UNPRIVILEGED`); the harness's own file access keeps the con
 
 Providers:
 - docker / k8s: the container runs as root and needs to allow `unshare --pid` (docker: `cap_add: [SYS_ADMIN]`
-  or `security_opt: [seccomp=unconfined]`; see the README) and keep CAP_SETPCAP (docker's default), which
+  or `security_opt: [seccomp=unconfined]`; see docs/environments.md) and keep CAP_SETPCAP (docker's default), which
   `setpriv` needs to empty the bounding set. Cap the container's process count yourself (docker: `pids_limit`).
   The image needs bash, coreutils and util-linux.
 - local: for tests. Each command runs in bwrap (the host's /usr and /etc read-only, the machine's directories
