@@ -17,6 +17,7 @@ from . import cli_common
 from .cli_common import (
     BudgetOpt,
     CacheOpt,
+    DryRunOpt,
     ExtendOpt,
     NoCacheOpt,
     StoreOpt,
@@ -95,7 +96,7 @@ def main(
 @user_errors
 def run(
     file: Annotated[Path, typer.Argument(help="Experiment TOML file")],
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print calls, tokens and dollars, then stop")] = False,
+    dry_run: DryRunOpt = False,
     extend: ExtendOpt = False,
     budget: BudgetOpt = None,
     store: StoreOpt = None,
@@ -108,9 +109,7 @@ def run(
 
     exp = Experiment.from_file(file)
     if dry_run:
-        from .estimate import print_estimate
-
-        print_estimate(exp, open_store(store), console)
+        cli_common.dry_run(exp, store)
         return
     run_id = execute(exp, store, cache_setting(no_cache, cache), budget, extend)
     console.print(Text(f"next: mislab show {run_id}   ·   mislab report {run_id} -o report.html"))
