@@ -30,6 +30,7 @@ from .cli_common import (
     user_errors,
 )
 from .cli_label import register as register_label_commands
+from .cli_replicate import register as register_replicate
 from .data_cli import app as data_app
 from .study import study_aliases, study_cli, study_names
 
@@ -166,9 +167,11 @@ def export(
     if format == "inspect":
         from .report import export_inspect
 
-        written = export_inspect(st, run_id, output or Path(f"{run_id}-inspect"))
+        directory = output or Path(f"{run_id}-inspect")
+        written = export_inspect(st, run_id, directory)
         for path in written:
             console.print(Text(f"Inspect log written: {path}"))
+        _export_replication(st, run_id, directory, format)
         console.print("browse them with: inspect view --log-dir DIR")
         return
     df = st.samples(run_id, include_transcripts=format == "jsonl")
@@ -185,6 +188,16 @@ def export(
         error(f"unknown format {format!r}; use inspect, csv, parquet or jsonl")
         raise typer.Exit(2)
     console.print(Text(f"{len(df)} samples written to {out}"))
+    _export_replication(st, run_id, out, format)
+
+
+def _export_replication(store: Any, run_id: str, beside: Path, format: str) -> None:
+    """A run made by `mislab replicate` also exports its table of ours beside the published numbers."""
+    from .report.replication import export_replication
+
+    path = export_replication(store, run_id, beside, format)
+    if path is not None:
+        console.print(Text(f"replication table written to {path}"))
 
 
 @app.command()
@@ -203,3 +216,4 @@ app.add_typer(data_app, name="data")
 
 
 register_label_commands(app)
+register_replicate(app)
