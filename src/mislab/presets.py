@@ -105,13 +105,7 @@ class PresetPart:
 
     def targets(self, row: Compare) -> list[Any]:
         """The published.toml rows a compare row names (all models)."""
-        from .report.published import load_targets
-
-        if row.published is None:
-            return []
-        kind = "difference" if row.is_difference else "rate"
-        return [t for t in load_targets(self.study) if t.condition == row.published and t.metric == row.metric
-                and t.kind == kind]  # fmt: skip
+        return published_rows(self.study, row)
 
     def published_models(self) -> list[str]:
         return list(dict.fromkeys(t.model for row in self.compare for t in self.targets(row)))
@@ -149,6 +143,18 @@ class Preset:
     @property
     def studies(self) -> list[str]:
         return [p.study for p in self.parts]
+
+
+def published_rows(study: str, row: Compare) -> list[Any]:
+    """The rows of `mislab/data/published.toml` a compare row names: its study, metric and condition, rates for a
+    rate row and differences for a difference row (every model's; `Target.matches_model` picks one's)."""
+    from .report.published import load_targets
+
+    if row.published is None:
+        return []
+    kind = "difference" if row.is_difference else "rate"
+    return [t for t in load_targets(study) if t.condition == row.published and t.metric == row.metric
+            and t.kind == kind]  # fmt: skip
 
 
 def compare_rows(data: Iterable[dict[str, Any]]) -> tuple[Compare, ...]:

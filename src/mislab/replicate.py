@@ -127,7 +127,7 @@ def _tells_half(p: float, n: int) -> tuple[bool, float, float]:
 
 def _difference_tells_half(p1: float, p2: float, n: int) -> tuple[bool, float, float]:
     """Whether n samples a side at rates p1, p2 give a 95% Newcombe interval of p1 − p2 that leaves out half of it
-    (unpaired: a paired design can only be narrower)."""
+    (as if unpaired: pairing on the query usually narrows it)."""
     d = newcombe_diff(p1 * n, n, p2 * n, n)  # type: ignore[arg-type]  # expected counts, as in _tells_half
     half = (p1 - p2) / 2
     return (d.low > half if half > 0 else d.high < half), d.low, d.high

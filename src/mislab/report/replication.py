@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..stats import newcombe_diff
-from .published import Target, load_targets
+from .published import Target
+from .summary import compact_rate
 from .tables import comparisons
 
 if TYPE_CHECKING:
@@ -92,8 +93,14 @@ def _rate_row(s: RunSummary, model: str, cell: str, metric: str) -> dict[str, An
     r = found.iloc[0]
     k, n = int(r[f"{metric}_k"]), int(r[f"{metric}_n"])
     low, high = r[f"{metric}_low"], r[f"{metric}_high"]
-    ours = f"{k}/{n} [{100 * low:.0f}–{100 * high:.0f}]%" if n else "—"
-    return {"k": k, "n": n, "value": r[f"{metric}_rate"], "low": low, "high": high, "ours": ours}
+    return {
+        "k": k,
+        "n": n,
+        "value": r[f"{metric}_rate"],
+        "low": low,
+        "high": high,
+        "ours": compact_rate(k, n, low, high),
+    }
 
 
 def _difference_row(s: RunSummary, model: str, row: Compare) -> dict[str, Any] | None:
@@ -119,18 +126,15 @@ def _difference_row(s: RunSummary, model: str, row: Compare) -> dict[str, Any] |
 def replication_frame(s: RunSummary) -> pd.DataFrame | None:
     """The table of a run made from a preset, one row per compare row × model (× matching published row); None
     for a run made otherwise."""
-    from ..presets import compare_rows
+    from ..presets import compare_rows, published_rows
 
     preset = s.run.spec.get("preset") if isinstance(s.run.spec, dict) else None
     if not preset:
         return None
-    targets = load_targets(s.run.study)
     models = list(s.run.models) or list(dict.fromkeys(s.samples.get("model", [])))
     out: list[dict[str, Any]] = []
     for row in compare_rows(preset.get("compare", [])):
-        kind = "difference" if row.is_difference else "rate"
-        published = [t for t in targets if row.published is not None and t.condition == row.published
-                     and t.metric == row.metric and t.kind == kind]  # fmt: skip
+        published = published_rows(s.run.study, row)
         for model in models:
             ours = _difference_row(s, model, row) if row.is_difference else _rate_row(s, model, row.cell, row.metric)
             base = {
