@@ -109,8 +109,8 @@ def reasoning_per_call(store: Store, model: str, prices: PriceTable | None = Non
     name = model.rsplit("/", 1)[-1]
     prior = reasoning_priors().get(name)
     if prior is not None:
-        return Reasoning(float(prior["per_call"]), f"prior: {prior['per_call']:,} a call ({prior['source']}; "
-                         "mislab/data/reasoning_priors.toml)")  # fmt: skip
+        return Reasoning(float(prior["per_call"]), f"prior: {prior['per_call']:,} a call — {prior['source']} "
+                         "(mislab/data/reasoning_priors.toml)")  # fmt: skip
     if prices is not None and prices.reasons(model):
         return Reasoning(0.0, "unknown: OpenRouter lists it as a reasoning model, and neither a stored sample nor a "
                          "prior says how much it reasons; not counted", unknown=True)  # fmt: skip
