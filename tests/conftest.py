@@ -27,8 +27,9 @@ def _isolated(tmp_path: Path, session_cache_dir: Path, monkeypatch: pytest.Monke
     # Environment isolation only; no client or library function is patched.
     monkeypatch.setenv("MISLAB_CACHE_DIR", str(session_cache_dir))
     monkeypatch.setenv("MISLAB_STORE", str(tmp_path / "out" / "results.sqlite"))
-    for name in ("OPENAI_API_KEY", "OPENROUTER_API_KEY", "MISLAB_API_KEY"):
+    for name in ("OPENAI_API_KEY", "OPENROUTER_API_KEY", "MISLAB_API_KEY", "MISLAB_OPENROUTER_MODELS", "MISLAB_PRICES"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MISLAB_OFFLINE", "1")  # dry runs price from OpenRouter's list: never fetched in a test
     monkeypatch.chdir(tmp_path)
 
 

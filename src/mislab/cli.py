@@ -19,6 +19,7 @@ from .cli_common import (
     PLAIN_HELP,
     BudgetOpt,
     CacheOpt,
+    DryRunOpt,
     ExtendOpt,
     ForceOpt,
     NoCacheOpt,
@@ -35,6 +36,7 @@ from .cli_common import (
     write_run_report,
 )
 from .cli_label import register as register_label_commands
+from .cli_replicate import register as register_replicate
 from .data_cli import app as data_app
 from .errors import MislabError
 from .study import study_aliases, study_cli, study_names
@@ -106,7 +108,7 @@ def main(
 @user_errors
 def run(
     file: Annotated[Path, typer.Argument(help="Experiment TOML file")],
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print calls, tokens and dollars, then stop")] = False,
+    dry_run: DryRunOpt = False,
     extend: ExtendOpt = False,
     budget: BudgetOpt = None,
     store: StoreOpt = None,
@@ -119,9 +121,7 @@ def run(
 
     exp = Experiment.from_file(file)
     if dry_run:
-        from .estimate import print_estimate
-
-        print_estimate(exp, open_store(store), console)
+        cli_common.dry_run(exp, store)
         return
     run_id = execute(exp, store, cache_setting(no_cache, cache), budget, extend)
     console.print(Text(f"next: mislab show {run_id}   ·   mislab report {run_id}"))
@@ -182,7 +182,8 @@ def export(
     st = open_store(store, create=False)
     run_id = resolve_run(st, run_id)
     if format == "inspect":
-        _export_inspect(st, run_id, output or Path(f"{run_id}-inspect"), force)
+        written = _export_inspect(st, run_id, output or Path(f"{run_id}-inspect"), force)
+        _export_replication(st, run_id, written[0].parent, format)
         return
     out = output or Path(f"{run_id}.{format}")
     refuse_overwrite(out, force)
@@ -196,9 +197,19 @@ def export(
             for row in df.to_dict(orient="records"):
                 f.write(json.dumps(row, default=str) + "\n")
     console.print(Text(f"{len(df)} samples written to {out}"))
+    _export_replication(st, run_id, out, format)
 
 
-def _export_inspect(st: Store, run_id: str, output: Path, force: bool) -> None:
+def _export_replication(store: Any, run_id: str, beside: Path, format: str) -> None:
+    """A run made by `mislab replicate` also exports its table of ours beside the published numbers."""
+    from .report.replication import export_replication
+
+    path = export_replication(store, run_id, beside, format)
+    if path is not None:
+        console.print(Text(f"replication table written to {path}"))
+
+
+def _export_inspect(st: Store, run_id: str, output: Path, force: bool) -> list[Path]:
     """Inspect logs hold one model each: `-o x.eval` writes that one file (a run of several models is refused:
     give a directory), any other path is a directory of one `.eval` per model."""
     from .report import export_inspect
@@ -228,6 +239,7 @@ def _export_inspect(st: Store, run_id: str, output: Path, force: bool) -> None:
     for path in written:
         console.print(Text(f"Inspect log written: {path}"))
     console.print(Text(f"browse with: inspect view --log-dir {written[0].parent}"))
+    return written
 
 
 @app.command()
@@ -246,3 +258,4 @@ app.add_typer(data_app, name="data")
 
 
 register_label_commands(app)
+register_replicate(app)

@@ -51,6 +51,9 @@ BudgetOpt = Annotated[
         "tokens)",
     ),
 ]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Print the grid, calls, tokens and dollars per model, then stop (no call)")
+]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the response cache")]
 CacheOpt = Annotated[Path | None, typer.Option("--cache", help="Response cache file (default: user cache dir)")]
 ReportOpt = Annotated[
@@ -158,6 +161,15 @@ def report_outcome(store: Store, launched: Launched, rerun: str) -> None:
         raise typer.Exit(1)
 
 
+def dry_run(exp: Experiment, store: Path | None) -> None:
+    """Print what running `exp` would call and cost (prices from OpenRouter's list when it can be read); nothing is
+    called. Earlier samples in the store measure the estimate where there are any."""
+    from .estimate import estimate_prices, print_estimate
+
+    prices, note = estimate_prices()
+    print_estimate(exp, open_store(store), console, prices, note)
+
+
 def execute(
     exp: Experiment,
     store: Store | Path | None,
@@ -234,8 +246,8 @@ def schema_parameters(schema: type[StudyOptions]) -> list[inspect.Parameter]:
 def study_run_command(
     study: str, cli_name: str, schema: type[StudyOptions], doc: str, n_help: str
 ) -> Callable[..., None]:
-    """`mislab <study> run`: the common flags (models, n, seed, run id, budget, store, cache) and one flag per
-    option of the study's schema. Options not given keep the schema's default."""
+    """`mislab <study> run`: the common flags (models, n, seed, run id, extend, dry run, budget, store, cache) and
+    one flag per option of the study's schema. Options not given keep the schema's default."""
     common = [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
         for name, annotation, default in (
@@ -244,6 +256,7 @@ def study_run_command(
             ("seed", Annotated[int, typer.Option(help="Random seed of the run")], 0),
             ("run_id", RunIdOpt, None),
             ("extend", ExtendOpt, False),
+            ("dry_run", DryRunOpt, False),
             ("budget", BudgetOpt, None),
             ("store", StoreOpt, None),
             ("no_cache", NoCacheOpt, False),
@@ -260,6 +273,9 @@ def study_run_command(
         from .experiment import Experiment
 
         exp = Experiment.from_dict(data, where=f"{study} run")
+        if kwargs["dry_run"]:
+            dry_run(exp, kwargs["store"])
+            return
         cache = cache_setting(kwargs["no_cache"], kwargs["cache"])
         rerun = "rerun the same command" + ("" if kwargs["run_id"] else " with --run-id {run_id}")
         rid = execute(exp, kwargs["store"], cache, kwargs["budget"], kwargs["extend"], rerun)

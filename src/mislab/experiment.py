@@ -107,6 +107,9 @@ class Experiment:
     ablations: list[dict[str, Any]] = field(default_factory=list)
     source: str | None = None  # the file's text, stored with the run
     model_settings: dict[str, ModelSettings] = field(default_factory=dict)
+    # Set by `mislab replicate`: the preset it runs and its published rows (`PresetPart.spec`), so reports can set
+    # this run beside them without the preset installed.
+    preset: dict[str, Any] | None = None
 
     @classmethod
     def from_file(cls, path: str | Path) -> Experiment:
@@ -190,6 +193,7 @@ class Experiment:
             "hypotheses": self.hypotheses,
             "ablations": self.ablations,
             "source": self.source,
+            **({"preset": self.preset} if self.preset else {}),
         }
 
 

@@ -244,8 +244,8 @@ def _extension_problems(old: dict[str, Any], new: dict[str, Any], cell_options: 
 
 
 # Keys of a run's spec that only analyse its samples: a rerun may add or change them without running anything;
-# the run records each change with its time.
-ANALYSIS_KEYS = ("hypotheses", "ablations")
+# the run records each change with its time. (A preset's published rows are analysis; its experiment is the plan.)
+ANALYSIS_KEYS = ("hypotheses", "ablations", "preset")
 # Keys that apply to the session that runs (not to the samples): a rerun that changes them says so.
 SESSION_KEYS = ("budget_usd", "concurrency", "adaptive", "local", "model_settings")
 

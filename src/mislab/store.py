@@ -513,16 +513,27 @@ class Store:
             ).fetchall()
         return {r["sample_id"] for r in rows}
 
-    def cell_usage(self, study: str, model: str, cell: str) -> list[tuple[int, int, int]]:
-        """(calls, prompt tokens, completion tokens) of every finished sample of a study's model and cell,
-        across runs: the measured basis of dry-run estimates."""
+    def cell_usage(self, study: str, model: str, cell: str) -> list[tuple[int, int, int, int]]:
+        """(calls, prompt tokens, completion tokens, reasoning tokens) of every finished sample of a study's model
+        and cell, across runs: the measured basis of dry-run estimates."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT s.calls, s.prompt_tokens, s.completion_tokens FROM samples s JOIN runs r USING (run_id) "
-                "WHERE r.study = ? AND s.model = ? AND s.cell = ? AND s.status = 'done'",
+                "SELECT s.calls, s.prompt_tokens, s.completion_tokens, s.reasoning_tokens FROM samples s "
+                "JOIN runs r USING (run_id) WHERE r.study = ? AND s.model = ? AND s.cell = ? AND s.status = 'done'",
                 (study, model, cell),
             ).fetchall()
-        return [(r["calls"], r["prompt_tokens"], r["completion_tokens"]) for r in rows]
+        return [(r["calls"], r["prompt_tokens"], r["completion_tokens"], r["reasoning_tokens"]) for r in rows]
+
+    def model_reasoning(self, model: str) -> tuple[int, int, int]:
+        """(samples, calls, reasoning tokens) of every finished sample of a model in any run and study: how much
+        the model reasons per call, for estimates of cells it has not run yet."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(calls), 0), COALESCE(SUM(reasoning_tokens), 0) FROM samples "
+                "WHERE model = ? AND status = 'done' AND calls > 0",
+                (model,),
+            ).fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
 
     def model_speed(self, model: str) -> tuple[int, int, float]:
         """(samples, completion tokens, seconds) of every finished sample of a model that made all its calls

@@ -29,6 +29,7 @@ from .queries import ADVBENCH_DATA, resolve_queries, sample_queries
 from .scorers import default_keywords, keyword_af_matches, score_conversation
 
 if TYPE_CHECKING:
+    from ..estimate import CallEstimate
     from ..models import ChatModel
     from ..store import Label
     from ..transcript import Transcript
@@ -125,6 +126,24 @@ class AlignmentFakingStudy(CaseStudy[AlignmentFakingOptions]):
         if judge_prompts:
             out["judges"] = judge_prompts
         return out
+
+    def estimate(self, cell: Cell, options: AlignmentFakingOptions) -> CallEstimate:
+        """A first-run guess of one conversation: with a scratchpad, a reasoning turn and, after <NEXT/>, the output
+        turn (Redwood's harness; more turns happen, up to 1 + max_next); without, one turn. Each turn writes about
+        500 visible tokens (a scratchpad block or an answer), within max_tokens, and is read again by the next.
+        Reasoning tokens and judge calls are not in it (the estimate adds the model's reasoning). Later dry runs use
+        measured samples instead."""
+        from ..estimate import CallEstimate, tokens_of
+
+        opts = cell_options(options, cell.factors)
+        config = scenario_config(opts)
+        queries = query_order(opts)
+        query = sum(map(tokens_of, queries)) / len(queries) if queries else 0.0
+        user = build_user_prompt("", cell.factors["tier"] == "free", config)
+        base = tokens_of(build_system_prompt(config)) + tokens_of(user) + query
+        calls = min(2, 1 + opts.max_next) if opts.scratchpad else 1
+        reply = min(500.0, float(opts.max_tokens))
+        return CallEstimate(calls, sum(base + i * reply for i in range(calls)), calls * reply)
 
     def check_plan(self, n: int, options: AlignmentFakingOptions) -> None:
         """n is the number of queries: the query set must have that many."""

@@ -6,7 +6,9 @@
 
 The folder is found from the top-level package's import spec and walked as directories, never imported: listing
 rubrics loads no study (a study package's __init__ pulls in pandas and the model layer). No core module names a
-study's rubrics."""
+study's rubrics.
+
+Replication presets (`mislab.presets`, see `mislab.presets`) are declared and found the same way."""
 
 from __future__ import annotations
 
@@ -26,7 +28,9 @@ class FolderNotFound(Exception):
 
 
 @dataclass(frozen=True)
-class RubricFile:
+class DeclaredFile:
+    """A TOML file a plug-in ships in a declared folder (a rubric, a preset)."""
+
     path: Path
     where: str  # how messages and the rubric's origin name it, e.g. "mislab:shutdown/rubrics/eval_awareness.toml"
 
@@ -51,19 +55,26 @@ def find_folder(dotted: str) -> tuple[Path, str]:
     raise FolderNotFound(f"package {top!r} has no folder {'/'.join(inside)} (looked in {', '.join(roots)})")
 
 
-def rubric_files(declared: Iterable[EntryPoint] | None = None) -> list[RubricFile]:
-    """The rubric files the installed plug-ins declare (`declared`: the `mislab.rubrics` entry points by default).
-    A folder that cannot be found is skipped with one warning line, so the other plug-ins' rubrics still load."""
-    found: list[RubricFile] = []
+def declared_files(group: str, what: str, declared: Iterable[EntryPoint] | None = None) -> list[DeclaredFile]:
+    """The TOML files in the folders the installed plug-ins declare under an entry-point `group` (`declared`: those
+    entry points instead). A folder that cannot be found is skipped with one warning line naming `what` it holds,
+    so the other plug-ins' files still load."""
+    found: list[DeclaredFile] = []
     seen: set[Path] = set()
-    for ep in sorted(entry_points(group=GROUP) if declared is None else declared, key=lambda e: (e.name, e.value)):
+    for ep in sorted(entry_points(group=group) if declared is None else declared, key=lambda e: (e.name, e.value)):
         try:
             folder, label = find_folder(ep.value)
         except FolderNotFound as exc:
-            log.warning("rubrics of plug-in %r (%s = %r) skipped: %s", ep.name, GROUP, ep.value, exc)
+            log.warning("%s of plug-in %r (%s = %r) skipped: %s", what, ep.name, group, ep.value, exc)
             continue
         if folder.resolve() in seen:  # one folder declared twice is one source, not a clash
             continue
         seen.add(folder.resolve())
-        found += [RubricFile(f, f"{label}/{f.name}") for f in sorted(folder.glob("*.toml")) if f.is_file()]
+        found += [DeclaredFile(f, f"{label}/{f.name}") for f in sorted(folder.glob("*.toml")) if f.is_file()]
     return found
+
+
+def rubric_files(declared: Iterable[EntryPoint] | None = None) -> list[DeclaredFile]:
+    """The rubric files the installed plug-ins declare (`declared`: the `mislab.rubrics` entry points by default).
+    A folder that cannot be found is skipped with one warning line, so the other plug-ins' rubrics still load."""
+    return declared_files(GROUP, "rubrics", declared)

@@ -30,6 +30,7 @@ from ..store import Label, SampleRecord, Store
 from ..study import CaseStudy, Metric
 from ..transcript import AssistantTurn, SystemTurn, ToolTurn, Turn, UserTurn
 from .published import Target
+from .replication import replication_section
 from .summary import RunSummary, default_report_path, fmt_p, good_hint, model_options, summarise, usage_line
 from .tables import outcome
 
@@ -684,9 +685,11 @@ def write_report(
         sections = "".join(_metric_section(s, i, figures, colors) for i in range(len(s.metrics)))
         metric_sections = f'<section id="details"><h2>Per metric</h2>{sections}</section>'
     browser = _browser(s, store, max_transcripts)
+    replication = replication_section(s)  # a run made by `mislab replicate`: ours beside the published numbers
     nav = "".join(
         f'<a href="#{anchor}">{_e(text)}</a>'
-        for anchor, text in [("overview", "overview"), *((f"metric-{i}", m.column) for i, m in enumerate(s.metrics)),
+        for anchor, text in [("overview", "overview"), *([("replication", "replication")] if replication else []),
+                             *((f"metric-{i}", m.column) for i, m in enumerate(s.metrics)),
                              ("published", "published"), ("errors", f"errors ({len(s.errors)})"),
                              ("transcripts", "transcripts"), ("provenance", "spec and prompts")]
     )  # fmt: skip
@@ -706,6 +709,7 @@ def write_report(
 {_header(s)}
 <nav>{nav}</nav>
 {overview}
+{replication}
 {metric_sections}
 {_scores_section(s)}
 {_evidence_section(s)}

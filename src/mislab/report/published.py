@@ -35,6 +35,7 @@ class Target:
     k: int | None = None
     n: int | None = None
     n_qualifier: str = ""  # "≈" or "≥" when the paper gives n only roughly
+    relation: str = "="  # ">" or "<" when the paper gives only a bound ("a gap above 1 point")
     quote: str = ""
     note: str = ""
     aliases: tuple[str, ...] = field(default=(), compare=False)
@@ -43,19 +44,26 @@ class Target:
     def has_interval(self) -> bool:
         return self.low is not None and self.high is not None
 
-    def display(self) -> str:
-        """The published number in our notation, e.g. "94.5% [93.0, 95.8] Jeffreys 95%, n≈1000"."""
+    def value_text(self) -> str:
+        """The published number alone, e.g. "94.5%", "> +1.0 pp", "973/1000 = 97.3%"."""
+        bound = "" if self.relation == "=" else f"{self.relation} "
         if self.kind == "auroc":
-            text = f"AUROC {self.value:.2f}"
-        elif self.kind == "difference":
-            text = f"{100 * self.value:+.1f} pp"
-        elif self.k is not None and self.n is not None:
-            text = f"{self.k}/{self.n} = {100 * self.value:.1f}%"
-        else:
-            text = f"{100 * self.value:.1f}%"
+            return f"AUROC {self.value:.2f}"
+        if self.kind == "difference":
+            return f"{bound}{100 * self.value:+.1f} pp"
+        if self.k is not None and self.n is not None:
+            return f"{self.k}/{self.n} = {100 * self.value:.1f}%"
+        return f"{bound}{100 * self.value:.1f}%"
+
+    def display(self, method: bool = True) -> str:
+        """The published number in our notation, e.g. "94.5% [93.0, 95.8] Jeffreys 95%, n≈1000" (without the
+        interval's method: "94.5% [93.0, 95.8], n≈1000")."""
+        text = self.value_text()
         if self.has_interval:
             assert self.low is not None and self.high is not None
-            text += f" [{100 * self.low:.1f}, {100 * self.high:.1f}]" + (f" {self.interval}" if self.interval else "")
+            text += f" [{100 * self.low:.1f}, {100 * self.high:.1f}]" + (
+                f" {self.interval}" if self.interval and method else ""
+            )
         if self.n is not None and self.k is None:
             text += f", n{self.n_qualifier or '='}{self.n}"
         return text
@@ -70,7 +78,11 @@ class Target:
 def _all_targets() -> tuple[Target, ...]:
     data: dict[str, Any] = tomllib.loads(files("mislab.data").joinpath("published.toml").read_text("utf-8"))
     aliases: dict[str, list[str]] = data.get("aliases", {})
-    return tuple(Target(**row, aliases=tuple(aliases.get(row["model"], ()))) for row in data["target"])
+    targets = tuple(Target(**row, aliases=tuple(aliases.get(row["model"], ()))) for row in data["target"])
+    for t in targets:
+        if t.relation not in ("=", ">", "<"):
+            raise ValueError(f"published.toml: {t.model} · {t.condition}: relation must be =, > or <")
+    return targets
 
 
 def load_targets(study: str | None = None) -> list[Target]:

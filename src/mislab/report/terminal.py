@@ -18,6 +18,7 @@ from rich.text import Text
 from ..stats import RateMethod
 from ..store import Store
 from ..study import CaseStudy
+from .replication import print_replication
 from .summary import (
     RunSummary,
     compact_rate,
@@ -253,6 +254,7 @@ def show_run(
         raise KeyError(f"no runs in {store.path}")
     s = summarise(store, run_id, studies, method)
     (_full if full else _compact)(s, console)
+    print_replication(s, console, full)  # a run made by `mislab replicate`: ours beside the published numbers
     errors = s.errors
     listed = MAX_ERRORS_LISTED if full else COMPACT_ERRORS_LISTED
     if len(errors) or full:
