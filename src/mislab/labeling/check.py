@@ -53,7 +53,10 @@ class RubricCheck:
 
     def __str__(self) -> str:
         acc = str(self.accuracy) if self.accuracy else "—"
-        fmt = lambda x: "—" if x is None or math.isnan(x) else f"{x:.2f}"  # noqa: E731
+
+        def fmt(x: float | None) -> str:
+            return "—" if x is None or math.isnan(x) else f"{x:.2f}"
+
         head = f"{self.rubric} judged by {self.judge}: n = {self.n} ({self.unreadable} unreadable)"
         if not self.scored:
             return f"{head} · accuracy {acc} · κ {fmt(self.kappa)} · AUROC {fmt(self.auroc)} · ${self.cost:.4f}"
