@@ -622,9 +622,12 @@ class Store:
         Reclaiming one's own item renews it."""
         now = time.time()
         with self._tx() as db:
-            if job == "run" and db.execute(
-                "SELECT 1 FROM samples WHERE run_id = ? AND sample_id = ? AND status = 'done'", (run_id, item)
-            ).fetchone():
+            if (
+                job == "run"
+                and db.execute(
+                    "SELECT 1 FROM samples WHERE run_id = ? AND sample_id = ? AND status = 'done'", (run_id, item)
+                ).fetchone()
+            ):
                 return DONE
             row = db.execute(
                 "SELECT owner, expires FROM claims WHERE run_id = ? AND job = ? AND item = ?", (run_id, job, item)
