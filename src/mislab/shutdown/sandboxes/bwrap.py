@@ -27,7 +27,7 @@ import subprocess
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import ClassVar, Self, cast
 
 from .base import FIXED_MTIME, PID1_ACK, ExecResult, Sandbox, SandboxError, SandboxUnavailable
 
@@ -249,7 +249,8 @@ class BwrapSandbox(Sandbox):
             await machine.stdin.drain()  # kept open: PID 1 reads it until we close it
             if await asyncio.wait_for(machine.stdout.readline(), 30) != b"up\n":
                 raise ValueError("PID 1 did not start")
-            machine._transport.get_pipe_transport(1).close()  # type: ignore[attr-defined]  # PID 1 says no more
+            # PID 1 says no more on stdout: closed through the process's transport, which asyncio keeps private.
+            machine._transport.get_pipe_transport(1).close()  # type: ignore[attr-defined]
             pid = int(json.loads(raw)["child-pid"])
             fds = {ns: os.open(f"/proc/{pid}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC) for ns in ("user", "mnt")}
         except (ValueError, KeyError, OSError, TimeoutError, ConnectionError) as e:
@@ -281,7 +282,9 @@ class BwrapSandbox(Sandbox):
     def _alive(self) -> bool:
         return not self._down and self._machine.returncode is None
 
-    async def _start(self, argv: list[str], *, pid_ns: bool, data: bytes | None = None):
+    async def _start(
+        self, argv: list[str], *, pid_ns: bool, data: bytes | None = None
+    ) -> tuple[asyncio.SubprocessTransport, _Process]:
         loop = asyncio.get_running_loop()
         join = self.cgroup.join() if self.cgroup and pid_ns else []
         transport, proc = await loop.subprocess_exec(
@@ -291,7 +294,7 @@ class BwrapSandbox(Sandbox):
             pass_fds=() if pid_ns else tuple(self._ns_fds.values()),
         )  # fmt: skip
         if data is not None:
-            stdin = transport.get_pipe_transport(0)
+            stdin = cast(asyncio.WriteTransport, transport.get_pipe_transport(0))  # stdin=PIPE: a write pipe
             stdin.write(data)
             stdin.close()
         return transport, proc
