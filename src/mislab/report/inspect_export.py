@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
@@ -35,7 +35,10 @@ if TYPE_CHECKING:
 __all__ = ["export_inspect"]
 
 STOP_REASONS = {"stop": "stop", "length": "max_tokens", "tool_calls": "tool_calls", "content_filter": "content_filter"}
-RUN_STATUS = {"complete": "success", "running": "started"}  # anything else: stopped early
+RUN_STATUS: dict[str, Literal["success", "started"]] = {
+    "complete": "success",
+    "running": "started",
+}  # anything else: stopped early
 
 
 def _require_inspect() -> None:
@@ -126,7 +129,9 @@ def _usage(record: SampleRecord) -> ModelUsage:
     )
 
 
-def _sample(record: SampleRecord, values: Mapping[str, Any], labels: list[Label], columns: list[str]) -> EvalSample:
+def _sample(
+    record: SampleRecord, values: Mapping[Hashable, Any], labels: list[Label], columns: list[str]
+) -> EvalSample:
     from inspect_ai.log import EvalError, EvalSample
     from inspect_ai.model import ChatCompletionChoice, ChatMessageAssistant, ModelOutput
     from inspect_ai.scorer import Score
@@ -231,7 +236,7 @@ def _log_for_model(s: RunSummary, model: str, records: list[SampleRecord], label
 
 
 def export_inspect(
-    store: Store, run_id: str, path: str | Path, studies: Mapping[str, CaseStudy] | None = None
+    store: Store, run_id: str, path: str | Path, studies: Mapping[str, CaseStudy[Any]] | None = None
 ) -> list[Path]:
     """Write the run as Inspect logs into the directory `path`, one `.eval` file per model; return their paths.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -211,9 +211,9 @@ class RunSummary:
         if column not in self.rates.columns:
             return []
         return [
-            f"{row.model} · {row.cell}: {getattr(row, column)}"
-            for row in self.rates.itertuples(index=False)
-            if target in self.published_for(row.model, row.cell, column)
+            f"{row['model']} · {row['cell']}: {row[column]}"
+            for row in self.rates.to_dict("records")
+            if target in self.published_for(row["model"], row["cell"], column)
         ]
 
     def compact_grid(self, cells_as_columns: bool) -> tuple[list[str], list[list[str]]]:
@@ -225,7 +225,7 @@ class RunSummary:
         ]
         metrics = [m for m in self.metrics if f"{m.column}_k" in self.rates.columns]
 
-        def value(r: Mapping[str, Any], m: Metric) -> str:
+        def value(r: Mapping[Hashable, Any], m: Metric) -> str:
             c = m.column
             return compact_rate(r[f"{c}_k"], r[f"{c}_n"], r[f"{c}_low"], r[f"{c}_high"])
 
@@ -296,7 +296,7 @@ class RunSummary:
         return shows, cannot + "."
 
 
-def _study(name: str, studies: Mapping[str, CaseStudy] | None) -> CaseStudy | None:
+def _study(name: str, studies: Mapping[str, CaseStudy[Any]] | None) -> CaseStudy[Any] | None:
     if studies and name in studies:
         return studies[name]
     try:
@@ -338,7 +338,7 @@ def label_metrics(store: Store, run_id: str, taken: set[str]) -> tuple[list[Metr
 def summarise(
     store: Store,
     run_id: str,
-    studies: Mapping[str, CaseStudy] | None = None,
+    studies: Mapping[str, CaseStudy[Any]] | None = None,
     method: RateMethod = "wilson",
 ) -> RunSummary:
     """Rates, comparisons and published targets of a run. `studies` maps study names to plug-ins for runs whose

@@ -149,9 +149,8 @@ def _pair(cell: pd.DataFrame, base: pd.DataFrame, column: str, keys: list[str]) 
             out[key] = value
         return out
 
-    x, y = keyed(cell), keyed(base)
-    x = {k: v for k, v in x.items() if v is not None}
-    y = {k: v for k, v in y.items() if v is not None}
+    x = {k: v for k, v in keyed(cell).items() if v is not None}
+    y = {k: v for k, v in keyed(base).items() if v is not None}
     common = [k for k in x if k in y]
     unpaired = len(x) + len(y) - 2 * len(common)
     return [x[k] for k in common], [y[k] for k in common], unpaired
