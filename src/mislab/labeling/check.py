@@ -134,7 +134,7 @@ async def check_rubric(
                         accuracy=None, kappa=math.nan, auroc=math.nan, cost=sum(v.cost for v in verdicts),
                         verdicts=by_id, scored=scored, cutoff=cutoff)  # fmt: skip
     if scored:
-        numbers = [float(v.value) for _, v in read]  # type: ignore[arg-type]
+        numbers = [float(v.value) for _, v in read]  # type: ignore[arg-type]  # `read` has only values
         check.auroc = auroc(numbers, truths) if read else math.nan
         check.mean_if_yes = _mean([x for x, t in zip(numbers, truths, strict=True) if t])
         check.mean_if_no = _mean([x for x, t in zip(numbers, truths, strict=True) if not t])
@@ -146,7 +146,7 @@ async def check_rubric(
         preds = [bool(v.value) for _, v in read]
         scores = [v.score for _, v in read]
         if read and None not in scores:
-            check.auroc = auroc(scores, truths)  # type: ignore[arg-type]
+            check.auroc = auroc(scores, truths)  # type: ignore[arg-type]  # no None: checked above
     if read:
         check.accuracy, check.kappa = accuracy(preds, truths), cohen_kappa(preds, truths)
     return check

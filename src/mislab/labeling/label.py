@@ -103,7 +103,7 @@ def read_vote(rubric: Rubric, parser: str | None, text: str) -> tuple[Vote, dict
         return (all(read) if len(read) == len(parts) else None), parts
     ratings = parse_ratings(text, {t.name: (t.low, t.high) for t in rubric.items})
     combine = COMBINATIONS[str(rubric.combine)][0]
-    return (None if None in ratings.values() else combine(ratings)), ratings  # type: ignore[arg-type]
+    return (None if None in ratings.values() else combine(ratings)), ratings  # type: ignore[arg-type]  # no None: checked first
 
 
 async def judge_view(judge: ChatModel, rubric: Rubric, view: str | None, votes: int, threshold: float) -> Verdict:

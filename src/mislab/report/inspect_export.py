@@ -30,11 +30,16 @@ from .tables import outcome, rate_table
 
 if TYPE_CHECKING:
     from inspect_ai.log import EvalLog, EvalResults, EvalSample
-    from inspect_ai.model import ChatMessage, ModelUsage
+    from inspect_ai.model import ChatMessage, ModelUsage, StopReason
 
 __all__ = ["export_inspect"]
 
-STOP_REASONS = {"stop": "stop", "length": "max_tokens", "tool_calls": "tool_calls", "content_filter": "content_filter"}
+STOP_REASONS: dict[str, StopReason] = {
+    "stop": "stop",
+    "length": "max_tokens",
+    "tool_calls": "tool_calls",
+    "content_filter": "content_filter",
+}
 RUN_STATUS: dict[str, Literal["success", "started"]] = {
     "complete": "success",
     "running": "started",
@@ -143,7 +148,7 @@ def _sample(
     if replies:
         last = [t for t in record.transcript if isinstance(t, AssistantTurn)][-1]
         stop = STOP_REASONS.get(str(last.finish_reason), "unknown")
-        output.choices = [ChatCompletionChoice(message=replies[-1], stop_reason=stop)]  # type: ignore[arg-type]
+        output.choices = [ChatCompletionChoice(message=replies[-1], stop_reason=stop)]
         output.completion = replies[-1].text
     by_scorer = {label.scorer: label for label in labels}
     scores: dict[str, Any] = {}
