@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_sandbox import WARNING, Machine, warned
 
 from mislab.shutdown.sandboxes.bwrap import Limits
+
+from support.machines import WARNING, Machine, warned
 
 
 @pytest.fixture

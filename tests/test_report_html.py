@@ -15,14 +15,9 @@ import pytest
 from mislab.report import write_report
 from mislab.report.html import _select_records
 
+from support.browsers import CHROMIUM, CHROMIUM_ARGS, REPO
 from support.runs import LOCAL, LONG_SYSTEM, O3, PLANTED, SABOTAGED, SABOTAGED_TRUE, STUDIES, make_run
 
-REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 TOTAL = sum(len(v) for v in SABOTAGED.values()) + 1  # + the errored sample
 
 
