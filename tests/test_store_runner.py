@@ -6,6 +6,7 @@ import asyncio
 import gc
 import re
 import sqlite3
+import time
 import weakref
 from typing import Any
 
@@ -253,7 +254,9 @@ def test_interrupt_keeps_finished_samples(tmp_path) -> None:
             task = asyncio.ensure_future(
                 run_samples(store, run_id, study, {"m": model}, plan(["m"], cells, 10), options, progress=False)
             )
+            deadline = time.monotonic() + 30
             while store.count_samples(run_id) < 2:  # a few samples stored, one in flight
+                assert time.monotonic() < deadline, "no sample was stored"
                 await asyncio.sleep(0.01)
             task.cancel()  # what asyncio.run does on Ctrl-C
             return await task
