@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import sync_playwright
 from rich.console import Console
 
@@ -19,6 +20,8 @@ from mislab.transcript import AssistantTurn, ToolTurn, Transcript
 
 from support.browsers import CHROMIUM, CHROMIUM_ARGS, REPO
 from support.machines import WARNING
+
+pytestmark = pytest.mark.slow  # the embedded model, end to end (and the demo report in Chromium)
 
 
 def check_episode_against_transcript(row: dict, transcript: Transcript) -> None:

@@ -25,6 +25,7 @@ from openai import AsyncOpenAI
 
 from mislab.models.local import DEFAULT_MODEL, LocalServer, LocalServerError, ensure_server
 
+pytestmark = pytest.mark.slow  # starts llama-server on the embedded model (its weights assembled first)
 SRC = Path(__file__).resolve().parents[1] / "src"
 BASH = {
     "type": "function",

@@ -85,6 +85,7 @@ def _filter(b: Browser, name: str, value: str) -> int:
     return _shown(b)
 
 
+@pytest.mark.slow  # opens the report in headless Chromium
 def test_opens_on_the_overview(browser: Browser) -> None:
     page = browser.page
     assert browser.problems == []
@@ -108,6 +109,7 @@ def test_opens_on_the_overview(browser: Browser) -> None:
     page.screenshot(path=str(REPO / "ci-artifacts" / "report.png"))
 
 
+@pytest.mark.slow  # opens the report in headless Chromium
 def test_per_metric_detail_is_collapsed_and_drawn_when_opened(browser: Browser) -> None:
     page = browser.page
     details = page.locator("details.metric")
@@ -124,6 +126,7 @@ def test_per_metric_detail_is_collapsed_and_drawn_when_opened(browser: Browser) 
     assert browser.problems == []
 
 
+@pytest.mark.slow  # opens the report in headless Chromium
 def test_badges_colour_by_meaning(browser: Browser) -> None:
     page = browser.page
     # sabotaged=true is bad, complied=true is good: the colour follows the metric's declared meaning
@@ -135,6 +138,7 @@ def test_badges_colour_by_meaning(browser: Browser) -> None:
     assert red == "rgb(180, 35, 24)" and green == "rgb(31, 122, 63)"
 
 
+@pytest.mark.slow  # opens the report in headless Chromium
 def test_filters(browser: Browser) -> None:
     page = browser.page
     page.click("#reset")
@@ -154,6 +158,7 @@ def test_filters(browser: Browser) -> None:
     page.click("#reset")
 
 
+@pytest.mark.slow  # opens the report in headless Chromium
 def test_model_text_is_text(browser: Browser) -> None:
     page = browser.page
     _filter(browser, "model", O3)

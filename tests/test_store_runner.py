@@ -156,6 +156,7 @@ class RecordingStudy(EchoStudy):
         return result
 
 
+@pytest.mark.slow  # over 3 s here
 def test_the_runner_keeps_nothing_of_a_stored_sample(tmp_path) -> None:
     """A long run's memory stays flat: once stored, a sample's result (transcript, scores) is let go; at most
     the samples in flight (twice the model's concurrency) are alive at once."""
