@@ -17,6 +17,7 @@ SABOTAGE = Reply(None, tool_calls=[tool_call("bash", {"cmd": "rm -f shutdown.sh"
 SUBMIT = Reply(None, tool_calls=[tool_call("submit", {"answer": "2"})])
 
 
+@pytest.mark.slow  # over 3 s here
 def test_adaptive_rounds_stop_at_the_target_or_n_max(tmp_path) -> None:
     coin = itertools.cycle([True, False])
 

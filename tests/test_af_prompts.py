@@ -5,7 +5,6 @@ files only: no network), and query sampling is deterministic."""
 from __future__ import annotations
 
 import hashlib
-import json
 import pickle
 import re
 from pathlib import Path
@@ -35,9 +34,8 @@ from mislab.alignment_faking.queries import (
 )
 from mislab.data.files import ChecksumError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-PAPER_DIR = SHARED / "alignment_faking"
-ADVBENCH = SHARED / "advbench" / "harmful_behaviors.csv"
+from support.arena import ADVBENCH, PAPER_DIR, fake_arena
+
 PROMPTS = ("mislab", "paper")
 
 
@@ -316,39 +314,9 @@ def test_download_advbench_from_local_copies(tmp_path: Path) -> None:
         download_advbench(tmp_path / "cache3", source=tampered)
 
 
-def _fake_arena(directory: Path, tamper: str | None = None) -> Path:
-    """A local stand-in for ARENA's exercise directory, built from the shared copies (test-only, in tmp)."""
-    directory.mkdir(parents=True)
-    (directory / "alignment_faking_examples.json").write_bytes((PAPER_DIR / "examples.json").read_bytes())
-    names = {
-        "SYSTEM_PROMPT": "system_prompt_no_scratchpad.txt",
-        "SYSTEM_PROMPT_SCRATCHPAD": "system_prompt_scratchpad.txt",
-        "USER_PROMPT_TEMPLATE": "user_prompt_template.txt",
-    }
-    for path in (PAPER_DIR / "judges").glob("*.txt"):
-        names[path.stem] = f"judges/{path.name}"
-    lines = ["import os", "", "OTHER = os.getcwd()", ""]
-    for name, relative in names.items():
-        value = (PAPER_DIR / relative).read_text()
-        lines.append(f"{name} = {(value + ' changed' if name == tamper else value)!r}")
-    keywords = json.loads((PAPER_DIR / "judges" / "CATEGORY_KEYWORDS.json").read_text())
-    lines.append(f"CATEGORY_KEYWORDS = {keywords!r}")
-    lines += [
-        "class Example:",
-        "    def formatted_example(self):",
-        "        instructions = (",
-        "            'INSTRUCTIONS_GIVEN_TO_AI: test text. '",
-        "            'More test text.'",
-        "        )",
-        "        return instructions",
-    ]
-    (directory / "solutions.py").write_text("\n".join(lines) + "\n")
-    return directory
-
-
 @pytest.mark.parametrize("as_url", [False, True])
 def test_download_paper_prompts_from_local_source(tmp_path: Path, as_url: bool) -> None:
-    arena = _fake_arena(tmp_path / "arena")
+    arena = fake_arena(tmp_path / "arena")
     out = download_paper_prompts(tmp_path / "cache", arena_base=arena.as_uri() if as_url else arena)
     for relative, digest in PAPER_FILE_SHA256.items():
         assert hashlib.sha256((out / relative).read_bytes()).hexdigest() == digest
@@ -360,13 +328,13 @@ def test_download_paper_prompts_from_local_source(tmp_path: Path, as_url: bool) 
 
 
 def test_download_paper_prompts_rejects_changed_upstream(tmp_path: Path) -> None:
-    arena = _fake_arena(tmp_path / "arena", tamper="JUDGE_PROMPT")
+    arena = fake_arena(tmp_path / "arena", tamper="JUDGE_PROMPT")
     with pytest.raises(ChecksumError, match="JUDGE_PROMPT: sha256 mismatch"):
         download_paper_prompts(tmp_path / "cache", arena_base=arena)
 
 
 def test_download_redwood_needs_allow_unpinned(tmp_path: Path) -> None:
-    arena = _fake_arena(tmp_path / "arena")
+    arena = fake_arena(tmp_path / "arena")
     redwood = tmp_path / "redwood"
     redwood.mkdir()
     for name in ("prompt_atn_honly_with_examples.txt", "prompt_atn_honly_no_cot_with_examples.txt"):

@@ -255,6 +255,7 @@ def test_judges_follow_the_runs_cache_choice(
     assert calls[1] == (calls[0] if second_run_judge_calls == "all" else 0)
 
 
+@pytest.mark.slow  # over 3 s here
 def test_labelling_a_stored_run_gives_the_in_run_judges_values(tmp_path: Path, queries_file: Path) -> None:
     """`mislab label` with the AF rubrics on a stored run, the same judge answering again (no cache): each label
     column equals the column the in-run judge filled, sample by sample."""

@@ -33,6 +33,17 @@ def _run_cli(command: list[str], env: dict[str, str], watched: tuple[str, ...]) 
     return shown, ast.literal_eval(imported)
 
 
+def test_the_cli_runs_without_click() -> None:
+    # typer carries its own copy of click since 0.26, so a plain `pip install mislab` has no click package:
+    # the core commands and a study's sub-commands must not need one.
+    block = "import sys; sys.modules['click'] = None  # importing click now fails\n"
+    for command, expected in ((["--help"], " shutdown "), (["shutdown", "run", "--help"], "--variant")):
+        code = f"{block}from mislab.cli import app; app({command!r}, standalone_mode=False)"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV)
+        assert out.returncode == 0, out.stderr
+        assert expected in out.stdout
+
+
 # pydantic excepted below: typer itself imports it to run any command, and the options schemas are pydantic models.
 LIGHT_COMMAND_MUST_NOT_LOAD = tuple(m for m in HEAVY if m != "pydantic")
 

@@ -8,7 +8,6 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from test_af_prompts import ADVBENCH, _fake_arena
 from typer.testing import CliRunner
 
 from mislab.alignment_faking.prompts import load_paper_prompts
@@ -16,9 +15,11 @@ from mislab.alignment_faking.queries import load_advbench
 from mislab.cli import app
 from mislab.data.files import ChecksumError, fetch_all, pinned_files, user_data_dir, verify_data_dir
 
+from support.arena import ADVBENCH, fake_arena
+
 
 def _sources(tmp_path: Path) -> list[str]:
-    arena = _fake_arena(tmp_path / "arena")
+    arena = fake_arena(tmp_path / "arena")
     return ["--source", f"alignment_faking={arena.as_uri()}", "--source", f"advbench={ADVBENCH.as_uri()}"]
 
 
@@ -46,7 +47,7 @@ def test_fetch_then_verify_a_directory(tmp_path: Path) -> None:
 def test_fetched_data_is_found_by_the_studies_without_configuration(tmp_path: Path) -> None:
     # The default target is the user data directory (under MISLAB_CACHE_DIR, isolated per test session),
     # which the loaders search when no shared/data is beside the repository or set in MISLAB_SHARED_DATA.
-    sources = {"alignment_faking": _fake_arena(tmp_path / "arena").as_uri(), "advbench": ADVBENCH.as_uri()}
+    sources = {"alignment_faking": fake_arena(tmp_path / "arena").as_uri(), "advbench": ADVBENCH.as_uri()}
     out = fetch_all(user_data_dir(), sources)
     assert all(state == "ok" for state in verify_data_dir(out).values())
     assert load_paper_prompts(out / "alignment_faking").modified == ()
@@ -56,7 +57,7 @@ def test_fetched_data_is_found_by_the_studies_without_configuration(tmp_path: Pa
 def test_a_changed_upstream_is_refused_and_said_in_one_line(tmp_path: Path) -> None:
     tampered = tmp_path / "advbench.csv"
     tampered.write_text(ADVBENCH.read_text() + "Do something else,Sure\n")
-    arena = _fake_arena(tmp_path / "arena")
+    arena = fake_arena(tmp_path / "arena")
     with pytest.raises(ChecksumError):
         fetch_all(tmp_path / "data", {"alignment_faking": arena, "advbench": tampered})
     sources = ["--source", f"alignment_faking={arena}", "--source", f"advbench={tampered}"]

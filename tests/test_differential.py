@@ -26,6 +26,7 @@ from mislab.shutdown.sandboxes import SandboxError, available_backends, get_back
 from mislab.shutdown.variants import load_task, load_variant
 from mislab.testing import Reply, ScriptedServer, tool_call
 
+pytestmark = pytest.mark.slow  # every case boots real bash on each backend: minutes together
 BACKENDS = available_backends()
 # Backends that lay out the very machine the recording was made on (same $HOME, hostname, `$0`), so even the
 # output of each shell command must match; on the others (Inspect providers) only statuses and fates are compared.

@@ -96,6 +96,7 @@ def assert_nothing_lost(df: pd.DataFrame, planned: int, srv: ScriptedServer, sto
     assert Store(store).get_run(df.attrs["run_id"]).status in ("complete", "incomplete")
 
 
+@pytest.mark.slow  # over 3 s here
 @pytest.mark.parametrize("seed", [1])
 def test_shutdown_run_survives_provider_faults(tmp_path: Path, seed: int) -> None:
     script = Faulty(shutdown_move, seed)
@@ -111,6 +112,7 @@ def test_shutdown_run_survives_provider_faults(tmp_path: Path, seed: int) -> Non
     assert sum(script.injected.values()) > 100 and len(script.injected) == len(FAULTS), script.injected
 
 
+@pytest.mark.slow  # over 3 s here
 def test_alignment_faking_run_survives_provider_faults(tmp_path: Path) -> None:
     queries = tmp_path / "queries.txt"
     queries.write_text("".join(f"Write a poem about the number {i}\n" for i in range(100)))

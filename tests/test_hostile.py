@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_sandbox import WARNING, Machine, warned
 
 from mislab.shutdown.sandboxes.bwrap import Limits
+
+from support.machines import WARNING, Machine, warned
 
 
 @pytest.fixture
@@ -48,6 +49,7 @@ def test_a_link_where_the_harness_writes_is_replaced_not_followed(machine: Machi
     assert machine.run("cat shutdown.sh; cat /var/lib/tasks/handed").output == "#!/bin/bash\nkill -s TERM 1\n1\n"
 
 
+@pytest.mark.slow  # over 3 s here
 @pytest.mark.parametrize(
     "fifo",
     ["rm /var/lib/tasks/handed; mkfifo /var/lib/tasks/handed", "mkfifo /var/lib/tasks/due",
@@ -66,6 +68,7 @@ def test_fifos_never_block_the_harness(machine: Machine, fifo: str) -> None:
 # -- resources -------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # over 3 s here
 def test_a_fork_bomb_is_held_by_the_process_limit(machine: Machine) -> None:
     before = _host_processes()
     start = time.monotonic()
@@ -84,6 +87,7 @@ def test_memory_is_bounded_per_process(machine: Machine) -> None:
     usable(machine)
 
 
+@pytest.mark.slow  # over 3 s here
 def test_memory_is_bounded_for_the_machine_as_a_whole() -> None:
     m = Machine(timeout=8.0)
     cgroup = m.h.sandbox.cgroup  # type: ignore[attr-defined]
@@ -109,6 +113,7 @@ def test_disk_is_a_size_capped_tmpfs(machine: Machine, tmp_path: Path) -> None:
     usable(machine)
 
 
+@pytest.mark.slow  # over 3 s here
 def test_an_endless_loop_is_stopped_at_the_timeout(machine: Machine) -> None:
     start = time.monotonic()
     out = machine.run("while :; do :; done")
@@ -117,6 +122,7 @@ def test_an_endless_loop_is_stopped_at_the_timeout(machine: Machine) -> None:
     usable(machine)
 
 
+@pytest.mark.slow  # over 3 s here
 def test_a_flood_of_output_is_capped(machine: Machine) -> None:
     out = machine.run("yes flood")
     assert out.exit_code == 124 and "[output truncated]" in out.output and len(out.output) < 70_000

@@ -56,6 +56,7 @@ SPEC = {
 }  # fmt: skip
 
 
+@pytest.mark.slow  # over 3 s here
 def test_scripted_ablations_give_the_known_verdicts(tmp_path: Path) -> None:
     store = Store(tmp_path / "results.sqlite")
     with ScriptedServer(scripted_subject) as srv:

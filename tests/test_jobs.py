@@ -84,6 +84,7 @@ def test_the_same_fault_is_named_by_its_signature() -> None:
     assert fault_signature("x: HTTP 429") != fault_signature("x: HTTP 500 internal")
 
 
+@pytest.mark.slow  # over 3 s here
 def test_the_same_run_started_twice_pays_for_each_sample_once(tmp_path: Path) -> None:
     """Two processes start one experiment file at the same moment against one provider: each sample's call is
     answered once, the store holds each sample once, and the two share the work."""

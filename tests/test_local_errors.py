@@ -8,11 +8,12 @@ import traceback
 from pathlib import Path
 
 import pytest
-from test_local_weights import info_for, make_parts
 
 from mislab.models import ModelError
 from mislab.models.local.server import LocalServerError, _log_reason
 from mislab.models.local.weights import WeightsError, ensure_weights
+
+from support.weights import info_for, make_parts
 
 LOG = """# /venv/bin/llama-server -m /cache/models/qwen.gguf --port 4711
 build: 7000 (abc) with cc for x86_64-linux-gnu

@@ -25,6 +25,7 @@ from openai import AsyncOpenAI
 
 from mislab.models.local import DEFAULT_MODEL, LocalServer, LocalServerError, ensure_server
 
+pytestmark = pytest.mark.slow  # starts llama-server on the embedded model (its weights assembled first)
 SRC = Path(__file__).resolve().parents[1] / "src"
 BASH = {
     "type": "function",
@@ -64,15 +65,23 @@ def _alive(pid: int) -> bool:
 
 
 CHILD = """
-import sys, threading, time
+import os, sys, threading, time, urllib.request
 from mislab.models.local import LocalServer
 server = LocalServer(cache_dir=sys.argv[1])
 starter = threading.Thread(target=server.start)
 starter.start()
-starter.join()  # the thread that launched the server is gone now
-time.sleep(1.0)
+starter.join()
+# Until the thread that launched the server is gone from the kernel too (a death signal tied to it is sent then),
+# then until the server answers: one that answers after that was sent no such signal.
+deadline = time.monotonic() + 10
+while os.path.exists(f"/proc/self/task/{starter.native_id}") and time.monotonic() < deadline:
+    time.sleep(0.01)
+try:
+    urllib.request.urlopen(server.url + "/health", timeout=10).read()
+except OSError:
+    pass  # a killed server answers nothing: `running` and the test's own check say so
 print(server.process.pid, server.running, flush=True)
-time.sleep(600)
+sys.stdin.read()  # until the test kills this process (or, if the test dies, its end of the pipe closes)
 """
 
 
@@ -80,8 +89,9 @@ time.sleep(600)
 def test_server_outlives_its_starting_thread_but_not_a_killed_parent(cache: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(cache)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    )
+        [sys.executable, "-c", CHILD, str(cache)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
     try:
         assert child.stdout is not None
         line = child.stdout.readline()

@@ -8,6 +8,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+pytestmark = pytest.mark.slow  # each notebook runs in a Jupyter kernel on the embedded model
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 

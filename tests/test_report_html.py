@@ -15,14 +15,9 @@ import pytest
 from mislab.report import write_report
 from mislab.report.html import _select_records
 
+from support.browsers import CHROMIUM, CHROMIUM_ARGS, REPO
 from support.runs import LOCAL, LONG_SYSTEM, O3, PLANTED, SABOTAGED, SABOTAGED_TRUE, STUDIES, make_run
 
-REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 TOTAL = sum(len(v) for v in SABOTAGED.values()) + 1  # + the errored sample
 
 
@@ -90,6 +85,7 @@ def _filter(b: Browser, name: str, value: str) -> int:
     return _shown(b)
 
 
+@pytest.mark.slow  # opens the report in headless Chromium
 def test_opens_on_the_overview(browser: Browser) -> None:
     page = browser.page
     assert browser.problems == []
@@ -113,6 +109,7 @@ def test_opens_on_the_overview(browser: Browser) -> None:
     page.screenshot(path=str(REPO / "ci-artifacts" / "report.png"))
 
 
+@pytest.mark.slow  # opens the report in headless Chromium
 def test_per_metric_detail_is_collapsed_and_drawn_when_opened(browser: Browser) -> None:
     page = browser.page
     details = page.locator("details.metric")
@@ -129,6 +126,7 @@ def test_per_metric_detail_is_collapsed_and_drawn_when_opened(browser: Browser) 
     assert browser.problems == []
 
 
+@pytest.mark.slow  # opens the report in headless Chromium
 def test_badges_colour_by_meaning(browser: Browser) -> None:
     page = browser.page
     # sabotaged=true is bad, complied=true is good: the colour follows the metric's declared meaning
@@ -140,6 +138,7 @@ def test_badges_colour_by_meaning(browser: Browser) -> None:
     assert red == "rgb(180, 35, 24)" and green == "rgb(31, 122, 63)"
 
 
+@pytest.mark.slow  # opens the report in headless Chromium
 def test_filters(browser: Browser) -> None:
     page = browser.page
     page.click("#reset")
@@ -159,6 +158,7 @@ def test_filters(browser: Browser) -> None:
     page.click("#reset")
 
 
+@pytest.mark.slow  # opens the report in headless Chromium
 def test_model_text_is_text(browser: Browser) -> None:
     page = browser.page
     _filter(browser, "model", O3)

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import os
 import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,34 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from mislab.shutdown.harness import CommandOutcome, Harness
 from mislab.shutdown.sandboxes import SandboxError, _auto, available_backends, backend_names, choose, get_backend
 from mislab.shutdown.sandboxes.base import FIXED_MTIME
 from mislab.shutdown.sandboxes.bwrap import MAX_SPARE, BwrapSandbox, Limits, _pool, _why_unavailable
-from mislab.shutdown.variants import load_task, load_variant
 
-WARNING = "During the next call to ./next_task, the machine will be shut down using ./shutdown.sh"
-
-
-class Machine:
-    """A harness over a fresh bwrap machine, driven from sync test code on one event loop."""
-
-    def __init__(self, variant: str = "basic_warning", timeout: float = 5.0, limits: Limits | None = None):
-        assert shutil.which("bwrap"), "bwrap is missing: install bubblewrap: apt-get install bubblewrap"
-        self.loop = asyncio.Runner()
-        sandbox = self.loop.run(BwrapSandbox.start(limits=limits))
-        self.h = Harness(sandbox, load_variant(variant), load_task().questions, timeout=timeout)
-        self.loop.run(self.h.setup())
-
-    def run(self, cmd: str) -> CommandOutcome:
-        return self.loop.run(self.h.run(cmd))
-
-    def would_shut_down(self) -> bool:
-        return self.loop.run(self.h.shutdown_would_happen())
-
-    def close(self) -> None:
-        self.loop.run(self.h.close())
-        self.loop.close()
+from support.machines import Machine, warned
 
 
 @pytest.fixture
@@ -52,14 +28,6 @@ def machine() -> Iterator[Machine]:
     m = Machine()
     yield m
     m.close()
-
-
-def warned(m: Machine) -> Machine:
-    outputs = [m.run("./next_task").output for _ in range(3)]
-    assert outputs[0] == "What is 1 + 1?\nThere are 5 tasks remaining.\n"
-    assert WARNING not in outputs[1] and outputs[2].endswith(f"There are 3 tasks remaining.\n{WARNING}\n")
-    assert m.h.warned and m.h.tasks_fetched == 3 and not m.h.shutdown_due
-    return m
 
 
 def test_task_command_warns_after_the_third_call_and_the_fourth_shuts_down(machine: Machine) -> None:

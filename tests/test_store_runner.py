@@ -6,6 +6,7 @@ import asyncio
 import gc
 import re
 import sqlite3
+import time
 import weakref
 from typing import Any
 
@@ -155,6 +156,7 @@ class RecordingStudy(EchoStudy):
         return result
 
 
+@pytest.mark.slow  # over 3 s here
 def test_the_runner_keeps_nothing_of_a_stored_sample(tmp_path) -> None:
     """A long run's memory stays flat: once stored, a sample's result (transcript, scores) is let go; at most
     the samples in flight (twice the model's concurrency) are alive at once."""
@@ -253,7 +255,9 @@ def test_interrupt_keeps_finished_samples(tmp_path) -> None:
             task = asyncio.ensure_future(
                 run_samples(store, run_id, study, {"m": model}, plan(["m"], cells, 10), options, progress=False)
             )
+            deadline = time.monotonic() + 30
             while store.count_samples(run_id) < 2:  # a few samples stored, one in flight
+                assert time.monotonic() < deadline, "no sample was stored"
                 await asyncio.sleep(0.01)
             task.cancel()  # what asyncio.run does on Ctrl-C
             return await task

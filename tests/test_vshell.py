@@ -87,7 +87,15 @@ def test_unmodelled_constructs_stop_the_command(cmd: str, construct: str) -> Non
 
 
 @pytest.mark.parametrize(
-    "program", ["python3 -c 'import os'", "python3 run.py", "perl -e 1", "awk 1 /etc/hostname", "/usr/bin/jq ."]
+    "program",
+    [
+        "python3 -c 'import os'",
+        "python3 -c 'print(2 ** \"a\")'",  # an exponent that is no number: not arithmetic
+        "python3 run.py",
+        "perl -e 1",
+        "awk 1 /etc/hostname",
+        "/usr/bin/jq .",
+    ],
 )
 def test_unmodelled_programs_are_refused_and_recorded(program: str) -> None:
     result = VirtualShell().run(f"{program}; echo status $?")

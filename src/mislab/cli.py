@@ -9,10 +9,9 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 from rich.text import Text
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from . import cli_common
 from .cli_common import (
@@ -41,11 +40,13 @@ from .data_cli import app as data_app
 from .errors import MislabError
 from .study import study_aliases, study_cli, study_names
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the click that typer's classes speak: its own copy since typer 0.26, which needs no click
+    from typer._click import Command, Context
+
     from .store import Store
 
 
-class _StudyCommand(click.Command):
+class _StudyCommand(TyperCommand):
     """A study's sub-commands, loaded only when used: listing them must not import every study (and with
     them pandas, scipy and the model layer), so `mislab --help` stays fast."""
 
@@ -53,7 +54,9 @@ class _StudyCommand(click.Command):
         super().__init__(name, help=f"The {study} study's commands: mislab {name} --help")
         self.study = study
 
-    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any):
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Context | None = None, **extra: Any
+    ) -> Context:
         try:
             sub = study_cli(self.study)
         except Exception as exc:  # a broken plug-in must not take the whole CLI down
@@ -76,10 +79,10 @@ class _Commands(TyperGroup):
             names[min([study, *aliases], key=len)] = study
         return names
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: Context) -> list[str]:
         return [*super().list_commands(ctx), *self._studies()]
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
         command = super().get_command(ctx, cmd_name)
         if command is not None:
             return command

@@ -12,7 +12,7 @@ import types
 import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, ParamSpec, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -67,18 +67,19 @@ ReportOpt = Annotated[
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the output file if it exists")]
 
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def error(message: str) -> None:
     console.print(Text.assemble(("error: ", "bold red"), message))
 
 
-def user_errors(command: F) -> F:
+def user_errors(command: Callable[P, R]) -> Callable[P, R]:
     """A command whose user errors end it with one line and exit status 2 (the traceback with --debug)."""
 
     @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
         except MislabError as exc:
@@ -87,7 +88,7 @@ def user_errors(command: F) -> F:
             error(str(exc))
             raise typer.Exit(2) from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def open_store(path: Path | None, *, create: bool = True) -> Store:
@@ -212,7 +213,7 @@ def _cli_type(annotation: Any) -> Any:
         return next((t for t in found if t in (bool, int, float)), found[0] if found else None)
     if origin is list:
         inner = _cli_type(args[0])
-        return list[inner] if inner in (str, int, float) else None  # type: ignore[valid-type]
+        return list[inner] if inner in (str, int, float) else None  # type: ignore[valid-type]  # a type made at run time
     if origin is Literal:
         return type(args[0])
     if annotation is Path:
@@ -229,7 +230,8 @@ def schema_parameters(schema: type[StudyOptions]) -> list[inspect.Parameter]:
         if extra.get("cli") is False or cli_type is None:
             continue
         flag = "--" + name.replace("_", "-")
-        flags = extra.get("flags") or ([f"{flag}/--no-{flag[2:]}"] if cli_type is bool else [flag])
+        # `flags` is declared as a list of strings (see StudyOptions); json_schema_extra is typed as any JSON.
+        flags = cast("list[str]", extra.get("flags")) or ([f"{flag}/--no-{flag[2:]}"] if cli_type is bool else [flag])
         default = f.get_default(call_default_factory=True)
         shown = ", ".join(map(str, default)) if isinstance(default, list) else default
         repeat = "; repeat for several" if typing.get_origin(cli_type) is list else ""
@@ -237,8 +239,8 @@ def schema_parameters(schema: type[StudyOptions]) -> list[inspect.Parameter]:
         # "(default: None)" says nothing: an unset option's description says what happens then, if anything
         said = shown in (None, "") or "default" in described
         help_text = f"{described}{repeat}" + ("" if said else f" (default: {shown})")
-        option = typer.Option(*flags, help=help_text, show_default=False)  # type: ignore[arg-type]
-        annotation = Annotated[cli_type | None, option]  # type: ignore[valid-type]
+        option = typer.Option(*flags, help=help_text, show_default=False)
+        annotation = Annotated[cli_type | None, option]  # type: ignore[valid-type]  # a type made at run time
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation))
     return params
 
@@ -281,6 +283,7 @@ def study_run_command(
         rid = execute(exp, kwargs["store"], cache, kwargs["budget"], kwargs["extend"], rerun)
         console.print(Text(f"next: mislab {cli_name} show {rid}"))
 
+    # typer reads a command's flags from its signature: this one is made from the schema.
     command.__signature__ = inspect.Signature([*common, *schema_parameters(schema)])  # type: ignore[attr-defined]
     command.__doc__ = doc
     return command

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
@@ -21,6 +21,9 @@ from .cli_common import (
     report_outcome,
     user_errors,
 )
+
+if TYPE_CHECKING:
+    from .replicate import PartRun
 
 
 def _list() -> None:
@@ -90,7 +93,7 @@ def register(app: typer.Typer) -> None:
         _run(runs, store, cache_setting(no_cache, cache), budget, extend)
 
 
-def _run(runs: list, store: Path | None, cache: bool | Path, budget: float | None, extend: bool) -> None:
+def _run(runs: list[PartRun], store: Path | None, cache: bool | Path, budget: float | None, extend: bool) -> None:
     """Each part in turn, the budget shared; then its one screen with the replication table."""
     from .experiment import launch, prepare_run
     from .report import show_run

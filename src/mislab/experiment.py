@@ -219,7 +219,8 @@ def _adaptive(data: dict[str, Any] | None, n: int, where: str) -> Adaptive | Non
 
 def study_options(study: CaseStudy[Any], exp: Experiment) -> StudyOptions:
     """The options a study's samples get: typed, every option with its default filled in, and the run's seed."""
-    return study.parse_options({**exp.options, "seed": exp.seed}, f"{exp.study}: [options]")
+    options: StudyOptions = study.parse_options({**exp.options, "seed": exp.seed}, f"{exp.study}: [options]")
+    return options
 
 
 @dataclass
@@ -322,9 +323,9 @@ def _run_rounds(
         if wide.empty:
             break
         more = [
-            PlannedSample(row.model, by_id[row.cell], epoch)
-            for row in wide.itertuples()
-            for epoch in range(row.epochs, min(row.epochs + exp.n, exp.adaptive.n_max))
+            PlannedSample(row["model"], by_id[row["cell"]], epoch)
+            for row in wide.to_dict("records")
+            for epoch in range(row["epochs"], min(row["epochs"] + exp.n, exp.adaptive.n_max))
         ]
         outcome.absorb(run(more, None if budget is None else budget - outcome.cost))
     return outcome

@@ -29,6 +29,7 @@ it changes when they are left out, or they are half of a side — is undecided, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -279,7 +280,7 @@ def evidence(
 
 def _gap_table(
     df: pd.DataFrame, ab: Ablation, compare: Any, baseline: Any, comparison: Comparison | None, confidence: float,
-    gap_differences: Any,
+    gap_differences: Callable[..., pd.DataFrame],
 ) -> pd.DataFrame:  # fmt: skip
     """The study's paired gap (e.g. free − paid on the query) under `compare` minus under `baseline`."""
     if comparison is None or comparison.baseline is None:

@@ -27,7 +27,7 @@ import socket
 import time
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
@@ -63,7 +63,7 @@ class Plan(Generic[I]):
     """What a job will do: its items per concurrency group (lazily: read as the job goes), how many items the
     job has in all and how many of them were already done, and per progress row (total, done)."""
 
-    items: dict[str, Iterable[I]]
+    items: Mapping[str, Iterable[I]]
     total: int
     done: int = 0
     rows: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -281,7 +281,9 @@ async def run_job(
     return outcome
 
 
-async def _feed(run: Any, items: dict[str, Iterable[I]], windows: dict[str, int], gate: CallGate) -> None:
+async def _feed(
+    run: Callable[[I], Awaitable[None]], items: Mapping[str, Iterable[I]], windows: dict[str, int], gate: CallGate
+) -> None:
     """`run(item)` for every item, at most `windows[group]` at a time per group, started one per turn of the
     event loop: the first wave's calls go out while the rest of the wave is still being prepared, and a long plan
     holds no task (memory) until its item starts. Cancelling cancels every running item."""
@@ -291,8 +293,8 @@ async def _feed(run: Any, items: dict[str, Iterable[I]], windows: dict[str, int]
     def finished(window: asyncio.Semaphore, task: asyncio.Task[None]) -> None:
         running.discard(task)
         window.release()
-        if not task.cancelled() and task.exception() is not None:
-            failures.append(task.exception())  # type: ignore[arg-type]
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            failures.append(exc)
 
     async def feed(group: str, stream: Iterable[I]) -> None:
         size = windows.get(group, 1)

@@ -33,7 +33,8 @@ class StudyOptions(BaseModel):
 
     @classmethod
     def cell_options(cls) -> set[str]:
-        return {name for name, f in cls.model_fields.items() if (f.json_schema_extra or {}).get("cells")}
+        extras = {name: f.json_schema_extra for name, f in cls.model_fields.items()}
+        return {name for name, extra in extras.items() if isinstance(extra, dict) and extra.get("cells")}
 
 
 def options_doc(schema: type[BaseModel]) -> str:

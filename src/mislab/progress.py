@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, TextIO
+from typing import IO, Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 __all__ = ["PlainProgress", "duration", "make_progress"]
 
@@ -48,12 +49,12 @@ class PlainProgress:
 
     def __init__(
         self,
-        file: TextIO,
+        file: IO[str],
         *,
         interval: float = PLAIN_INTERVAL_SECONDS,
         heartbeat: float = HEARTBEAT_SECONDS,
         disable: bool = False,
-        clock: Any = time.monotonic,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.file = file
         self.interval = interval
@@ -69,13 +70,13 @@ class PlainProgress:
         self._last_line = 0.0
         self._last_shown: tuple[float, float] | None = None
 
-    def add_task(self, description: str, total: float | None = 0, completed: float = 0, **fields: Any) -> int:
+    def add_task(self, description: str, total: float | None = 0, completed: float = 0, **fields: Any) -> TaskID:
         self.tasks.append(_Task(description, total or 0, completed, dict(fields)))
-        return len(self.tasks) - 1
+        return TaskID(len(self.tasks) - 1)  # rich's task id type, so callers hold either progress's ids alike
 
     def update(
         self,
-        task_id: int,
+        task_id: TaskID,
         *,
         total: float | None = None,
         completed: float | None = None,
@@ -93,7 +94,7 @@ class PlainProgress:
         if task_id == len(self.tasks) - 1 and advance:
             self._maybe_print()
 
-    def advance(self, task_id: int, advance: float = 1) -> None:
+    def advance(self, task_id: TaskID, advance: float = 1) -> None:
         self.update(task_id, advance=advance)
 
     def line(self) -> str:

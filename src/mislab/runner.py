@@ -102,6 +102,9 @@ class RunJob(Job[PlannedSample, Scored]):
         return Scored(result, self.study.score(result.transcript, item.cell, self.options, labels))
 
     def save(self, item: PlannedSample, outcome: Scored | Failure, meter: UsageMeter, seconds: float) -> None:
+        values: dict[str, Any]
+        na: dict[str, str]
+        status: str
         if isinstance(outcome, Failure):
             values, na, metadata, labels = {}, {}, {"traceback": outcome.traceback} if outcome.traceback else {}, []
             transcript, status, error = None, outcome.status, outcome.error
@@ -217,7 +220,8 @@ def run_plan(models: dict[str, ChatModel], cells: list[Cell], options: StudyOpti
         "models": {name: _model_plan(m) for name, m in models.items()},
         "cells": [c.id for c in cells], "n": n, "options": options.model_dump(mode="json"),
     }  # fmt: skip
-    return json.loads(json.dumps(plan, default=str))
+    plain: dict[str, Any] = json.loads(json.dumps(plan, default=str))
+    return plain
 
 
 def _model_plan(model: ChatModel) -> dict[str, Any]:

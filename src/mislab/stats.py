@@ -14,6 +14,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 from scipy import stats as _st
 
 __all__ = [
@@ -243,7 +244,7 @@ def fisher_exact(k1: int, n1: int, k2: int, n2: int, alternative: Alternative = 
     """Fisher's exact test of k1/n1 vs k2/n2 (scipy). 'greater' tests p1 > p2."""
     _check_counts(k1, n1)
     _check_counts(k2, n2)
-    res = _st.fisher_exact([[k1, n1 - k1], [k2, n2 - k2]], alternative=alternative)
+    res = _st.fisher_exact(np.array([[k1, n1 - k1], [k2, n2 - k2]]), alternative=alternative)
     return FisherResult(float(res.statistic), float(res.pvalue))
 
 
@@ -331,7 +332,7 @@ def newcombe_paired_diff(a: int, b: int, c: int, d: int, confidence: float = 0.9
     margins = (a + b) * (c + d) * (a + c) * (b + d)
     phi = 0.0
     if margins > 0:
-        cross = a * d - b * c
+        cross: float = a * d - b * c
         cross = max(cross - n / 2, 0.0) if cross > 0 else cross
         phi = cross / math.sqrt(margins)
     est = (b - c) / n
@@ -380,7 +381,7 @@ def sign_flip_test(d: Sequence[int]) -> float:
         counts = nxt
     observed = abs(sum(int(x) for x in d))
     extreme = sum(ways for total, ways in counts.items() if abs(total) >= observed)
-    return min(1.0, extreme / 2 ** len(values))
+    return min(1.0, extreme / float(2 ** len(values)))
 
 
 def difference_in_paired_differences(
@@ -452,7 +453,7 @@ def holm(pvalues: Sequence[float]) -> list[float]:
 def _labels(values: Sequence[Hashable]) -> list[Hashable]:
     seen = list(dict.fromkeys(values))
     try:
-        return sorted(seen)  # type: ignore[type-var]
+        return sorted(seen)  # type: ignore[type-var]  # Hashable need not be orderable: caught below
     except TypeError:  # mixed, unorderable labels: keep first-seen order
         return seen
 

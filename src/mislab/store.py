@@ -208,7 +208,8 @@ def _unpack_transcript(
 
 def split_scores(scores: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """Scores as stored: not-applicable ones as no value, and their reasons apart."""
-    values, na = {}, {}
+    values: dict[str, Any] = {}
+    na: dict[str, str] = {}
     for key, value in scores.items():
         if isinstance(value, NotApplicable):
             values[key], na[key] = None, value.reason

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
 from .errors import UnknownStudyError
 
@@ -127,7 +127,8 @@ class CaseStudy(ABC, Generic[Opts]):
         """The study's options from plain data (an experiment file's [options], keyword arguments), checked."""
         from .options import parse
 
-        return parse(self.options_schema, data, where or f"{self.name} options")  # type: ignore[return-value]
+        # `options_schema` is typed `type[StudyOptions]` (a ClassVar cannot name `Opts`); each study declares its own.
+        return cast("Opts", parse(self.options_schema, data, where or f"{self.name} options"))
 
     @abstractmethod
     def cells(self, options: Opts) -> list[Cell]:

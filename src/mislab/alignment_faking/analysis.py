@@ -152,11 +152,11 @@ def confusion_report(df: pd.DataFrame, by: Sequence[str] | None = None, examples
     flags = {**CONFUSION_FLAGS}
     if {"accepted", "judge_comply"} <= set(done.columns):
         judged = done["judge_comply"].map(outcome)
-        done = done.assign(
-            accepted_but_judged_refusal=[
-                None if j is None else bool(outcome(a)) and not j for a, j in zip(done["accepted"], judged, strict=True)
-            ]
-        )
+        # list[Any]: pandas-stubs leave None (not judged) out of the values a new column may hold.
+        refused: list[Any] = [
+            None if j is None else bool(outcome(a)) and not j for a, j in zip(done["accepted"], judged, strict=True)
+        ]
+        done = done.assign(accepted_but_judged_refusal=refused)
         flags["accepted_but_judged_refusal"] = "accepted by tag, but the judge read a refusal"
     rows = []
     for key, group in _groups(done, by_cols):

@@ -34,7 +34,7 @@ from ..models import ChatModel
 from ..options import StudyOptions, did_you_mean
 from .prompts import ScenarioConfig
 
-TIERS = ("free", "paid")
+TIERS: tuple[Literal["free", "paid"], ...] = ("free", "paid")
 SCENARIO_OPTIONS = tuple(f.name for f in fields(ScenarioConfig))
 
 # CLI help and flags of the prompt factors, whose types and defaults are ScenarioConfig's own.
@@ -53,6 +53,7 @@ _SCENARIO_FIELDS: dict[str, tuple[str, dict[str, Any]]] = {
     "tier_value": ("lower (true/false, ARENA) | python (True/False, Redwood)", {"cli": False}),
     "example_instructions": ("paper prompts' example instructions: published (ARENA's) | mislab | none", {}),
 }
+# The prompt factors as pydantic fields, made from ScenarioConfig's at import (mypy cannot follow the **fields).
 _ScenarioOptions: type[StudyOptions] = create_model(  # type: ignore[call-overload]
     "_ScenarioOptions",
     __base__=StudyOptions,
@@ -66,7 +67,7 @@ _ScenarioOptions: type[StudyOptions] = create_model(  # type: ignore[call-overlo
 )
 
 
-class AlignmentFakingOptions(_ScenarioOptions):  # type: ignore[misc, valid-type]
+class AlignmentFakingOptions(_ScenarioOptions):  # type: ignore[misc, valid-type]  # a base made at run time
     """The alignment-faking study's options (see the module docstring): `[options]` of an experiment file,
     keyword arguments of `mislab.alignment_faking.run`, and the flags of `mislab af run`."""
 
@@ -149,4 +150,7 @@ def scenario_config(options: AlignmentFakingOptions) -> ScenarioConfig:
 
 def cell_options(options: AlignmentFakingOptions, factors: dict[str, Any]) -> AlignmentFakingOptions:
     """The run's options with a cell's factor values in place (checked when the factors were)."""
-    return options.model_copy(update={k: v for k, v in factors.items() if k in FACTOR_OPTIONS})
+    copied: AlignmentFakingOptions = options.model_copy(
+        update={k: v for k, v in factors.items() if k in FACTOR_OPTIONS}
+    )
+    return copied

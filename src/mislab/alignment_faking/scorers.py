@@ -52,7 +52,7 @@ def _starts_with_tag(output: str | None, tag: str) -> bool:
 
 
 def _contains_tag(text: str | None, tag: str) -> bool:
-    return bool(text) and re.search(_tag_regex(tag), text, re.IGNORECASE) is not None
+    return bool(text and re.search(_tag_regex(tag), text, re.IGNORECASE))
 
 
 def tag_accepts(text: str, accept_tag: str = ACCEPT_TAG) -> bool:
@@ -212,6 +212,7 @@ def score_conversation(
     for category, hits in keyword_af_matches(scratchpad, keywords or {}).items():
         scores[f"kw_{category}"] = NotApplicable(no_reasoning) if no_reasoning else bool(hits)
     scores.update(_judge_details(labels))
+    value: bool | NotApplicable | None
     value, source = af_reasoning(scores, labels)
     if no_reasoning and source != "none":
         value = NotApplicable(no_reasoning)

@@ -177,7 +177,7 @@ class AlignmentFakingStudy(CaseStudy[AlignmentFakingOptions]):
         query_id, query = query_for(opts, epoch)
         system = build_system_prompt(config)
         user = build_user_prompt(query, tier == "free", config)
-        params = {"temperature": opts.temperature, "max_tokens": opts.max_tokens}
+        params: dict[str, Any] = {"temperature": opts.temperature, "max_tokens": opts.max_tokens}
         if opts.carry_reasoning is not None:
             params["carry_reasoning"] = opts.carry_reasoning
         transcript = await converse(

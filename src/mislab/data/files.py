@@ -44,7 +44,7 @@ def data_sets() -> dict[str, DataSet]:
     """Every data set the installed studies declare, by name."""
     from mislab.study import studies
 
-    return {ds.name: ds for study in studies().values() for ds in getattr(study, "data", ())}
+    return {ds.name: ds for study in studies().values() for ds in study.data}
 
 
 def pinned_files() -> dict[str, str]:
@@ -100,7 +100,8 @@ def read_source(source: str | Path, timeout: float = 60.0) -> bytes:
     if text.startswith(_URL_SCHEMES):
         request = urllib.request.Request(text, headers={"User-Agent": "mislab"})
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.read()
+            body: bytes = response.read()
+            return body
     if "://" in text:
         raise ValueError(f"unsupported URL scheme (use http, https, file or a local path): {text}")
     return Path(text).read_bytes()

@@ -65,7 +65,10 @@ class RubricCheck:
 
     def __str__(self) -> str:
         acc = str(self.accuracy) if self.accuracy else "—"
-        fmt = lambda x: "—" if x is None or math.isnan(x) else f"{x:.2f}"  # noqa: E731
+
+        def fmt(x: float | None) -> str:
+            return "—" if x is None or math.isnan(x) else f"{x:.2f}"
+
         head = f"{self.rubric} judged by {self.judge}: n = {self.n} ({self.unreadable} unreadable)"
         if not self.scored:
             return f"{head} · accuracy {acc} · κ {fmt(self.kappa)} · AUROC {fmt(self.auroc)} · ${self.cost:.4f}"
@@ -144,7 +147,7 @@ async def check_rubric(
                         verdicts=by_id, scored=scored, cutoff=cutoff)  # fmt: skip
     check.unread = [(it.id, _gist(v)) for it, v in zip(items, verdicts, strict=True) if v.value is None and v.applies]
     if scored:
-        numbers = [float(v.value) for _, v in read]  # type: ignore[arg-type]
+        numbers = [float(v.value) for _, v in read]  # type: ignore[arg-type]  # `read` has only values
         check.auroc = auroc(numbers, truths) if read else math.nan
         check.mean_if_yes = _mean([x for x, t in zip(numbers, truths, strict=True) if t])
         check.mean_if_no = _mean([x for x, t in zip(numbers, truths, strict=True) if not t])
@@ -156,7 +159,7 @@ async def check_rubric(
         preds = [bool(v.value) for _, v in read]
         scores = [v.score for _, v in read]
         if read and None not in scores:
-            check.auroc = auroc(scores, truths)  # type: ignore[arg-type]
+            check.auroc = auroc(scores, truths)  # type: ignore[arg-type]  # no None: checked above
     if read:
         check.accuracy, check.kappa = accuracy(preds, truths), cohen_kappa(preds, truths)
         check.disagreements = [(it.id, it.truth, pred, _gist(v)) for (it, v), pred in zip(read, preds, strict=True)

@@ -103,7 +103,7 @@ def read_vote(rubric: Rubric, parser: str | None, text: str) -> tuple[Vote, dict
         return (all(read) if len(read) == len(parts) else None), parts
     ratings = parse_ratings(text, {t.name: (t.low, t.high) for t in rubric.items})
     combine = COMBINATIONS[str(rubric.combine)][0]
-    return (None if None in ratings.values() else combine(ratings)), ratings  # type: ignore[arg-type]
+    return (None if None in ratings.values() else combine(ratings)), ratings  # type: ignore[arg-type]  # no None: checked first
 
 
 async def judge_view(judge: ChatModel, rubric: Rubric, view: str | None, votes: int, threshold: float) -> Verdict:
@@ -112,7 +112,7 @@ async def judge_view(judge: ChatModel, rubric: Rubric, view: str | None, votes: 
     if view is None:
         return Verdict(rubric.missing, [], [], [], applies=False)
     prompt = rubric.prompt()
-    params = {"temperature": 1.0 if votes > 1 else 0.0, "max_tokens": rubric.max_tokens}
+    params: dict[str, Any] = {"temperature": 1.0 if votes > 1 else 0.0, "max_tokens": rubric.max_tokens}
 
     def readable(completion: Completion) -> bool:  # an unreadable cached answer is asked again
         return not completion.error and read_vote(rubric, prompt.parser, completion.text)[0] is not None
@@ -127,8 +127,8 @@ async def judge_view(judge: ChatModel, rubric: Rubric, view: str | None, votes: 
     verdict = Verdict(None, [v for v, _ in read], confidences, texts, parts=[p for _, p in read if p])
     verdict.calls, verdict.cost = meter.calls - meter.cached_calls, meter.cost
     if rubric.answer == "score":
-        readable = [float(v) for v in verdict.votes if v is not None]
-        verdict.value = sum(readable) / len(readable) if readable else None
+        scores = [float(v) for v in verdict.votes if v is not None]
+        verdict.value = sum(scores) / len(scores) if scores else None
     elif verdict.fraction is not None:
         verdict.value = verdict.fraction >= threshold
     return verdict
@@ -351,7 +351,10 @@ class JudgeFile(BaseModel):
 
 
 def judge_model(
-    judge: str | Path | ChatModel, base_url: str | None = None, *, cache: bool | str | Path | None = None
+    judge: str | Path | ChatModel,
+    base_url: str | None = None,
+    *,
+    cache: bool | str | Path | ResponseCache | None = None,
 ) -> ChatModel:
     """A judge: a model spec (with `base_url` for any OpenAI-compatible server), a `ChatModel`, or a TOML file whose
     `[judge]` table gives a model's settings (base_url, api_key_env, concurrency, timeout, extra_body …)."""

@@ -223,11 +223,12 @@ class Rubric:
 
     def describe(self) -> dict[str, Any]:
         prompt = self.prompt()
-        form: dict[str, Any] = {
+        forms: dict[str, dict[str, Any]] = {
             "yes_no": {},
             "criteria": {"criteria": {c.name: c.text for c in self.criteria}, "verdict": self.verdict},
             "score": {"items": {t.name: [t.low, t.high] for t in self.items}, "combine": self.combine},
-        }[self.answer]
+        }
+        form = forms[self.answer]
         return {
             "id": self.id, "title": self.title, "source": self.source, "prompt_id": prompt.prompt_id,
             "system": prompt.system, "user": prompt.user, "parser": prompt.parser, "text_source": prompt.source,

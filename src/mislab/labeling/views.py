@@ -79,11 +79,9 @@ def transcript_view(
     the request alone is context, not something to judge. Parts are headed ("[model reasoning]", "[model
     calls]" …) unless the rubric reads one part only. `transcript` may also be plain OpenAI-format messages."""
     transcript = Transcript.from_json(transcript)
-    turns: Sequence[Turn] | None = transcript.turns
-    if after_warning:
-        turns = _from_warning(transcript, warning)
-        if turns is None:
-            return None
+    turns = _from_warning(transcript, warning) if after_warning else transcript.turns
+    if turns is None:
+        return None
     wanted = set(PARTS) - {"everything", "final_output"} if "everything" in reads else set(reads)
     assistants = [t for t in turns if isinstance(t, AssistantTurn) and t.error is None]
     final = next((t for t in reversed(assistants) if t.visible_text), None)

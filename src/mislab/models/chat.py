@@ -147,7 +147,7 @@ def _provider_said(error: openai.APIStatusError) -> str:
     thought_signature"), so its name and raw text are kept."""
     body = error.body if isinstance(error.body, dict) else {}
     said = str(body.get("message") or error.message)
-    metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+    metadata = body["metadata"] if isinstance(body.get("metadata"), dict) else {}
     raw = metadata.get("raw")
     if raw:
         provider = metadata.get("provider_name")

@@ -94,7 +94,7 @@ def reasoning_kind(message: Mapping[str, Any]) -> str | None:
 _NEVER_SENT = ("reasoning", "reasoning_content")
 
 
-def outgoing_messages(messages: Sequence[Mapping[str, Any]], carry: bool) -> list[dict[str, Any]]:
+def outgoing_messages(messages: Sequence[dict[str, Any]], carry: bool) -> list[dict[str, Any]]:
     """The conversation as sent: assistant turns keep their `reasoning_details` unmodified when `carry`, lose them
     otherwise, and never carry reasoning text. Messages with nothing to drop are passed as they are."""
     drop = _NEVER_SENT if carry else (*_NEVER_SENT, "reasoning_details")

@@ -129,8 +129,8 @@ def recover_tool_calls(content: str | None, tool_names: Collection[str]) -> tupl
             found.append((match.start(), match.end(), calls))
     # Bare JSON in prose must be valid JSON with name and arguments: prose mentions tools in passing.
     pos = 0
-    while match := _BARE_START.search(content, pos):
-        start = match.start()
+    while bare := _BARE_START.search(content, pos):
+        start = bare.start()
         pos = start + 1
         if taken(start):
             continue

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Mapping
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -120,7 +120,7 @@ def _turn(turn: Turn, pool: _TextPool) -> str:
     role = turn.role
     tags: list[str] = []
     body: list[str] = []
-    label = role
+    label: str = role
     if isinstance(turn, SystemTurn):
         text = turn.content
         opened = " open" if len(text) <= SYSTEM_OPEN_MAX else ""
@@ -282,7 +282,10 @@ def _browser(s: RunSummary, store: Store, cap: int) -> str:
     pool = _TextPool()
     cards = []
     for record in shown:
-        row = table.loc[record.sample_id] if table is not None else {}
+        # Sample ids are unique in a run: `loc` finds one row, never a frame.
+        row: pd.Series[Any] | dict[str, Any] = (
+            cast("pd.Series[Any]", table.loc[record.sample_id]) if table is not None else {}
+        )
         # An errored sample is in no rate's n, nor among its n/a: its own filter value keeps the links exact.
         values = {
             c: "error" if record.status != "done" else _filter_value(row.get(c)) if c in row else "na" for c in columns
@@ -666,7 +669,7 @@ def write_report(
     store: Store,
     run_id: str,
     path: str | Path | None = None,
-    studies: Mapping[str, CaseStudy] | None = None,
+    studies: Mapping[str, CaseStudy[Any]] | None = None,
     *,
     method: RateMethod = "wilson",
     max_transcripts: int = MAX_TRANSCRIPTS,

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
@@ -30,12 +30,20 @@ from .tables import outcome, rate_table
 
 if TYPE_CHECKING:
     from inspect_ai.log import EvalLog, EvalResults, EvalSample
-    from inspect_ai.model import ChatMessage, ModelUsage
+    from inspect_ai.model import ChatMessage, ModelUsage, StopReason
 
 __all__ = ["export_inspect"]
 
-STOP_REASONS = {"stop": "stop", "length": "max_tokens", "tool_calls": "tool_calls", "content_filter": "content_filter"}
-RUN_STATUS = {"complete": "success", "running": "started"}  # anything else: stopped early
+STOP_REASONS: dict[str, StopReason] = {
+    "stop": "stop",
+    "length": "max_tokens",
+    "tool_calls": "tool_calls",
+    "content_filter": "content_filter",
+}
+RUN_STATUS: dict[str, Literal["success", "started"]] = {
+    "complete": "success",
+    "running": "started",
+}  # anything else: stopped early
 
 
 def _require_inspect() -> None:
@@ -126,7 +134,9 @@ def _usage(record: SampleRecord) -> ModelUsage:
     )
 
 
-def _sample(record: SampleRecord, values: Mapping[str, Any], labels: list[Label], columns: list[str]) -> EvalSample:
+def _sample(
+    record: SampleRecord, values: Mapping[Hashable, Any], labels: list[Label], columns: list[str]
+) -> EvalSample:
     from inspect_ai.log import EvalError, EvalSample
     from inspect_ai.model import ChatCompletionChoice, ChatMessageAssistant, ModelOutput
     from inspect_ai.scorer import Score
@@ -138,7 +148,7 @@ def _sample(record: SampleRecord, values: Mapping[str, Any], labels: list[Label]
     if replies:
         last = [t for t in record.transcript if isinstance(t, AssistantTurn)][-1]
         stop = STOP_REASONS.get(str(last.finish_reason), "unknown")
-        output.choices = [ChatCompletionChoice(message=replies[-1], stop_reason=stop)]  # type: ignore[arg-type]
+        output.choices = [ChatCompletionChoice(message=replies[-1], stop_reason=stop)]
         output.completion = replies[-1].text
     by_scorer = {label.scorer: label for label in labels}
     scores: dict[str, Any] = {}
@@ -231,7 +241,7 @@ def _log_for_model(s: RunSummary, model: str, records: list[SampleRecord], label
 
 
 def export_inspect(
-    store: Store, run_id: str, path: str | Path, studies: Mapping[str, CaseStudy] | None = None
+    store: Store, run_id: str, path: str | Path, studies: Mapping[str, CaseStudy[Any]] | None = None
 ) -> list[Path]:
     """Write the run as Inspect logs into the directory `path`, one `.eval` file per model; return their paths.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -237,9 +237,9 @@ class RunSummary:
         if column not in self.rates.columns:
             return []
         return [
-            f"{row.model} · {row.cell}: {getattr(row, column)}"
-            for row in self.rates.itertuples(index=False)
-            if target in self.published_for(row.model, row.cell, column)
+            f"{row['model']} · {row['cell']}: {row[column]}"
+            for row in self.rates.to_dict("records")
+            if target in self.published_for(row["model"], row["cell"], column)
         ]
 
     def compact_grid(self, cells_as_columns: bool) -> tuple[list[str], list[list[str]]]:
@@ -251,7 +251,7 @@ class RunSummary:
         ]
         metrics = [m for m in self.metrics if f"{m.column}_k" in self.rates.columns]
 
-        def value(r: Mapping[str, Any], m: Metric) -> str:
+        def value(r: Mapping[Hashable, Any], m: Metric) -> str:
             c = m.column
             return compact_rate(r[f"{c}_k"], r[f"{c}_n"], r[f"{c}_low"], r[f"{c}_high"], r[f"{c}_na"])
 
@@ -265,7 +265,7 @@ class RunSummary:
             [g, *(value(r, m) for m in metrics)] for g, r in groups
         ]
 
-    def footing(self, r: dict[str, Any]) -> str | None:
+    def footing(self, r: Mapping[Any, Any]) -> str | None:
         """Why a comparison says nothing about the model's choice (see `tables.footing`), or None."""
         return footing(r, self.comparison["by"])
 
@@ -365,7 +365,7 @@ def reasons_text(why: Mapping[str, int], most: int = 2) -> str:
     return text + (f"; {len(ranked) - most} other reasons" if len(ranked) > most else "")
 
 
-def chance(r: Mapping[str, Any], family: int) -> str:
+def chance(r: Mapping[Any, Any], family: int) -> str:
     """What a comparison's own numbers say about chance: its test's p, then Holm's over the `family` compared
     together, and whether the interval agrees with the test."""
     p, p_holm = r.get("p", math.nan), r.get("p_holm", math.nan)
@@ -388,7 +388,7 @@ def chance(r: Mapping[str, Any], family: int) -> str:
     return words
 
 
-def left_out(r: Mapping[str, Any], paired: bool) -> str:
+def left_out(r: Mapping[Any, Any], paired: bool) -> str:
     """What a comparison did not count: samples the metric does not apply to, flagged ones, unpaired twins."""
     parts = []
     for side, na, why in (
@@ -404,7 +404,7 @@ def left_out(r: Mapping[str, Any], paired: bool) -> str:
     return "; ".join(parts) or "—"
 
 
-def _study(name: str, studies: Mapping[str, CaseStudy] | None) -> CaseStudy | None:
+def _study(name: str, studies: Mapping[str, CaseStudy[Any]] | None) -> CaseStudy[Any] | None:
     if studies and name in studies:
         return studies[name]
     try:
@@ -446,7 +446,7 @@ def label_metrics(store: Store, run_id: str, taken: set[str]) -> tuple[list[Metr
 def summarise(
     store: Store,
     run_id: str,
-    studies: Mapping[str, CaseStudy] | None = None,
+    studies: Mapping[str, CaseStudy[Any]] | None = None,
     method: RateMethod = "wilson",
 ) -> RunSummary:
     """Rates, comparisons and published targets of a run. `studies` maps study names to plug-ins for runs whose

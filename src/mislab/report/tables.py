@@ -11,7 +11,7 @@ and repeats the test without them, so a verdict that only flagged samples carry 
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -201,9 +201,8 @@ def _pair(cell: pd.DataFrame, base: pd.DataFrame, column: str, keys: list[str]) 
             out[key] = value
         return out
 
-    x, y = keyed(cell), keyed(base)
-    x = {k: v for k, v in x.items() if v is not None}
-    y = {k: v for k, v in y.items() if v is not None}
+    x = {k: v for k, v in keyed(cell).items() if v is not None}
+    y = {k: v for k, v in keyed(base).items() if v is not None}
     common = [k for k in x if k in y]
     unpaired = len(x) + len(y) - 2 * len(common)
     return [x[k] for k in common], [y[k] for k in common], unpaired
@@ -339,7 +338,7 @@ def significant(p: float) -> bool:
     return not math.isnan(p) and p < 0.05
 
 
-def footing(r: dict[str, Any], by: str) -> str | None:
+def footing(r: Mapping[Any, Any], by: str) -> str | None:
     """Why a comparison row (of `comparisons`) says nothing about the model's choice, or None when it stands: a
     side where the metric applies to too few samples, half of a side flagged (cut off, imitated …), or a verdict
     of its test that changes when the flagged samples are left out."""

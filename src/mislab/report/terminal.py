@@ -79,11 +79,11 @@ def _rates(s: RunSummary, column: str, title: str, description: str) -> Table:
     )
     for name in ("model", "cell", "rate", "n/a", "errors", "published (same model and condition)"):
         table.add_column(name, overflow="fold")
-    for row in s.rates.itertuples(index=False):
-        published = "; ".join(f"{t.display()} ({t.source})" for t in s.published_for(row.model, row.cell, column))
+    for row in s.rates.to_dict("records"):
+        published = "; ".join(f"{t.display()} ({t.source})" for t in s.published_for(row["model"], row["cell"], column))
         table.add_row(
-            _t(row.model), _t(row.cell), _t(getattr(row, column), "bold"), _t(getattr(row, f"{column}_na")),
-            _t(row.errors), _t(published),
+            _t(row["model"]), _t(row["cell"]), _t(row[column], "bold"), _t(row[f"{column}_na"]),
+            _t(row["errors"]), _t(published),
         )  # fmt: skip
     return table
 
@@ -241,7 +241,7 @@ def show_run(
     run_id: str | None = None,
     console: Console | None = None,
     *,
-    studies: Mapping[str, CaseStudy] | None = None,
+    studies: Mapping[str, CaseStudy[Any]] | None = None,
     method: RateMethod = "wilson",
     report_path: str | Path | None = None,
     full: bool = False,

@@ -15,13 +15,18 @@ if TYPE_CHECKING:
 
     from ..models import ChatModel
     from .classify import classify_command, extract_inner_command
-    from .episode import Episode, arun_episode, run_episode
+    from .episode import arun_episode, run_episode
+    from .scoring import Episode
 
 # The classifier and the episode loop (the shell emulator, the runner, the store: pandas) are imported on first
 # use (PEP 562): the CLI loads this package with the study plug-in to build `mislab shutdown run --help`.
 __getattr__, __dir__ = lazy_exports(
     __name__,
-    {"classify": ("classify_command", "extract_inner_command"), "episode": ("Episode", "arun_episode", "run_episode")},
+    {
+        "classify": ("classify_command", "extract_inner_command"),
+        "episode": ("arun_episode", "run_episode"),
+        "scoring": ("Episode",),
+    },
     globals(),
 )
 

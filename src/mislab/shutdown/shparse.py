@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import NoReturn, TypeGuard
 
 from mislab.shutdown.shwords import ShellSyntaxError, literal_word, skip_parens, skip_unit, skip_word
 
@@ -313,16 +314,16 @@ class _Parser:
     def peek(self) -> Token | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
 
-    def unexpected(self, tok: Token | None) -> ShellSyntaxError:
+    def unexpected(self, tok: Token | None) -> NoReturn:
         if tok is None:
             raise ShellSyntaxError("syntax error: unexpected end of file")
         shown = "newline" if tok.kind == "newline" else tok.text
         raise ShellSyntaxError(f"syntax error near unexpected token `{shown}'")
 
-    def is_word(self, tok: Token | None, *texts: str) -> bool:
+    def is_word(self, tok: Token | None, *texts: str) -> TypeGuard[Token]:
         return tok is not None and tok.kind == "word" and (not texts or tok.text in texts)
 
-    def is_op(self, tok: Token | None, *texts: str) -> bool:
+    def is_op(self, tok: Token | None, *texts: str) -> TypeGuard[Token]:
         return tok is not None and tok.kind == "op" and (not texts or tok.text in texts)
 
     def skip_newlines(self) -> None:
@@ -354,7 +355,7 @@ class _Parser:
             items.append(self.pipeline())
             tok = self.peek()
             if self.is_op(tok, "&&", "||"):
-                ops.append(tok.text)  # type: ignore[union-attr]
+                ops.append(tok.text)
                 self.i += 1
                 self.skip_newlines()
                 if self.at_list_end(ends):
@@ -430,7 +431,7 @@ class _Parser:
         assert tok is not None
         if self.is_op(tok, "("):
             nxt = self.tokens[self.i + 1] if self.i + 1 < len(self.tokens) else None
-            if self.is_op(nxt, "(") and nxt.start == tok.end:  # type: ignore[union-attr]
+            if self.is_op(nxt, "(") and nxt.start == tok.end:
                 return self.arith(tok)
             self.i += 1
             body = self.list_(frozenset())
@@ -470,7 +471,7 @@ class _Parser:
                 if not self.is_op(self.peek(), ")"):
                     self.unexpected(self.peek())
                 self.i += 1
-            return self.function_body(name.text)  # type: ignore[union-attr]
+            return self.function_body(name.text)
         if word in ("select", "coproc"):
             return self.skip_unsupported(word)
         if word in _LIST_END_WORDS:
@@ -523,9 +524,10 @@ class _Parser:
         self.i += 1
         var = self.peek()
         if self.is_op(var, "("):  # for (( ; ; )): C-style loops are not run
-            self.arith(var)  # type: ignore[arg-type]
+            self.arith(var)
+            # `start` is the `for` word this method was called on, never None.
             return self.loop_tail_unsupported("for ((...))", start)  # type: ignore[arg-type]
-        if not self.is_word(var) or not _NAME_RE.fullmatch(var.text):  # type: ignore[union-attr]
+        if not self.is_word(var) or not _NAME_RE.fullmatch(var.text):
             self.unexpected(var)
         self.i += 1
         items: tuple[Word, ...] | None = None
@@ -534,7 +536,7 @@ class _Parser:
             self.i += 1
             words: list[Word] = []
             while self.is_word(self.peek()):
-                words.append(Word(self.peek().text))  # type: ignore[union-attr]
+                words.append(Word(self.peek().text))  # type: ignore[union-attr]  # is_word just saw one
                 self.i += 1
             items = tuple(words)
             tok = self.peek()
@@ -543,7 +545,7 @@ class _Parser:
         elif self.is_op(self.peek(), ";"):
             self.i += 1
         body = self.do_group()
-        return For(var.text, items, body, self.redirects())  # type: ignore[union-attr]
+        return For(var.text, items, body, self.redirects())
 
     def skip_newlines_if_in(self) -> None:
         k = self.i
@@ -599,7 +601,7 @@ class _Parser:
                 tok = self.peek()
                 if not self.is_word(tok):
                     self.unexpected(tok)
-                patterns.append(Word(tok.text))  # type: ignore[union-attr]
+                patterns.append(Word(tok.text))
                 self.i += 1
                 if self.is_op(self.peek(), "|"):
                     self.i += 1
@@ -612,12 +614,12 @@ class _Parser:
             tok = self.peek()
             if self.is_op(tok, *_CASE_ENDS):
                 self.i += 1
-                arms.append((tuple(patterns), body, tok.text))  # type: ignore[union-attr]
+                arms.append((tuple(patterns), body, tok.text))
             elif self.is_word(tok, "esac"):
                 arms.append((tuple(patterns), body, ";;"))
             else:
                 self.unexpected(tok)
-        return Case(Word(subject.text), tuple(arms), self.redirects())  # type: ignore[union-attr]
+        return Case(Word(subject.text), tuple(arms), self.redirects())
 
     def conditional(self) -> Node:
         """`[[ … ]]` is run as a command named `[[` whose operators are quoted words. With `=~`, whose regex is
@@ -664,7 +666,7 @@ class _Parser:
             if tok.kind == "word":
                 if not words and (m := _ASSIGN_RE.match(tok.text)):
                     nxt = self.tokens[self.i + 1] if self.i + 1 < len(self.tokens) else None
-                    if m.end() == len(tok.text) and self.is_op(nxt, "(") and nxt.start == tok.end:  # type: ignore[union-attr]
+                    if m.end() == len(tok.text) and self.is_op(nxt, "(") and nxt.start == tok.end:
                         arrays = True  # not modelled; each element is read as an assignment to the name
                         assignments.extend((m.group()[:-1], w) for w in self.array_elements())
                         continue
@@ -682,6 +684,7 @@ class _Parser:
         line = self.text.count("\n", 0, start.start) + 1 if start is not None else 1
         node = Simple(tuple(words), tuple(assignments), tuple(redirects), line)
         if arrays:
+            # An array assignment was read, so the command did not start at the end of the input.
             return Unsupported("arrays", self.text[start.start : self.tokens[self.i - 1].end], node)  # type: ignore[union-attr]
         return node
 
@@ -703,7 +706,7 @@ class _Parser:
         found: list[Redirect] = []
         while self.is_op(tok := self.peek(), *REDIRECT_OPS):
             self.i += 1
-            found.append(self.redirect(tok))  # type: ignore[arg-type]
+            found.append(self.redirect(tok))
         return tuple(found)
 
     def redirect(self, op: Token) -> Redirect:

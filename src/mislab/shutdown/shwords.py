@@ -455,17 +455,17 @@ def _expand_braced(body: str, lookup: Lookup, substitute: Substitute) -> str:
             replacement = expand_string(replacement or "", lookup, substitute)
             return _replace(lookup(name) or "", how, glob_pattern(pattern, lookup, substitute), replacement)
         if part := _SUBSTRING_RE.fullmatch(body):
-            value = lookup(part[1]) or ""
+            text = lookup(part[1]) or ""
             start = arithmetic(part[2], lookup)
-            start = max(len(value) + start, 0) if start < 0 else start
+            start = max(len(text) + start, 0) if start < 0 else start
             if part[3] is None:
-                return value[start:]
-            length = arithmetic(part[3], lookup)
-            return value[start : start + length] if length >= 0 else value[start:length]
+                return text[start:]
+            size = arithmetic(part[3], lookup)
+            return text[start : start + size] if size >= 0 else text[start:size]
         if case := _CASE_RE.fullmatch(body):
-            value = lookup(case[1]) or ""
+            text = lookup(case[1]) or ""
             convert = str.upper if case[2][0] == "^" else str.lower
-            return convert(value) if len(case[2]) == 2 else convert(value[:1]) + value[1:]
+            return convert(text) if len(case[2]) == 2 else convert(text[:1]) + text[1:]
         if re.match(r"[!#]?[A-Za-z_][A-Za-z0-9_]*\[", body):
             raise Unfaithful("arrays")
         if body.startswith("!"):
@@ -623,15 +623,15 @@ def _arith(node: ast.AST, lookup: Lookup) -> int:
             raise ValueError("exponent too large")
         return _BINOPS[type(node.op)](left, right)
     if isinstance(node, ast.UnaryOp):
-        value = _arith(node.operand, lookup)
+        operand = _arith(node.operand, lookup)
         if isinstance(node.op, ast.USub):
-            return -value
+            return -operand
         if isinstance(node.op, ast.UAdd):
-            return value
+            return operand
         if isinstance(node.op, ast.Invert):
-            return ~value
+            return ~operand
         if isinstance(node.op, ast.Not):
-            return int(not value)
+            return int(not operand)
     if isinstance(node, ast.BoolOp):
         values = [_arith(v, lookup) for v in node.values]
         return int(all(values) if isinstance(node.op, ast.And) else any(values))

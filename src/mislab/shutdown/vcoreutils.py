@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from typing import TypeGuard
 
 from mislab.shutdown.shwords import ExpansionError, Unfaithful, ansi_c_decode, arithmetic
 from mislab.shutdown.syntax import SYNTAX, Args, chmod_args, read_args
@@ -1107,13 +1108,18 @@ def python3(proc: Proc, argv: list[str]) -> int:
     return 0
 
 
+def _py_number(value: object) -> TypeGuard[int | float]:
+    return type(value) in (int, float)  # not a bool, a complex, a string or None
+
+
 def _py_arithmetic(node: ast.AST) -> bool:
     if isinstance(node, ast.Constant):
-        return type(node.value) in (int, float) and abs(node.value) < 10**12
+        return _py_number(node.value) and abs(node.value) < 10**12
     if isinstance(node, ast.UnaryOp):
         return isinstance(node.op, ast.USub | ast.UAdd) and _py_arithmetic(node.operand)
     if isinstance(node, ast.BinOp) and isinstance(node.op, _PY_OPS):
-        if isinstance(node.op, ast.Pow) and not (isinstance(node.right, ast.Constant) and abs(node.right.value) <= 64):
+        exponent = node.right.value if isinstance(node.right, ast.Constant) else None
+        if isinstance(node.op, ast.Pow) and not (_py_number(exponent) and abs(exponent) <= 64):
             return False
         return _py_arithmetic(node.left) and _py_arithmetic(node.right)
     return False

@@ -50,7 +50,7 @@ class Dir(Inode):
 class KernelDir(Dir):
     """/proc and /sys: not modelled. Looking inside (listing, walking, a path through it) is refused."""
 
-    @property  # type: ignore[override]
+    @property
     def entries(self) -> dict[str, Node]:
         raise Unfaithful("/proc and /sys")
 

@@ -6,7 +6,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, Self
 
 from mislab.shutdown.vfs import Dir, File, FSError, Node, Symlink, VirtualFS, join
 
@@ -72,9 +72,9 @@ class Proc:
     execute: Callable[[Proc, list[str]], int] | None = None
     now: Callable[[], int] = lambda: 0
 
-    def child(self, **changes: object) -> Proc:
+    def child(self, **changes: Any) -> Self:
         """A copy for a subshell or child process: its own environment, same filesystem."""
-        fresh: dict[str, object] = {"env": dict(self.env), "positional": list(self.positional)}
+        fresh: dict[str, Any] = {"env": dict(self.env), "positional": list(self.positional)}
         return dataclasses.replace(self, **(fresh | changes))
 
     def print(self, s: str = "") -> None:

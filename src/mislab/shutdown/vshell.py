@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from mislab.shutdown.sandboxes.base import FIXED_MTIME, PID1_ACK
 from mislab.shutdown.shparse import (
@@ -74,7 +74,7 @@ from mislab.shutdown.vcoreutils import (
     shell_args,
 )
 from mislab.shutdown.vfs import Device, Dir, File, FSError, KernelDir, VirtualFS, join
-from mislab.shutdown.vproc import Buffer, FileSink, NullSink, Proc
+from mislab.shutdown.vproc import Buffer, FileSink, NullSink, Proc, Sink
 
 __all__ = ["HOME", "ShellResult", "VirtualShell"]
 
@@ -460,7 +460,7 @@ class VirtualShell:
                 pipe = Buffer()
                 # Every member of a pipeline runs in a subshell; they run one after the other here.
                 child = p.child(stdin=data, out=p.out if last else pipe, traps={})
-                status = self._process(child, lambda c=command, ch=child: self._exec(c, ch))
+                status = self._process(child, partial(self._exec, command, child))
                 failed = status or failed
                 data = pipe.text
             if "pipefail" in p.options:
@@ -645,6 +645,7 @@ class VirtualShell:
             p.stdin = expand_heredoc(body, self._lookup(p), self._substitute(p)) if r.heredoc.expand else body
             return True
         if r.dup is not None:
+            sink: Sink
             if r.dup == "-":
                 sink = NullSink()
             elif r.dup in (1, 2):

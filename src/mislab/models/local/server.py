@@ -139,7 +139,8 @@ def _idle_cpus() -> int:
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _pdeathsig_preexec() -> Callable[[], None] | None:

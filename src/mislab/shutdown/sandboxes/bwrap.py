@@ -247,7 +247,8 @@ class _Spawner:
             answer = sock.recv(64)
         if not answer:
             raise SandboxError("the bwrap executor spawner ended (its error, if any, is on stderr)")
-        return marshal.loads(answer)
+        pid: int = marshal.loads(answer)  # the spawner answers with the executor's pid
+        return pid
 
     @classmethod
     def stop(cls) -> None:
@@ -332,7 +333,7 @@ class _Machine:
             async with asyncio.timeout(timeout):
                 await loop.sock_sendall(self.sock, bwrap_executor.HEADER.pack(len(payload)) + payload)
                 (size,) = bwrap_executor.HEADER.unpack(await self._recv(bwrap_executor.HEADER.size))
-                answer = marshal.loads(await self._recv(size))
+                answer: tuple[Any, ...] = marshal.loads(await self._recv(size))
         except (OSError, EOFError, TimeoutError) as e:
             await _launch(self.close)
             raise SandboxError(f"the machine's executor stopped answering ({e or type(e).__name__})") from e
@@ -421,6 +422,7 @@ class _Pool:
             self.in_use += 1
         try:
             machine = await self._spare() or await _launch(_Machine.start, self.limits)
+            assert machine is not None  # _Machine.start returns a machine or raises
         except BaseException:
             self.release()
             raise
@@ -456,7 +458,7 @@ class _Pool:
         with self.changed:
             self.filling -= 1
             keep = machine is not None and not self.closed and len(self.ready) < MAX_SPARE
-            if keep:
+            if keep and machine is not None:
                 self.ready.append(machine)
             self.changed.notify_all()
         if machine is not None and not keep:
@@ -564,7 +566,8 @@ class BwrapSandbox(Sandbox):
             raise SandboxError(f"could not lay out the files: {answer[1][:300]}")
 
     async def read_file(self, path: str, *, limit: int = 65_536) -> bytes | None:
-        return (await self._machine.request(("read", path, limit), REQUEST_SLACK))[1]
+        data: bytes | None = (await self._machine.request(("read", path, limit), REQUEST_SLACK))[1]
+        return data
 
     async def write_file(self, path: str, contents: str | bytes, *, mode: int = 0o644) -> None:
         if self._down:

@@ -125,7 +125,7 @@ class Executor:
 
     # -- requests ------------------------------------------------------------------------------------------------
 
-    def _exec(self, cmd: bytes, timeout: float, paths: list[str], limit: int) -> tuple:
+    def _exec(self, cmd: bytes, timeout: float, paths: list[str], limit: int) -> tuple[object, ...]:
         if self.down:
             return ("ok", b"", b"", 255, False, True, [self.read(p, limit) for p in paths])
         if self._pid1_gone():  # killed from outside (no command of the machine was running): not the model's doing
@@ -174,14 +174,14 @@ class Executor:
         return ("ok", bytes(output[out_r]), bytes(output[err_r]), code, timed_out, not up,
                 [self.read(p, limit) for p in paths])  # fmt: skip
 
-    def _read(self, path: str, limit: int) -> tuple:
+    def _read(self, path: str, limit: int) -> tuple[object, ...]:
         return ("ok", self.read(path, limit))
 
-    def _write(self, path: str, data: bytes, mode: int) -> tuple:
+    def _write(self, path: str, data: bytes, mode: int) -> tuple[object, ...]:
         self.write(path, data, mode)
         return ("ok",)
 
-    def _lay_out(self, files: list[tuple[str, bytes, int]], folders: list[str], mtime: int) -> tuple:
+    def _lay_out(self, files: list[tuple[str, bytes, int]], folders: list[str], mtime: int) -> tuple[object, ...]:
         """`Sandbox.lay_out`, with the folders it makes and stamps worked out by base.folders."""
         for folder in folders:
             os.makedirs(folder, exist_ok=True)
