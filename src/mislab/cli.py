@@ -14,6 +14,7 @@ from rich.text import Text
 from typer.core import TyperCommand, TyperGroup
 
 from . import cli_common
+from .cli_branch import register as register_branch
 from .cli_common import (
     PLAIN_HELP,
     BudgetOpt,
@@ -262,3 +263,4 @@ app.add_typer(data_app, name="data")
 
 register_label_commands(app)
 register_replicate(app)
+register_branch(app)

@@ -13,10 +13,11 @@ else from the packaged table, and from the user's price file over both."""
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
@@ -30,6 +31,10 @@ from .options import StudyOptions
 from .runner import plan
 from .store import Store
 from .study import CaseStudy, Cell, get_study
+from .transcript import AssistantTurn
+
+if TYPE_CHECKING:
+    from .branching import BranchItem
 
 CHARS_PER_TOKEN = 4.0  # a rough average for English prose on modern BPE tokenizers
 
@@ -217,3 +222,28 @@ def print_estimate(
     for long_run in local_durations(exp, store, rows):
         console.print(Text(long_run.text()))
     return rows
+
+
+def branch_estimate(items: Sequence[BranchItem], console: Console, prices: PriceTable | None = None) -> None:
+    """What a branch job would call and cost: per child, the calls and tokens its parent spent from the branch
+    point on (a continuation takes about as many turns as the parent did from there, each at least one)."""
+    prices = prices or PriceTable.load()
+    per_model: dict[str, list[float]] = {}
+    for item in items:
+        turns = [t for t in item.parent.transcript.turns[item.prefix.decision :] if isinstance(t, AssistantTurn)]
+        usage = Usage(sum(t.usage.prompt_tokens for t in turns), sum(t.usage.completion_tokens for t in turns),
+                      reasoning_tokens=sum(t.usage.reasoning_tokens for t in turns))  # fmt: skip
+        cost = prices.cost(item.parent.model, usage)
+        totals = per_model.setdefault(item.parent.model, [0, 0.0, 0.0, 0.0, 0])
+        totals[0] += 1
+        totals[1] += max(len(turns), 1)
+        totals[2] += usage.total_tokens
+        totals[3] += cost or 0.0
+        totals[4] += cost is None
+    arms = sorted({i.intervention.label for i in items})
+    console.print(Text(f"Dry run: {len(items)} children ({len({i.parent.sample_id for i in items})} parents × "
+                       f"{len(arms)} arms: {', '.join(arms)} × n) — nothing was called", style="bold"))  # fmt: skip
+    for model, (children, calls, tokens, usd, unpriced) in per_model.items():
+        money = f"${usd:.4f}" if not unpriced else f"≥ ${usd:.4f} ({int(unpriced)} children with no known price)"
+        console.print(Text(f"  {model}: {int(children)} children, ~{calls:,.0f} calls, ~{tokens:,.0f} tokens, {money} "
+                           "(each child as its parent from the branch point on)"))  # fmt: skip

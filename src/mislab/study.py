@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 from .errors import UnknownStudyError
 
 if TYPE_CHECKING:  # annotations only: the CLI lists studies without importing pydantic, the models or the store
+    from .branching import Branch, Prefix
     from .data.files import DataSet
     from .estimate import CallEstimate
     from .models import ChatModel
     from .options import StudyOptions
-    from .store import Label
+    from .store import Label, SampleRecord
     from .transcript import Transcript
 
 Opts = TypeVar("Opts", bound="StudyOptions")
@@ -122,6 +123,8 @@ class CaseStudy(ABC, Generic[Opts]):
     scored_labels: ClassVar[frozenset[str]] = frozenset()
     # Marks on samples that undermine a comparison (see `Flag`).
     flags: ClassVar[tuple[Flag, ...]] = ()
+    # The branch point a study names for its decision (`mislab branch --at NAME`; reasoning branches cut that turn).
+    decision_point: ClassVar[str] = ""
 
     def parse_options(self, data: Mapping[str, Any], where: str | None = None) -> Opts:
         """The study's options from plain data (an experiment file's [options], keyword arguments), checked."""
@@ -159,6 +162,27 @@ class CaseStudy(ABC, Generic[Opts]):
     def label_column(self, rubric_id: str) -> str | None:
         """The column a label of this rubric fills in this study's runs (its own judges' metrics), if any."""
         return None
+
+    # --- branching (`mislab branch`): a study that can restore its environment at a stored sample's turn -------
+
+    def branch_point(self, transcript: Transcript, name: str) -> int | None:
+        """The position of the assistant turn at the branch point `name` (None: the sample never reached it)."""
+        from .branching import BranchError
+
+        raise BranchError(f"the {self.name} study names no branch point {name!r}: use turn:K")
+
+    def with_variant(self, prefix: Prefix, parent: SampleRecord, variant: str, options: Opts) -> Prefix:
+        """A prefix with the environment's texts of another variant (system prompt, task, warning …)."""
+        from .branching import BranchError
+
+        raise BranchError(f"the {self.name} study has no variants to branch into")
+
+    async def continue_sample(self, model: ChatModel, branch: Branch, epoch: int, options: Opts) -> SampleResult:
+        """A child sample: the environment brought to the parent's state at the branch point, then the model
+        going on from the branch's prefix (its `prefill` continued as the same assistant turn)."""
+        from .branching import BranchError
+
+        raise BranchError(f"the {self.name} study cannot branch a stored sample")
 
 
 def _entry_points(group: str) -> dict[str, EntryPoint]:

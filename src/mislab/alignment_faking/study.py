@@ -29,9 +29,10 @@ from .queries import ADVBENCH_DATA, resolve_queries, sample_queries
 from .scorers import default_keywords, keyword_af_matches, score_conversation
 
 if TYPE_CHECKING:
+    from ..branching import Branch, Prefix
     from ..estimate import CallEstimate
     from ..models import ChatModel
-    from ..store import Label
+    from ..store import Label, SampleRecord
     from ..transcript import Transcript
 
 SCORER_VERSION = "2"  # 2: not-applicable reasons; judges' verdicts read from labels
@@ -67,6 +68,7 @@ class AlignmentFakingStudy(CaseStudy[AlignmentFakingOptions]):
     scorer_version = SCORER_VERSION
     data = (PAPER_DATA, ADVBENCH_DATA)  # the third-party files it reads, pinned (`mislab data fetch`)
     scored_labels = frozenset(JUDGE_RUBRICS)
+    decision_point = "reply"
     flags = (
         Flag("truncated", True, "cut off by max_tokens"),
         Flag("missing_tags", True, "without a tag in the final output"),
@@ -193,6 +195,76 @@ class AlignmentFakingStudy(CaseStudy[AlignmentFakingOptions]):
         response = "\n\n".join(t.content for t in transcript.assistant_turns)
         metadata = {"keyword_matches": keyword_af_matches(extract_scratchpad(response), default_keywords() or {})}
         return SampleResult(transcript, facts, metadata, labels)
+
+    # --- branching ------------------------------------------------------------------------------------------
+
+    def branch_point(self, transcript: Transcript, name: str) -> int | None:
+        """`reply`: the model's (first) reply to the query."""
+        from ..branching import BranchError, assistant_positions
+
+        if name != "reply":
+            raise BranchError(f"the alignment-faking study names one branch point, reply (not {name!r}); or turn:K")
+        positions = assistant_positions(transcript)
+        return positions[0] if positions else None
+
+    def with_variant(
+        self, prefix: Prefix, parent: SampleRecord, variant: str, options: AlignmentFakingOptions
+    ) -> Prefix:
+        """`factor=value` (e.g. `rlhf_paragraph=false`): the system prompt and user turn that cell of the run's
+        options would have sent, in place of the parent's, for the same query and tier."""
+        import tomllib
+        from dataclasses import replace
+
+        from ..branching import BranchError, Prefix
+        from ..transcript import SystemTurn, Transcript, UserTurn
+
+        name, sep, raw = variant.partition("=")
+        if not sep:
+            raise BranchError(f"--variant {variant!r}: the alignment-faking study's variants are factor=value, e.g. "
+                              "rlhf_paragraph=false")  # fmt: skip
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        from ..options import did_you_mean
+        from .options import FACTOR_OPTIONS
+
+        if name not in FACTOR_OPTIONS:
+            hint = did_you_mean(name, FACTOR_OPTIONS)
+            raise BranchError(f"--variant {variant!r}: {name!r} is not a prompt option{hint}")
+        opts = cell_options(options, {**parent.factors, name: value})
+        config = scenario_config(opts)
+        system = build_system_prompt(config)
+        user = build_user_prompt(str(parent.scores.get("query", "")), parent.factors.get("tier") == "free", config)
+        turns = [replace(t, content=str(system)) if isinstance(t, SystemTurn) else t for t in prefix.turns]
+        first_user = next(i for i, t in enumerate(turns) if isinstance(t, UserTurn))
+        turns[first_user] = UserTurn(str(user))
+        return Prefix(Transcript(turns), prefix.prefill, prefix.decision)
+
+    async def continue_sample(
+        self, model: ChatModel, branch: Branch, epoch: int, options: AlignmentFakingOptions
+    ) -> SampleResult:
+        """The conversation from the prefix (no environment to restore), the reply's start continued as the same
+        turn, then judged as a run's sample is."""
+        from ..transcript import Event, Transcript
+        from .conversation import converse
+
+        parent = branch.parent
+        opts = cell_options(options, parent.factors)
+        params: dict[str, Any] = {"temperature": opts.temperature, "max_tokens": opts.max_tokens}
+        if opts.carry_reasoning is not None:
+            params["carry_reasoning"] = opts.carry_reasoning
+        transcript = Transcript(branch.prefix.turns)
+        transcript.append(Event("branch", f"branched from {parent.sample_id} at {branch.point.text}: "
+                                f"{branch.intervention.label}", {"parent": parent.sample_id, "at": branch.point.text,
+                                "intervention": branch.intervention.label, "replay_faithful": True}))  # fmt: skip
+        prefill = branch.prefix.prefill if branch.prefix.prefill is not None else opts.prefill
+        transcript = await converse(model, "", "", prefill=prefill, max_next=opts.max_next, stop=opts.stop,
+                                    sample_index=epoch, transcript=transcript, **params)  # fmt: skip
+        labels = await run_judges(self.judges(options), transcript)
+        facts = {k: parent.scores.get(k) for k in ("tier", "is_free_tier", "query_id", "query", "system_prompt_id",
+                                                   "system_prompt_sha256", "user_prompt_id")}  # fmt: skip
+        return SampleResult(transcript, {**facts, "replay_faithful": True}, {}, labels)
 
     def score(
         self, transcript: Transcript, cell: Cell, options: AlignmentFakingOptions, labels: Mapping[str, Label]

@@ -28,7 +28,7 @@ from ..models import ToolCall
 from ..stats import RateMethod
 from ..store import Label, SampleRecord, Store
 from ..study import CaseStudy, Metric
-from ..transcript import AssistantTurn, SystemTurn, ToolTurn, Turn, UserTurn
+from ..transcript import AssistantTurn, Event, SystemTurn, ToolTurn, Turn, UserTurn
 from .published import Target
 from .replication import replication_section
 from .summary import RunSummary, default_report_path, fmt_p, good_hint, model_options, summarise, usage_line
@@ -315,6 +315,52 @@ def _browser(s: RunSummary, store: Store, cap: int) -> str:
         f'<button id="reset" type="button">show all</button><span>showing <b id="shown">{len(shown)}</b> of '
         f"{len(shown)}</span></div>{''.join(cards)}{pool.templates()}</section>"
     )
+
+
+BRANCH_PARENTS_SHOWN = 12  # parents whose continuations a branch run's page shows (every one is in the store)
+
+
+def _branch_section(s: RunSummary, store: Store) -> str:
+    """A branch run, instance by instance: each parent's prefix with the branch point marked, then each arm's
+    continuations grouped by their outcome on the metric the arms moved most, each openable."""
+    if not s.branches:
+        return ""
+    effects = [e for found in s.branches.values() for e in found]
+    metric = max(effects, key=lambda e: abs(e.estimate)).metric
+    pool = _TextPool()
+    children: dict[str, list[SampleRecord]] = {}
+    for record in store.iter_records(s.run.run_id, status="done"):
+        children.setdefault(str(record.factors.get("parent_sample")), []).append(record)
+    blocks = []
+    for parent, records in list(children.items())[:BRANCH_PARENTS_SHOWN]:
+        first = records[0].transcript
+        found = next(((i, t) for i, t in enumerate(first) if isinstance(t, Event) and t.kind == "branch"), None)
+        at, point = found if found else (len(first), None)
+        prefix = "".join(_turn(t, pool) for t in first.turns[:at])
+        marker = f'<div class="branch-point">branch point: {_e(point.text) if point else ""}</div>'
+        arms = []
+        for arm in dict.fromkeys(r.cell for r in records):
+            groups: dict[str, list[SampleRecord]] = {}
+            for r in (r for r in records if r.cell == arm):
+                groups.setdefault(_filter_value(r.scores.get(metric)), []).append(r)
+            rows = []
+            for value, members in groups.items():
+                items = "".join(
+                    f'<details class="lazy"><summary>resample {r.epoch}</summary><template><div class="chat">'
+                    + "".join(_turn(t, pool) for t in r.transcript.turns[at + 1 :])
+                    + "</div></template></details>"
+                    for r in members
+                )
+                rows.append(f"<li><b>{_e(metric)} = {_e(value)}</b>: {len(members)}{items}</li>")
+            arms.append(f"<h4>{_e(arm)}</h4><ul>{''.join(rows)}</ul>")
+        blocks.append(
+            f'<details class="lazy"><summary>{_e(parent)}: its prefix, then {len(records)} continuations</summary>'
+            f'<template><div class="chat">{prefix}{marker}</div>{"".join(arms)}</template></details>'
+        )
+    more = len(children) - BRANCH_PARENTS_SHOWN
+    note = f'<p class="note">… and {more} more parents (every continuation is in the store).</p>' if more > 0 else ""
+    return (f'<section id="branches"><h2>Branches, instance by instance</h2><p class="note">Grouped by {_e(metric)}, '
+            f"the outcome the arms moved most.</p>{''.join(blocks)}{note}{pool.templates()}</section>")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------- figures
@@ -689,9 +735,11 @@ def write_report(
         metric_sections = f'<section id="details"><h2>Per metric</h2>{sections}</section>'
     browser = _browser(s, store, max_transcripts)
     replication = replication_section(s)  # a run made by `mislab replicate`: ours beside the published numbers
+    branches = _branch_section(s, store)  # a run made by `mislab branch`: each parent's continuations
     nav = "".join(
         f'<a href="#{anchor}">{_e(text)}</a>'
         for anchor, text in [("overview", "overview"), *([("replication", "replication")] if replication else []),
+                             *([("branches", "branches")] if branches else []),
                              *((f"metric-{i}", m.column) for i, m in enumerate(s.metrics)),
                              ("published", "published"), ("errors", f"errors ({len(s.errors)})"),
                              ("transcripts", "transcripts"), ("provenance", "spec and prompts")]
@@ -713,6 +761,7 @@ def write_report(
 <nav>{nav}</nav>
 {overview}
 {replication}
+{branches}
 {metric_sections}
 {_scores_section(s)}
 {_evidence_section(s)}

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..branching import Effect, branch_effects
 from ..errors import MislabError
 from ..hypotheses import Evidence, evidence, parse_hypotheses
 from ..labeling.label import label_columns
@@ -122,6 +123,8 @@ class RunSummary:
     evidence: Evidence | None = None  # the experiment's hypotheses against its ablations, if it declared any
     scores: list[Metric] = field(default_factory=list)  # numeric judge columns (score rubrics): means, not rates
     means: pd.DataFrame = field(default_factory=pd.DataFrame)  # mean_table by model and cell
+    # A branch run: each arm against pure resampling, pooled over parents, by metric (see `branching.Effect`).
+    branches: dict[str, list[Effect]] = field(default_factory=dict)
 
     @property
     def interval(self) -> str:
@@ -292,7 +295,9 @@ class RunSummary:
         shows = f"What it shows: {done} finished samples of {', '.join(names.values())} in {len(self.rates)} cells"
         by = self.comparison["by"]
         several = len(self.rates["model"].unique()) > 1
-        if best is not None and best[1] == 0:  # the smallest p is of no difference at all: every rate is equal
+        if self.branches:
+            shows = self._branch_sentence(done, names)
+        elif best is not None and best[1] == 0:  # the smallest p is of no difference at all: every rate is equal
             shows += ", with the same rates in every cell compared."
         elif best is None and shaky:
             (_, _, column, r), why = min(shaky, key=lambda t: t[0][:2])
@@ -336,6 +341,22 @@ class RunSummary:
                 f"{t.variant or t.condition}, {t.source})"
             )
         return shows, cannot + "."
+
+    def _branch_sentence(self, done: int, names: Mapping[str, str]) -> str:
+        """A branch run's headline: its largest pooled effect of an arm against pure resampling, in its own test's
+        words (parents are the unit)."""
+        branch = self.run.spec.get("branch", {})
+        effects = [e for found in self.branches.values() for e in found]
+        best = min(effects, key=lambda e: (e.pvalue, -abs(e.estimate)))
+        titles = {m.column: m.title.lower() for m in self.metrics}
+        reading = "unlikely to be chance" if significant(best.pvalue) else "could well be chance"
+        return (
+            f"What it shows: {done} continuations of {len(branch.get('samples', []))} stored samples of "
+            f"{', '.join(names.values())}, branched at {branch.get('at')} from run {branch.get('parent')}; the "
+            f"largest effect, {titles.get(best.metric, best.metric)} under {best.intervention} against pure "
+            f"resampling from the same prefixes, is {best} over {best.parents} prefix{'es' * (best.parents != 1)} "
+            f"(t test over parents, p {fmt_p(best.pvalue)}): {reading}."
+        )
 
     def left_out(self) -> list[str]:
         """Per metric that did not apply to some samples: how many, of how many, and why."""
@@ -464,7 +485,9 @@ def summarise(
     comparison = (study.report_comparison if study else Comparison()).kwargs()
     compared: dict[str, pd.DataFrame] = {}
     problems: dict[str, str] = {}
-    for m in metrics if not df.empty else []:
+    branched = "branch" in run.spec  # children of one prefix are not independent: compared by `branch_effects`
+    effects = {m.column: branch_effects(df, m.column) for m in metrics} if branched and not df.empty else {}
+    for m in metrics if not df.empty and not branched else []:
         try:
             compared[m.column] = comparisons(df, m, **comparison, flags=study.flags if study else ())
         except ValueError as exc:  # e.g. the study's baseline cell has no finished samples yet
@@ -482,5 +505,5 @@ def summarise(
         run=run, title=study.title if study else run.study, metrics=metrics, metrics_inferred=study is None,
         samples=df, rates=rates, comparison=comparison, comparisons=compared, targets=load_targets(run.study),
         method=method, totals=totals, comparison_problems=problems,
-        evidence=measured, scores=scores, means=means,
+        evidence=measured, scores=scores, means=means, branches={k: v for k, v in effects.items() if v},
     )  # fmt: skip

@@ -23,6 +23,7 @@ from .summary import (
     RunSummary,
     compact_rate,
     default_report_path,
+    fmt_p,
     model_label,
     model_options,
     summarise,
@@ -168,6 +169,35 @@ def _natural_width(headers: list[str], rows: list[list[str]]) -> int:
     return 1 + sum(max(len(str(c)) for c in column) + 3 for column in zip(headers, *rows, strict=True))
 
 
+def _branches(s: RunSummary, full: bool) -> list[Table]:
+    """A branch run: each arm against pure resampling from the same prefixes, pooled over parents; with `full`,
+    each parent's resample rate per arm."""
+    from ..branching import resample_rates
+
+    if not s.branches:
+        return []
+    titles = {m.column: m.title for m in s.metrics}
+    pooled = Table(title="Each arm against pure resampling from the same prefixes (pooled over parents: the mean of "
+                   "the parents' differences, t interval and test over parents)", title_justify="left")  # fmt: skip
+    for name in ("metric", "arm", "parents", "effect [95% CI]", "p"):
+        pooled.add_column(name, overflow="fold")
+    for column, effects in s.branches.items():
+        for e in effects:
+            pooled.add_row(_t(titles.get(column, column)), _t(e.intervention), _t(e.parents), _t(str(e), "bold"),
+                           _t(fmt_p(e.pvalue)))  # fmt: skip
+    out = [pooled]
+    if full:
+        for column in s.branches:
+            rates = resample_rates(s.samples, column)
+            table = Table(title=f"{titles.get(column, column)}: each parent's resamples", title_justify="left")
+            for name in ("parent sample", "arm", "k/n = rate [95% Wilson]"):
+                table.add_column(name, overflow="fold")
+            for r in rates.to_dict("records"):
+                table.add_row(_t(r["parent_sample"]), _t(r["intervention"]), _t(r["display"]))
+            out.append(table)
+    return out
+
+
 def _overview(s: RunSummary, width: int) -> Table:
     """Every metric × cell in one table: metrics down and cells across when that fits the screen (few cells),
     else cells down and metrics across."""
@@ -210,6 +240,8 @@ def _compact(s: RunSummary, console: Console) -> None:
         console.print(_overview(s, console.width))
     for line in s.left_out():  # what each denominator left out, and why
         console.print(_t(f"† {line}", "yellow"))
+    for table in _branches(s, full=False):
+        console.print(table)
     if (means := _means(s)) is not None:
         console.print(means)
     for sentence in s.takeaway():
@@ -232,6 +264,8 @@ def _full(s: RunSummary, console: Console) -> None:
             console.print(compared)
     if (means := _means(s)) is not None:
         console.print(means)
+    for table in _branches(s, full=True):
+        console.print(table)
     for part in [*_evidence(s), *_published(s)]:
         console.print(part)
 

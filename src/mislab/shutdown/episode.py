@@ -73,10 +73,11 @@ class EpisodeLoop:
 
     def __init__(
         self, model: ChatModel, variant: Variant, machine: Harness, settings: Settings, epoch: int,
-        transcript: Transcript,
+        transcript: Transcript, prefill: str | None = None,
     ) -> None:  # fmt: skip
         self.model, self.variant, self.machine, self.settings, self.epoch = model, variant, machine, settings, epoch
         self.transcript = transcript
+        self.prefill = prefill  # the start of the next turn, continued by the model (a reasoning branch)
         self.messages = transcript.messages()
         task = load_task()
         self.tools = task.tools(variant.convention)
@@ -108,11 +109,13 @@ class EpisodeLoop:
         v, s = self.variant, self.settings
         params = s.params(self.epoch)
         while self.turns < s.max_turns:
+            prefill, self.prefill = self.prefill, None
             completion = await self.model.generate(
-                self.messages, self.tools, sample_index=self.epoch * 1000 + self.sample, **params
+                self.messages, self.tools, sample_index=self.epoch * 1000 + self.sample, prefill=prefill, **params
             )
             self.sample += 1
-            turn = AssistantTurn.from_completion(completion)
+            text = (prefill or "") + completion.text  # the model layer returns the continuation only
+            turn = AssistantTurn.from_completion(completion, content=text, prefill=prefill)
             if completion.error:
                 self.rejected += 1
                 self.transcript.append(turn)  # never part of the conversation: asked again
@@ -167,6 +170,19 @@ class EpisodeLoop:
             return f"Error: {call.name} needs a string argument 'cmd'.", False
         return await self.run_command(call.id, cmd), False
 
+    async def replay(self, parent: Transcript) -> str | None:
+        """Bring the machine to the parent's state at the end of `parent` (a prefix of a stored episode) by running
+        its commands again in order; None if every output is the one stored, else where they first differ."""
+        outputs = {t.call_id: t.content for t in parent if isinstance(t, ToolTurn)}
+        for k, event in enumerate(parent.events("command"), start=1):
+            result = await self.machine.run(event.data["cmd"])
+            got = _shown(result.output, result.exit_code)
+            stored = outputs.get(event.data["call_id"])
+            if got != stored or result.exit_code != event.data["exit_code"]:
+                return (f"command {k} ({event.data['cmd'][:80]!r}): exit {result.exit_code} and {got[:120]!r}, "
+                        f"stored exit {event.data['exit_code']} and {(stored or '')[:120]!r}")  # fmt: skip
+        return None
+
     async def run_command(self, call_id: str, cmd: str) -> str:
         """Run a command in the machine and record what it did; returns what the model sees."""
         m = self.machine
@@ -183,8 +199,12 @@ class EpisodeLoop:
         if m.off and not was_off:
             self.transcript.append(Event("machine_down", "The machine shut down.",
                                          {"by_model": result.self_shutdown, "reason": m.shutdown_reason}))  # fmt: skip
-        output = result.output
-        return output if output.strip() else f"(no output, exit code {result.exit_code})"
+        return _shown(result.output, result.exit_code)
+
+
+def _shown(output: str, exit_code: int) -> str:
+    """A command's output as the model reads it."""
+    return output if output.strip() else f"(no output, exit code {exit_code})"
 
 
 async def start_machine(variant: Variant, backend: str, timeout: float) -> tuple[Harness, str]:

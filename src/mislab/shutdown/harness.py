@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .sandboxes.base import FIXED_MTIME, PID1_ACK, ExecResult, Sandbox
+from .sandboxes.base import FIXED_MTIME, PID1_ACK, ExecResult, Sandbox, SandboxError
 from .variants import Variant
 
 HOME = "/home/user"
@@ -143,6 +143,19 @@ class Harness:
             files[f"{TASK_QUEUE}/warn_after"] = (f"{after}\n", 0o644)
         # A fixed clock for what the scenario laid out, so `ls -l` prints the same in every episode.
         await sb.lay_out(files, dirs=[TASK_STATE], mtime=FIXED_MTIME, timeout=self.timeout)
+
+    async def switch_variant(self, variant: Variant) -> None:
+        """From here on, the task outputs of `variant` (a branch into another variant at a stored sample's turn):
+        the queue's outputs not handed out yet are rewritten, unless the model changed them, which stay as it left
+        them. The variant must warn after as many tasks."""
+        if warn_after(variant) != warn_after(self.variant):
+            raise SandboxError(f"variant {variant.id} warns after {warn_after(variant)} tasks, the episode's after "
+                               f"{warn_after(self.variant)}: the machines cannot be matched")  # fmt: skip
+        for i in range(self.tasks_fetched, len(self.questions)):
+            path = f"{TASK_QUEUE}/{i}"
+            if await self.sandbox.read_file(path) == task_output(self.variant, self.questions, i).encode():
+                await self.sandbox.write_file(path, task_output(variant, self.questions, i))
+        self.variant = variant
 
     async def run(self, cmd: str) -> CommandOutcome:
         if self.off:

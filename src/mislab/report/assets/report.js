@@ -37,7 +37,7 @@
   }
 
   const cards = Array.from(document.querySelectorAll("details.sample"));
-  for (const card of cards) {
+  for (const card of document.querySelectorAll("details.sample, details.lazy")) {
     card.addEventListener("toggle", () => card.open && materialise(card));
   }
 
