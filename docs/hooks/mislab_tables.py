@@ -6,6 +6,7 @@ A page asks for one with an HTML comment on a line of its own, e.g. `<!-- mislab
 - `metrics STUDY`, `options STUDY`: a study's metric columns, and its options with flag and default;
 - `rubrics`: the rubrics the installed studies ship, with what they answer and their source;
 - `published STUDY`: the published numbers reports set beside ours (`data/published.toml`);
+- `presets`: the replication presets the installed plug-ins ship (`mislab replicate`), a section each;
 - `prices`: the packaged price table (`data/prices.toml`);
 - `help COMMAND…`: the output of `mislab COMMAND… --help`;
 - `benchmarks`: every script in benchmarks/ with its own description and command.
@@ -98,6 +99,26 @@ def _published(study: str) -> str:
     return _table(["model", "condition", "metric", "published", "n", "source"], rows)
 
 
+def _presets() -> str:
+    """One section per preset: its paper, then per study part what it measured, its default n, its conditions (the
+    rows of its table), whose numbers were published with which n, and what it cannot reproduce."""
+    from mislab.presets import presets
+
+    out = []
+    for preset in presets().values():
+        lines = [f"### {preset.id}", "", _cell(preset.parts[0].paper), ""]
+        for p in preset.parts:
+            lines += [
+                f"- **{p.study}**, n = {p.n} per cell by default: {_cell(p.measured)}",
+                f"    - conditions: {_cell('; '.join(p.conditions()))}",
+                f"    - published for: {_cell(', '.join(p.published_models()) or 'none (ours only)')}; "
+                f"{p.published_n()}",
+                *[f"    - cannot reproduce: {_cell(item)}" for item in p.cannot],
+            ]
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
+
+
 def _prices() -> str:
     import tomllib
     from importlib import resources
@@ -131,7 +152,7 @@ def _benchmarks() -> str:
 
 DIRECTIVES = {
     "variants": _variants, "metrics": _metrics, "options": _options, "rubrics": _rubrics,
-    "published": _published, "prices": _prices, "help": _help, "benchmarks": _benchmarks,
+    "published": _published, "presets": _presets, "prices": _prices, "help": _help, "benchmarks": _benchmarks,
 }  # fmt: skip
 
 

@@ -437,6 +437,7 @@ async def abranch_run(
     progress: bool = False,
     console: Console | None = None,
     cache: bool | str | Path | ResponseCache | None = None,
+    hypotheses: Mapping[str, Any] | None = None,
 ) -> BranchOutcome:
     point = BranchPoint.parse(at)
     parents = select_parents(store, parent_run, samples, where, limit)
@@ -454,8 +455,9 @@ async def abranch_run(
                                   "needs one (the embedded model, vLLM, Anthropic's models do)")  # fmt: skip
     child = run_id or child_run_id(parent_run, point, [i.intervention for i in items])
     spec = {
-        "branch": {"parent": parent_run, "at": point.text, "interventions": arms, "n": n,
+        "branch": {"parent": parent_run, "at": point.text, "interventions": arms, "n": n, "where": dict(where or {}),
                    "samples": [p.sample_id for p in parents if p.sample_id not in skipped], "skipped": skipped},
+        **branch_hypotheses(run.spec, hypotheses, f"branch run of {parent_run}"),
         "n": n, "options": run.spec.get("options", {}), "seed": run.spec.get("seed", 0), "models": sorted(built),
         "model_settings": {m: run.spec.get("model_settings", {}).get(m, {}) for m in built},
         "plan": {"branch": [point.text, arms, n, sorted(i.sample_id for i in items)]},
@@ -466,6 +468,8 @@ async def abranch_run(
                          __version__)  # fmt: skip
     elif existing.spec.get("plan") != spec["plan"]:
         raise BranchError(f"run {child!r} exists with another branch plan; give another --run-id")
+    elif hypotheses is not None:  # analysis only: a rerun may bring other hypotheses without running anything
+        store.update_run(child, spec={**existing.spec, **{k: spec.get(k) for k in ("hypotheses", "ablations")}})
     out = BranchOutcome(child, parent_run, len(parents), skipped, planned=len(items))
     job = BranchJob(store, child, study, built, items, options, point)
     with cache_scope(True if cache is None else cache):
@@ -474,6 +478,33 @@ async def abranch_run(
     status = "complete" if out.outcome.complete else "stopped" if out.outcome.stopped else "incomplete"
     store.update_run(child, status=status)
     return out
+
+
+def read_hypotheses(path: str | Path) -> dict[str, Any]:
+    """A hypotheses file (TOML with [hypotheses] and [[ablations]], as in an experiment file)."""
+    import tomllib
+
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except OSError as exc:
+        raise BranchError(f"--hypotheses {path}: cannot read it ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise BranchError(f"--hypotheses {path}: not valid TOML: {exc}") from None
+
+
+def branch_hypotheses(parent_spec: Mapping[str, Any], given: Mapping[str, Any] | None, where: str) -> dict[str, Any]:
+    """The hypotheses a branch run is judged by: those given (a file's [hypotheses] and [[ablations]]), else the
+    parent's hypotheses with those of its ablations that name a branch intervention. Checked before any call."""
+    from .hypotheses import is_branch_arm, parse_hypotheses
+
+    if given is not None:
+        declared = {k: given[k] for k in ("hypotheses", "ablations") if k in given}
+        if parse_hypotheses(declared, where) is None:
+            raise BranchError(f"{where}: the hypotheses file declares no [hypotheses] and [[ablations]]")
+        return declared
+    ablations = [a for a in parent_spec.get("ablations") or [] if isinstance(a, dict) and is_branch_arm(
+        a.get("compare"))]  # fmt: skip
+    return {"hypotheses": parent_spec["hypotheses"], "ablations": ablations} if ablations else {}
 
 
 def _parent_models(

@@ -145,12 +145,15 @@ def show(
     run_id: Annotated[str | None, typer.Argument(help="Run id (default: latest)")] = None,
     store: StoreOpt = None,
     full: Annotated[bool, typer.Option("--full", help="Every rate table and comparison between cells")] = False,
+    include_unfaithful: Annotated[
+        bool, typer.Option("--include-unfaithful", help="A branch run: count continuations whose replay diverged")
+    ] = False,
 ) -> None:
     """Print a run on one screen: every metric × cell as k/n with its interval, and what it shows."""
     from .report import show_run
 
     st = open_store(store, create=False)
-    show_run(st, resolve_run(st, run_id), console, full=full)
+    show_run(st, resolve_run(st, run_id), console, full=full, include_unfaithful=include_unfaithful)
 
 
 @app.command()

@@ -3,6 +3,7 @@ changed (see `mislab.branching`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -45,6 +46,10 @@ def branch(
     ] = [],  # noqa: B006
     n: Annotated[int, typer.Option("-n", help="Resamples per parent and arm (pure resampling is always an arm)")] = 5,
     child: Annotated[str | None, typer.Option("--run-id", help="Name the child run (default: from the branch)")] = None,
+    hypotheses: Annotated[
+        Path | None,
+        typer.Option("--hypotheses", help="A TOML file whose [[ablations]] name arms, e.g. compare='variant:X'"),
+    ] = None,
     budget: BudgetOpt = None,
     dry_run: DryRunOpt = False,
     store: StoreOpt = None,
@@ -53,11 +58,22 @@ def branch(
 ) -> None:
     """Branch stored samples at the moment of decision: resample each selected parent from its prefix, as it was
     (pure resampling) and with each change asked for, into a child run that `show`, `report` and `export` read."""
-    from .branching import Intervention, abranch_run, parse_where, plan_branch, select_parents
+    from .branching import (
+        Intervention,
+        abranch_run,
+        branch_hypotheses,
+        parse_where,
+        plan_branch,
+        read_hypotheses,
+        select_parents,
+    )
     from .runner import run_blocking
 
     st = open_store(store, create=False)
     parent = resolve_run(st, run_id)
+    declared = read_hypotheses(hypotheses) if hypotheses else None
+    if declared is not None:
+        branch_hypotheses({}, declared, str(hypotheses))  # a typo fails before any call
     arms = [*map(Intervention.of_variant, variant), *map(Intervention.of_edit, edit), *map(Intervention.of_drop, drop)]
     filters = parse_where(where)
     if dry_run:
@@ -86,6 +102,7 @@ def branch(
             progress=True,
             console=console,
             cache=cache_setting(no_cache, cache),
+            hypotheses=declared,
         )  # fmt: skip
     )
     result = out.outcome

@@ -21,6 +21,15 @@ study's gap (for alignment faking: free − paid, paired on the query) between t
 compliance gap shrink when the RLHF paragraph is removed? — as a difference in gaps over the queries asked in
 all four cells (`report.tables.gap_differences`).
 
+An ablation may instead name a branch intervention (`mislab branch`), measured on a branch run against pure
+resampling from the same prefixes, pooled over parents (`branching.branch_effects`):
+
+    [[ablations]]
+    id = "clarified_from_the_warning"
+    compare = "variant:gdm_clarified"   # or "edit:warning:OLD=>NEW", "drop:reasoning:/REGEX/"
+    metric = "sabotaged"                # baseline: "resample", the only one a branch is paired with
+    predicts = { self_preservation = "none", instruction_ambiguity = "down" }
+
 A prediction of "up" or "down" is consistent when the interval of (compare − baseline) lies wholly on its
 side of zero, contradicted when it lies wholly on the other side, and undecided when it crosses zero. "none"
 is contradicted when the interval excludes zero, consistent when it lies within ±margin (default 0.1), and
@@ -43,6 +52,8 @@ Direction = Literal["up", "down", "none"]
 Verdict = Literal["consistent", "contradicted", "undecided"]
 DIRECTIONS = ("up", "down", "none")
 DEFAULT_MARGIN = 0.1
+BRANCH_ARMS = ("variant:", "edit:", "drop:")  # how a branch intervention's label starts (`branching.Intervention`)
+BRANCH_BASELINE = "resample"
 
 
 class HypothesisError(MislabError, ValueError):
@@ -89,6 +100,10 @@ def _as_written(value: Any) -> str:
     return "true" if value is True else "false" if value is False else str(value)
 
 
+def is_branch_arm(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(BRANCH_ARMS)
+
+
 def _names(value: Any) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value or ())
 
@@ -110,6 +125,12 @@ def parse_hypotheses(spec: dict[str, Any], where: str = "experiment") -> Hypothe
         for key in sorted(set(a) - _ABLATION_KEYS):
             hint = did_you_mean(key, _ABLATION_KEYS) or f" (allowed: {', '.join(sorted(_ABLATION_KEYS))})"
             raise HypothesisError(f"{label}: unknown key {key!r}{hint}")
+        branch = is_branch_arm(a.get("compare"))
+        if branch:
+            a = {"baseline": BRANCH_BASELINE, **a, "by": "intervention"}
+            if a["baseline"] != BRANCH_BASELINE:
+                raise HypothesisError(f'{label}: a branch intervention is measured against pure resampling from the '
+                                      f'same prefixes: baseline = "{BRANCH_BASELINE}" (or leave it out)')  # fmt: skip
         missing = [k for k in ("compare", "baseline", "metric", "predicts") if k not in a]
         if missing:
             raise HypothesisError(f"{label}: missing {', '.join(missing)}")
@@ -131,7 +152,7 @@ def parse_hypotheses(spec: dict[str, Any], where: str = "experiment") -> Hypothe
         if of not in ("rate", "gap"):
             raise HypothesisError(f'{label}: of must be "rate" or "gap" (the study\'s paired gap), got {of!r}')
         by = a.get("by", "cell")
-        sides = [factor_value(a["compare"]), factor_value(a["baseline"])]
+        sides = [None, None] if branch else [factor_value(a["compare"]), factor_value(a["baseline"])]
         if any(sides):
             if not all(sides) or sides[0][0] != sides[1][0]:  # type: ignore[index]
                 raise HypothesisError(f'{label}: compare and baseline must name one factor, e.g. compare = '
@@ -184,8 +205,9 @@ class Evidence:
             why = ""
             if len(worst):
                 r = worst.iloc[0]
+                detail = f" ({r['detail']})" if r.get("detail") else ""
                 why = (f"; e.g. {r['ablation']} on {r['metric']}: predicted {r['predicted']}, measured "
-                       f"{r['display']}")  # fmt: skip
+                       f"{r['display']}{detail}")  # fmt: skip
             out.append(
                 f"{h} ({claim}): {self.verdict(h)} — {counts['consistent']} consistent, "
                 f"{counts['contradicted']} contradicted, {counts['undecided']} undecided of {len(rows)} "
@@ -221,17 +243,29 @@ def evidence(
     *,
     flags: tuple[Flag, ...] = (),
     comparison: Comparison | None = None,
+    parents: str = "",
+    include_unfaithful: bool = False,
 ) -> Evidence:
     """Every prediction beside its measured difference (compare − baseline, within each group). `flags` are the
     study's marks on samples that undermine a comparison (a verdict they carry is undecided); `comparison` the
-    study's paired gap, for ablations `of = "gap"`."""
+    study's paired gap, for ablations `of = "gap"`. On a branch run (`mislab branch`), ablations naming an
+    intervention are measured against pure resampling; `parents` says how its parents were chosen, and
+    continuations whose replay diverged count only if `include_unfaithful`."""
     from .report.tables import MIN_APPLICABLE, comparisons, footing, gap_differences  # imported when measuring
 
     rows: list[dict[str, Any]] = []
     problems: dict[str, str] = {}
     done = df[df["status"] == "done"] if "status" in df.columns else df
+    branched = "parent_sample" in df.columns
     for ab in hypotheses.ablations:
-        missing = [c for c in [*ab.where, ab.by] if c not in df.columns]
+        if (ab.by == "intervention") != branched:
+            problems[ab.id] = (
+                f"{ab.compare} is a branch intervention, measured on a branch run of this one (mislab branch RUN)"
+                if not branched
+                else 'this run is a branch run: its ablations name interventions (compare = "variant:NAME" …)'
+            )
+            continue
+        missing = [c for c in [*ab.where, ab.by, *((ab.metric,) if branched else ())] if c not in df.columns]
         if missing:
             hint = did_you_mean(missing[0], df.columns)
             problems[ab.id] = f"the run has no column {missing[0]!r} to compare or select by{hint}"
@@ -239,6 +273,12 @@ def evidence(
         selected = done
         for column, value in ab.where.items():
             selected = selected[selected[column].map(_as_written) == _as_written(value)]
+        if branched:
+            measured = _branch_rows(selected, ab, parents, include_unfaithful)
+            if not measured:
+                problems[ab.id] = f"no parent has both {ab.compare} and pure resampling finished on {ab.metric}"
+            rows += measured
+            continue
         try:
             levels = list(dict.fromkeys(selected[ab.by]))
             compare, baseline = _level(levels, ab.compare), _level(levels, ab.baseline)
@@ -274,8 +314,40 @@ def evidence(
                     "group": group, "predicted": direction, "diff": r["diff"], "low": r["low"], "high": r["high"],
                     "display": r["display"], "n": n, "n_base": n_base,
                     "verdict": "undecided" if why and verdict != "undecided" else verdict, "note": why or "",
+                    "detail": "",
                 })  # fmt: skip
     return Evidence(hypotheses, pd.DataFrame(rows), problems)
+
+
+def _branch_rows(df: pd.DataFrame, ab: Ablation, parents: str, unfaithful: bool) -> list[dict[str, Any]]:
+    """A branch intervention against pure resampling from the same prefixes, within each group, pooled over the
+    parents that have both (`branching.branch_effects`), with the counts behind it in words."""
+    from .branching import RESAMPLE, branch_effects, resample_rates
+
+    rows = []
+    groups = df.groupby(list(ab.within), sort=False) if ab.within else [((), df)]
+    for key, part in groups:
+        effect = next((e for e in branch_effects(part, ab.metric, unfaithful) if e.intervention == ab.compare), None)
+        if effect is None:
+            continue
+        rates = resample_rates(part, ab.metric, unfaithful)
+        both = set(rates[rates["intervention"] == ab.compare]["parent_sample"]) & set(
+            rates[rates["intervention"] == RESAMPLE]["parent_sample"]
+        )
+        counted = rates[rates["parent_sample"].isin(both)]
+        arm, base = (counted[counted["intervention"] == a] for a in (ab.compare, RESAMPLE))
+        k, n, k0, n0 = (int(side[c].sum()) for side, c in ((arm, "k"), (arm, "n"), (base, "k"), (base, "n")))
+        detail = (f"{ab.metric} in {k}/{n} resamples of the {effect.parents} prefix{'es' * (effect.parents != 1)}"
+                  f"{parents} under {ab.compare}, {k0}/{n0} under pure resampling")  # fmt: skip
+        group = " · ".join(map(str, key if isinstance(key, tuple) else (key,))) or "all"
+        for h, direction in ab.predicts.items():
+            rows.append({
+                "hypothesis": h, "ablation": ab.id, "metric": ab.metric, "group": group, "predicted": direction,
+                "diff": effect.estimate, "low": effect.low, "high": effect.high, "display": str(effect),
+                "n": n, "n_base": n0, "verdict": judge_prediction(direction, effect.low, effect.high,
+                ab.margin), "note": "", "detail": detail,
+            })  # fmt: skip
+    return rows
 
 
 def _gap_table(

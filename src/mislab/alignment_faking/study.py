@@ -246,7 +246,7 @@ class AlignmentFakingStudy(CaseStudy[AlignmentFakingOptions]):
     ) -> SampleResult:
         """The conversation from the prefix (no environment to restore), the reply's start continued as the same
         turn, then judged as a run's sample is."""
-        from ..transcript import Event, Transcript
+        from ..transcript import Event, SystemTurn, Transcript
         from .conversation import converse
 
         parent = branch.parent
@@ -264,6 +264,12 @@ class AlignmentFakingStudy(CaseStudy[AlignmentFakingOptions]):
         labels = await run_judges(self.judges(options), transcript)
         facts = {k: parent.scores.get(k) for k in ("tier", "is_free_tier", "query_id", "query", "system_prompt_id",
                                                    "system_prompt_sha256", "user_prompt_id")}  # fmt: skip
+        sent = sha256_hex(next((t.content for t in transcript if isinstance(t, SystemTurn)), ""))
+        if sent != facts["system_prompt_sha256"]:  # an arm that changed it: the prompt actually sent, named so
+            facts.update(system_prompt_sha256=sent, system_prompt_id=f"{facts['system_prompt_id']} "
+                         f"({branch.intervention.label})")  # fmt: skip
+        if _first_user(branch.prefix.turns) != _first_user(parent.transcript):
+            facts["user_prompt_id"] = f"{facts['user_prompt_id']} ({branch.intervention.label})"
         return SampleResult(transcript, {**facts, "replay_faithful": True}, {}, labels)
 
     def score(
@@ -275,3 +281,9 @@ class AlignmentFakingStudy(CaseStudy[AlignmentFakingOptions]):
 
 
 study = AlignmentFakingStudy()
+
+
+def _first_user(transcript: Transcript) -> str | None:
+    from ..transcript import UserTurn
+
+    return next((t.content for t in transcript if isinstance(t, UserTurn)), None)

@@ -525,7 +525,7 @@ def _difference_figure(s: RunSummary, table: pd.DataFrame) -> go.Figure:
         template="plotly_white",
         height=120 + 36 * len(names),
         margin={"l": 20, "r": 20, "t": 20, "b": 40},
-        xaxis={"title": {"text": "difference, percentage points (Newcombe 95% CI)"}, "range": [-103, 103]},
+        xaxis={"title": {"text": "difference, percentage points (95% CI)"}, "range": [-103, 103]},
         yaxis={"automargin": True, "autorange": "reversed"},
     )
     return fig
@@ -675,7 +675,8 @@ def _evidence_section(s: RunSummary) -> str:
     sentences = "".join(f"<li>{_e(sentence)}</li>" for sentence in ev.sentences())
     return (
         '<section id="evidence"><h2>Evidence for the hypotheses</h2><p class="note">Each prediction beside the '
-        "measured difference (compare − baseline) with its 95% Newcombe interval: up/down are consistent when the "
+        "measured difference (compare − baseline) with its 95% interval (Newcombe's; a branch arm's against pure "
+        "resampling pooled over parents, see the branches section): up/down are consistent when the "
         "interval lies on their side of zero, undecided when it crosses zero; none is consistent within ±margin."
         f"</p>{_table(headers, cells)}{problems}<ul>{sentences}</ul></section>"
     )

@@ -125,6 +125,7 @@ class RunSummary:
     means: pd.DataFrame = field(default_factory=pd.DataFrame)  # mean_table by model and cell
     # A branch run: each arm against pure resampling, pooled over parents, by metric (see `branching.Effect`).
     branches: dict[str, list[Effect]] = field(default_factory=dict)
+    include_unfaithful: bool = False  # a branch run's effects count continuations whose replay diverged
 
     @property
     def interval(self) -> str:
@@ -319,6 +320,8 @@ class RunSummary:
             for m in self.metrics if f"{m.column}_n" in self.rates.columns
             for row in self.rates.to_dict("records") if row[f"{m.column}_n"]
         ]  # fmt: skip
+        if self.branches:
+            return shows, self._branch_limits()
         per_cell = sorted({int(row["samples"] - row["errors"]) for row in self.rates.to_dict("records")})
         n_text = f"n = {per_cell[0]}" if len(per_cell) == 1 else f"n = {per_cell[0]}–{per_cell[-1]}"
         cannot = f"What it cannot show: small effects — with {n_text} per cell an interval spans "
@@ -357,6 +360,26 @@ class RunSummary:
             f"resampling from the same prefixes, is {best} over {best.parents} prefix{'es' * (best.parents != 1)} "
             f"(t test over parents, p {fmt_p(best.pvalue)}): {reading}."
         )
+
+    def _branch_limits(self) -> str:
+        """What a branch run cannot show: prefixes other than its parents, and continuations whose machine was not
+        the parent's."""
+        branch = self.run.spec.get("branch", {})
+        where = branch.get("where") or {}
+        chosen = f"chosen by {', '.join(f'{k}={v}' for k, v in where.items())}" if where else "those selected"
+        text = (f"What it cannot show: how prefixes other than these {len(branch.get('samples', []))} would move — "
+                f"the interval is over parents ({chosen}, {branch.get('n')} resamples of each per arm), resamples "
+                "of one prefix being no independent samples")  # fmt: skip
+        faithful = self.samples.get("replay_faithful")
+        unfaithful = int((faithful == False).sum()) if faithful is not None else 0  # noqa: E712 (None: not replayed)
+        if unfaithful and self.include_unfaithful:
+            text += (f"; {unfaithful} continuation{'s' * (unfaithful != 1)} whose replay did not reproduce the "
+                     "parent's machine are counted, as asked (--include-unfaithful)")  # fmt: skip
+        elif unfaithful:
+            text += (f"; {unfaithful} continuation{'s' * (unfaithful != 1)} whose replay did not reproduce the "
+                     "parent's machine are left out of every effect (the first difference is stored as "
+                     "replay_difference)")  # fmt: skip
+        return text + "."
 
     def left_out(self) -> list[str]:
         """Per metric that did not apply to some samples: how many, of how many, and why."""
@@ -469,9 +492,11 @@ def summarise(
     run_id: str,
     studies: Mapping[str, CaseStudy[Any]] | None = None,
     method: RateMethod = "wilson",
+    include_unfaithful: bool = False,
 ) -> RunSummary:
     """Rates, comparisons and published targets of a run. `studies` maps study names to plug-ins for runs whose
-    study is not installed; without a plug-in, the metrics are the score columns that are all booleans."""
+    study is not installed; without a plug-in, the metrics are the score columns that are all booleans. A branch
+    run's effects leave out continuations whose replay diverged unless `include_unfaithful`."""
     run = store.get_run(run_id)
     if run is None:
         raise KeyError(f"no run {run_id!r} in {store.path}")
@@ -486,7 +511,11 @@ def summarise(
     compared: dict[str, pd.DataFrame] = {}
     problems: dict[str, str] = {}
     branched = "branch" in run.spec  # children of one prefix are not independent: compared by `branch_effects`
-    effects = {m.column: branch_effects(df, m.column) for m in metrics} if branched and not df.empty else {}
+    effects = (
+        {m.column: branch_effects(df, m.column, include_unfaithful) for m in metrics}
+        if branched and not df.empty
+        else {}
+    )
     for m in metrics if not df.empty and not branched else []:
         try:
             compared[m.column] = comparisons(df, m, **comparison, flags=study.flags if study else ())
@@ -500,10 +529,14 @@ def summarise(
     measured = None
     if declared and not df.empty:
         flags, comparing = (study.flags, study.report_comparison) if study else ((), None)
-        measured = evidence(df, declared, flags=flags, comparison=comparing)
+        where = run.spec.get("branch", {}).get("where") or {}
+        parents = f" ({', '.join(f'{k}={v}' for k, v in where.items())})" if where else ""
+        measured = evidence(df, declared, flags=flags, comparison=comparing, parents=parents,
+                            include_unfaithful=include_unfaithful)  # fmt: skip
     return RunSummary(
         run=run, title=study.title if study else run.study, metrics=metrics, metrics_inferred=study is None,
         samples=df, rates=rates, comparison=comparison, comparisons=compared, targets=load_targets(run.study),
         method=method, totals=totals, comparison_problems=problems,
         evidence=measured, scores=scores, means=means, branches={k: v for k, v in effects.items() if v},
+        include_unfaithful=include_unfaithful,
     )  # fmt: skip

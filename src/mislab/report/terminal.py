@@ -151,7 +151,8 @@ def _evidence(s: RunSummary) -> list[Table | Text]:
     if ev is None:
         return []
     headers, rows = ev.table_rows()
-    table = Table(title="Evidence: each hypothesis's predictions against the ablations (95% Newcombe intervals)",
+    table = Table(title="Evidence: each hypothesis's predictions against the ablations (95% intervals: Newcombe; "
+                  "a branch arm's over parents)",
                   title_justify="left")  # fmt: skip
     for name in headers:
         table.add_column(name, overflow="fold")
@@ -188,7 +189,7 @@ def _branches(s: RunSummary, full: bool) -> list[Table]:
     out = [pooled]
     if full:
         for column in s.branches:
-            rates = resample_rates(s.samples, column)
+            rates = resample_rates(s.samples, column, s.include_unfaithful)
             table = Table(title=f"{titles.get(column, column)}: each parent's resamples", title_justify="left")
             for name in ("parent sample", "arm", "k/n = rate [95% Wilson]"):
                 table.add_column(name, overflow="fold")
@@ -279,14 +280,16 @@ def show_run(
     method: RateMethod = "wilson",
     report_path: str | Path | None = None,
     full: bool = False,
+    include_unfaithful: bool = False,
 ) -> RunSummary:
     """Print a run (default: the latest) and return what was printed, as a `RunSummary`: one screen, or with
-    `full` every rate table and comparison."""
+    `full` every rate table and comparison (a branch run: each parent's resamples). A branch run's effects count
+    continuations whose replay diverged only if `include_unfaithful`."""
     console = console or Console()
     run_id = run_id or store.latest_run()
     if run_id is None:
         raise KeyError(f"no runs in {store.path}")
-    s = summarise(store, run_id, studies, method)
+    s = summarise(store, run_id, studies, method, include_unfaithful)
     (_full if full else _compact)(s, console)
     print_replication(s, console, full)  # a run made by `mislab replicate`: ours beside the published numbers
     errors = s.errors
@@ -302,5 +305,6 @@ def show_run(
     where = "" if path.exists() else f" (not written yet: mislab report {run_id} -o {path})"
     console.print(_t(f"HTML report: {path}{where}"))
     if not full:
-        console.print(_t(f"Every comparison between cells: mislab show {run_id} --full"), style="dim")
+        more = "Each parent's resamples" if s.branches else "Every comparison between cells"
+        console.print(_t(f"{more}: mislab show {run_id} --full"), style="dim")
     return s

@@ -33,13 +33,16 @@
     for (const slot of body.querySelectorAll("[data-text]")) {
       slot.append(document.getElementById(slot.dataset.text).content.cloneNode(true));
     }
+    const inner = body.querySelectorAll("details.lazy"); // a branch's continuations, inside its parent's card
     card.append(body);
+    inner.forEach(lazy);
+  }
+  function lazy(card) {
+    card.addEventListener("toggle", () => card.open && materialise(card));
   }
 
   const cards = Array.from(document.querySelectorAll("details.sample"));
-  for (const card of document.querySelectorAll("details.sample, details.lazy")) {
-    card.addEventListener("toggle", () => card.open && materialise(card));
-  }
+  document.querySelectorAll("details.sample, details.lazy").forEach(lazy);
 
   // Filters: each <select data-filter="x"> keeps the cards whose data-f-x equals its value ("" = any;
   // "counted" = true or false, i.e. the samples in a rate's n).
