@@ -647,6 +647,8 @@ def _comparison_block(s: RunSummary, index: int, figures: dict[str, Any]) -> str
 
 
 def _published_section(s: RunSummary) -> str:
+    if s.branches:  # a branch run's arms are no published condition
+        return ""
     if not s.targets:
         return f'<section id="published"><h2>Published numbers</h2><p>None for {_e(s.run.study)}.</p></section>'
     rows = [

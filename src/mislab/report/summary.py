@@ -533,9 +533,10 @@ def summarise(
         parents = f" ({', '.join(f'{k}={v}' for k, v in where.items())})" if where else ""
         measured = evidence(df, declared, flags=flags, comparison=comparing, parents=parents,
                             include_unfaithful=include_unfaithful)  # fmt: skip
+    targets = [] if branched else load_targets(run.study)  # a branch run's arms are no published condition
     return RunSummary(
         run=run, title=study.title if study else run.study, metrics=metrics, metrics_inferred=study is None,
-        samples=df, rates=rates, comparison=comparison, comparisons=compared, targets=load_targets(run.study),
+        samples=df, rates=rates, comparison=comparison, comparisons=compared, targets=targets,
         method=method, totals=totals, comparison_problems=problems,
         evidence=measured, scores=scores, means=means, branches={k: v for k, v in effects.items() if v},
         include_unfaithful=include_unfaithful,

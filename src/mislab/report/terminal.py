@@ -78,14 +78,15 @@ def _rates(s: RunSummary, column: str, title: str, description: str) -> Table:
         caption=description or None,
         caption_justify="left",
     )
-    for name in ("model", "cell", "rate", "n/a", "errors", "published (same model and condition)"):
+    published = ("published (same model and condition)",) if s.targets else ()
+    for name in ("model", "cell", "rate", "n/a", "errors", *published):
         table.add_column(name, overflow="fold")
     for row in s.rates.to_dict("records"):
-        published = "; ".join(f"{t.display()} ({t.source})" for t in s.published_for(row["model"], row["cell"], column))
-        table.add_row(
-            _t(row["model"]), _t(row["cell"]), _t(row[column], "bold"), _t(row[f"{column}_na"]),
-            _t(row["errors"]), _t(published),
-        )  # fmt: skip
+        cells = [_t(row["model"]), _t(row["cell"]), _t(row[column], "bold"), _t(row[f"{column}_na"]), _t(row["errors"])]
+        if published:
+            found = s.published_for(row["model"], row["cell"], column)
+            cells.append(_t("; ".join(f"{t.display()} ({t.source})" for t in found)))
+        table.add_row(*cells)
     return table
 
 
@@ -140,7 +141,7 @@ def _published(s: RunSummary) -> list[Table | Text]:
     if others:
         listed = ", ".join(f"{model} ({count})" for model, count in others.items())
         out.append(_t(f"Other published targets for {s.run.study} (see the HTML report): {listed}"))
-    if not s.targets:
+    if not s.targets and not s.branches:  # a branch run's arms are no published condition
         out.append(_t(f"No published targets for {s.run.study}."))
     return out
 
