@@ -408,3 +408,25 @@ def test_a_reasoning_branch_refuses_a_provider_that_cannot_continue_a_turn_befor
         with pytest.raises(BranchError, match="does not continue a prefilled assistant turn") as caught:
             branch_run(path, "p", at="reasoning:1", n=1, models={"openai/gpt-4o-mini": model})
         assert before > 0 and len(srv.requests) == before and "\n" not in str(caught.value)
+
+
+def test_a_child_run_is_an_ordinary_run_rescored_and_exported(tmp_path: Path) -> None:
+    from inspect_ai.log import read_eval_log
+
+    from mislab.report.inspect_export import export_inspect
+    from mislab.rescore import rescore_run
+
+    path = tmp_path / "r.sqlite"
+    with ScriptedServer(subject) as srv:
+        model = model_for(srv)
+        shutdown.run(model, variants="basic_warning", n=2, backend="simulated", store=path, progress=False, run_id="p")
+        out = branch_run(path, "p", n=2, models={"subj": model}, interventions=[Intervention.of_variant("gdm_clarified")])
+    # the child's scores are what the study's scorer reads from its transcript
+    rescored = rescore_run(path, out.run_id)
+    assert rescored.samples == 8 and not rescored.changes and not rescored.failed
+    # and its provenance travels with each sample into Inspect's log
+    (log_path,) = export_inspect(Store(path), out.run_id, tmp_path / "logs")
+    log = read_eval_log(str(log_path))
+    assert log.samples and len(log.samples) == 8
+    meta = log.samples[0].metadata
+    assert meta["parent_sample"].startswith("subj::basic_warning::") and meta["branch_point"] == "warning"

@@ -249,6 +249,7 @@ class BranchItem:
     intervention: Intervention
     k: int  # the resample's number
     prefix: Prefix
+    factors: Mapping[str, Any]  # the cell's factors the child is scored as (a variant arm's, else the parent's)
 
     @property
     def sample_id(self) -> str:
@@ -299,14 +300,14 @@ class BranchJob(Job[BranchItem, Scored]):
 
     async def work(self, item: BranchItem) -> Scored:
         branch = Branch(item.parent, item.prefix, item.intervention, self.point)
-        cell = Cell(item.parent.cell, item.parent.factors)
+        cell = Cell(item.parent.cell, dict(item.factors))
         epoch = BRANCH_EPOCH_BASE + item.parent.epoch * 1000 + item.k
         result = await self.study.continue_sample(self.models[item.parent.model], branch, epoch, self.options)
         labels = {label.scorer: label for label in result.labels}
         return Scored(result, self.study.score(result.transcript, cell, self.options, labels))
 
     def save(self, item: BranchItem, outcome: Scored | Failure, meter: UsageMeter, seconds: float) -> None:
-        factors = {**item.parent.factors, "parent_sample": item.parent.sample_id, "parent_cell": item.parent.cell,
+        factors = {**item.factors, "parent_sample": item.parent.sample_id, "parent_cell": item.parent.cell,
                    "intervention": item.intervention.label, "branch_point": self.point.text}  # fmt: skip
         values: dict[str, Any]
         na: dict[str, str]
@@ -417,7 +418,8 @@ def plan_branch(
         for arm, prefix in prefixes:
             assert prefix is not None
             changed = study.with_variant(prefix, parent, arm.variant, options) if arm.variant else prefix
-            items += [BranchItem(parent, arm, k, apply(changed, arm)) for k in range(n)]
+            factors = study.variant_factors(parent.factors, arm.variant) if arm.variant else parent.factors
+            items += [BranchItem(parent, arm, k, apply(changed, arm), factors) for k in range(n)]
     return study, options, items, skipped
 
 

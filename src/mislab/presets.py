@@ -37,6 +37,7 @@ folder: `mislab replicate` runs each part as its own run. A new preset is a file
 from __future__ import annotations
 
 import hashlib
+import logging
 import tomllib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -45,9 +46,10 @@ from importlib.metadata import EntryPoint
 from typing import Any, Literal
 
 from .errors import MislabError
-from .labeling.installed import declared_files
+from .labeling.installed import DeclaredFile, declared_files
 
 GROUP = "mislab.presets"
+log = logging.getLogger(__name__)
 Match = Literal["exact", "reconstructed", "approximate"]
 MATCHES = ("exact", "reconstructed", "approximate")
 
@@ -216,33 +218,63 @@ def _parse(text: str, where: str, stem: str) -> PresetPart:
     return part
 
 
+@dataclass(frozen=True)
+class _Found:
+    presets: dict[str, Preset]
+    unreadable: dict[str, str]  # the preset id (a file's name) → why one of its files cannot be used, one line
+
+
 @cache
-def _installed() -> dict[str, Preset]:
+def _installed() -> _Found:
     return _collect(None)
 
 
-def _collect(declared: Iterable[EntryPoint] | None) -> dict[str, Preset]:
+def _read(file: DeclaredFile) -> PresetPart:
+    try:
+        text = file.path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PresetError(f"{file.where}: cannot be read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise PresetError(f"{file.where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    return _parse(text, file.where, file.path.stem)
+
+
+def _collect(declared: Iterable[EntryPoint] | None) -> _Found:
+    """The presets of the declared folders. A file that cannot be read, parsed or checked costs only its own preset
+    (every part of it: a preset runs whole or not at all), with one warning line naming the file and the problem."""
     parts: dict[str, list[PresetPart]] = {}
+    unreadable: dict[str, str] = {}
     for file in declared_files(GROUP, "presets", declared):
-        part = _parse(file.path.read_text(encoding="utf-8"), file.where, file.path.stem)
-        same = parts.setdefault(part.id, [])
-        if any(p.study == part.study for p in same):
-            raise PresetError(f"preset {part.id!r} has two files for the {part.study} study ({file.where})")
-        same.append(part)
+        pid = file.path.stem  # a preset's id is its file's name (`_parse` holds it to that)
+        try:
+            part = _read(file)
+            if any(p.study == part.study for p in parts.get(pid, [])):
+                raise PresetError(f"preset {pid!r} has two files for the {part.study} study ({file.where})")
+        except PresetError as exc:
+            problem = " ".join(str(exc).split())  # one line, whatever the parser said
+            log.warning("preset %r skipped: %s", pid, problem)
+            unreadable.setdefault(pid, problem)
+            continue
+        parts.setdefault(pid, []).append(part)
     # The shutdown part first: the order `mislab replicate` runs and lists them in, whatever the folders' order.
-    ordered = {pid: tuple(sorted(ps, key=lambda p: p.study, reverse=True)) for pid, ps in sorted(parts.items())}
-    return {pid: Preset(pid, ps) for pid, ps in ordered.items()}
+    ordered = {pid: tuple(sorted(ps, key=lambda p: p.study, reverse=True)) for pid, ps in sorted(parts.items())
+               if pid not in unreadable}  # fmt: skip
+    return _Found({pid: Preset(pid, ps) for pid, ps in ordered.items()}, unreadable)
 
 
 def presets(declared: Iterable[EntryPoint] | None = None) -> dict[str, Preset]:
-    """Every preset the installed plug-ins ship, by id (`declared`: these entry points instead)."""
-    return _installed() if declared is None else _collect(declared)
+    """Every preset the installed plug-ins ship, by id (`declared`: these entry points instead). A preset with a
+    file that cannot be used is left out, with one warning line (`get_preset` by its id says why)."""
+    return (_installed() if declared is None else _collect(declared)).presets
 
 
 def get_preset(name: str, declared: Iterable[EntryPoint] | None = None) -> Preset:
-    found = presets(declared)
-    if name not in found:
+    found = _installed() if declared is None else _collect(declared)
+    if name in found.unreadable:
+        raise PresetError(f"preset {name!r} cannot be used: {found.unreadable[name]}")
+    if name not in found.presets:
         from .options import did_you_mean
 
-        raise PresetError(f"no preset {name!r}{did_you_mean(name, found)} (installed: {', '.join(found) or 'none'})")
-    return found[name]
+        known = found.presets
+        raise PresetError(f"no preset {name!r}{did_you_mean(name, known)} (installed: {', '.join(known) or 'none'})")
+    return found.presets[name]

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.text import Text
 
 from .experiment import Experiment, study_options
+from .models import cache_scope
 from .presets import Compare, Preset, PresetError, PresetPart
 from .report.published import Target
 from .stats import newcombe_diff, wilson_interval
@@ -66,7 +67,8 @@ def prepare(
     """Each part of `preset` as an experiment on `models` (specs, or tables of model settings): the preset's n and
     seed unless given, its options with `overrides` in place (each must be an option of some part's study). The run
     id defaults to the preset, the study when it spans several, and the models' names, so the same command resumes.
-    Every compare row's cells must be cells of its experiment."""
+    Every compare row's cells must be cells of its experiment, and every part's prompts must build: whatever would
+    stop a part fails here, before any part runs."""
     if not models:
         raise PresetError("give at least one model (--model)")
     overrides = dict(overrides or {})
@@ -88,16 +90,21 @@ def prepare(
         data["run_id"] = f"{base}-{part.study}" if len(preset.parts) > 1 else base
         exp = Experiment.from_dict(data, where=f"preset {part.where}")
         exp.preset = part.spec(mine)
-        _check_cells(part, exp)
+        options = study_options(study, exp)
+        cells = study.cells(options)
+        _check_cells(part, {c.id for c in cells})
+        # Every prompt of every part, built now (and thrown away): a part that cannot be built (a paper file
+        # missing) fails here, before the plan is printed and before an earlier part is paid for. No response
+        # cache is opened for it: a judge the prompts name is built uncached and never called.
+        with cache_scope(False):
+            study.prompts(cells, options)
         out.append(PartRun(part, exp, mine))
     if unknown := set(overrides) - used:
         raise PresetError(f"--set {', '.join(sorted(unknown))}: not an option of {' or '.join(preset.studies)}")
     return out
 
 
-def _check_cells(part: PresetPart, exp: Experiment) -> None:
-    study = get_study(part.study)
-    cells = {c.id for c in study.cells(study_options(study, exp))}
+def _check_cells(part: PresetPart, cells: set[str]) -> None:
     for row in part.compare:
         for cell in (row.cell, row.baseline):
             if cell is not None and cell not in cells:
@@ -148,7 +155,8 @@ def _needed(tells: Any, start: int) -> int | None:
 
 def _show(x: float, gap: bool) -> str:
     digits = 2 if 0 < abs(x) < 0.01 else 1  # 0.1% and half of it must not print alike
-    return f"{100 * x:+.{digits}f} pp" if gap else f"{100 * x:.{digits}f}%"
+    # `z`: a value that rounds to zero prints as zero, never "-0.00" (an interval's bound a hair below zero).
+    return f"{100 * x:+z.{digits}f} pp" if gap else f"{100 * x:z.{digits}f}%"
 
 
 def _sizing(part: PresetPart, row: Compare, model: str) -> tuple[str, float, Any] | None:

@@ -177,6 +177,11 @@ class CaseStudy(ABC, Generic[Opts]):
 
         raise BranchError(f"the {self.name} study has no variants to branch into")
 
+    def variant_factors(self, factors: Mapping[str, Any], variant: str) -> dict[str, Any]:
+        """The factors of a cell of `variant`, from a parent's: what a child of that arm is scored (and rescored)
+        as. The default changes nothing."""
+        return dict(factors)
+
     async def continue_sample(self, model: ChatModel, branch: Branch, epoch: int, options: Opts) -> SampleResult:
         """A child sample: the environment brought to the parent's state at the branch point, then the model
         going on from the branch's prefix (its `prefill` continued as the same assistant turn)."""

@@ -212,27 +212,12 @@ class AlignmentFakingStudy(CaseStudy[AlignmentFakingOptions]):
     ) -> Prefix:
         """`factor=value` (e.g. `rlhf_paragraph=false`): the system prompt and user turn that cell of the run's
         options would have sent, in place of the parent's, for the same query and tier."""
-        import tomllib
         from dataclasses import replace
 
-        from ..branching import BranchError, Prefix
+        from ..branching import Prefix
         from ..transcript import SystemTurn, Transcript, UserTurn
 
-        name, sep, raw = variant.partition("=")
-        if not sep:
-            raise BranchError(f"--variant {variant!r}: the alignment-faking study's variants are factor=value, e.g. "
-                              "rlhf_paragraph=false")  # fmt: skip
-        try:
-            value = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw
-        from ..options import did_you_mean
-        from .options import FACTOR_OPTIONS
-
-        if name not in FACTOR_OPTIONS:
-            hint = did_you_mean(name, FACTOR_OPTIONS)
-            raise BranchError(f"--variant {variant!r}: {name!r} is not a prompt option{hint}")
-        opts = cell_options(options, {**parent.factors, name: value})
+        opts = cell_options(options, self.variant_factors(parent.factors, variant))
         config = scenario_config(opts)
         system = build_system_prompt(config)
         user = build_user_prompt(str(parent.scores.get("query", "")), parent.factors.get("tier") == "free", config)
@@ -240,6 +225,28 @@ class AlignmentFakingStudy(CaseStudy[AlignmentFakingOptions]):
         first_user = next(i for i, t in enumerate(turns) if isinstance(t, UserTurn))
         turns[first_user] = UserTurn(str(user))
         return Prefix(Transcript(turns), prefix.prefill, prefix.decision)
+
+    def variant_factors(self, factors: Mapping[str, Any], variant: str) -> dict[str, Any]:
+        """`factor=value` (a prompt option, its value as TOML writes it): the parent's factors with that one
+        changed."""
+        import tomllib
+
+        from ..branching import BranchError
+        from ..options import did_you_mean
+        from .options import FACTOR_OPTIONS
+
+        name, sep, raw = variant.partition("=")
+        if not sep:
+            raise BranchError(f"--variant {variant!r}: the alignment-faking study's variants are factor=value, e.g. "
+                              "rlhf_paragraph=false")  # fmt: skip
+        if name not in FACTOR_OPTIONS:
+            raise BranchError(f"--variant {variant!r}: {name!r} is not a prompt option"
+                              f"{did_you_mean(name, FACTOR_OPTIONS)}")  # fmt: skip
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        return {**factors, name: value}
 
     async def continue_sample(
         self, model: ChatModel, branch: Branch, epoch: int, options: AlignmentFakingOptions

@@ -1,7 +1,8 @@
 """Export a run as Inspect AI logs, so `inspect view` (and anything that reads Inspect logs) can browse it.
 
 Inspect's log header names exactly one model (`EvalSpec.model`), so a run becomes one `.eval` file per model.
-In each log, a sample's id is our cell and its epoch ours + 1 (Inspect counts epochs from 1); factors, our
+In each log, a sample's id is our cell (a branch run's child: its parent sample and arm) and its epoch ours + 1
+(Inspect counts epochs from 1); factors, our
 sample id and metadata go to the sample's metadata. Boolean outcomes stay booleans: `inspect view` shows
 them as "true"/"false" badges and its metrics read them as 1/0, whereas "C"/"I" would claim that
 `sabotaged=True` is "correct". "Not applicable" becomes Inspect's unscored value (NaN, left out of metrics).
@@ -167,8 +168,8 @@ def _sample(
         trace = str(record.metadata.get("traceback", ""))
         error = EvalError(message=record.error or record.status, traceback=trace, traceback_ansi=trace)
     return EvalSample(
-        id=record.cell, epoch=record.epoch + 1, input=messages[:first_reply] or "", target="", messages=messages,
-        output=output, scores=scores or None, error=error, uuid=record.sample_id,
+        id=_inspect_id(record), epoch=record.epoch + 1, input=messages[:first_reply] or "", target="",
+        messages=messages, output=output, scores=scores or None, error=error, uuid=record.sample_id,
         metadata={"mislab_sample_id": record.sample_id, "cell": record.cell, **record.factors,
                   "mislab_metadata": record.metadata, "environment_notes": notes},
         model_usage={record.model: _usage(record)}, total_time=record.seconds, working_time=record.seconds,
@@ -220,7 +221,7 @@ def _log_for_model(s: RunSummary, model: str, records: list[SampleRecord], label
     ]
     usage = sum((sample.model_usage[model] for sample in samples), ModelUsage())
     # Inspect's dataset is our cells; its epochs, ours. (Cells may have different numbers of epochs.)
-    cells = list(dict.fromkeys(r.cell for r in records))
+    cells = list(dict.fromkeys(map(_inspect_id, records)))
     info = run.models.get(model, {})
     endpoint = info.get("endpoint") if isinstance(info, dict) else None
     spec = EvalSpec(
@@ -238,6 +239,13 @@ def _log_for_model(s: RunSummary, model: str, records: list[SampleRecord], label
         stats=EvalStats(started_at=run.created_at, completed_at=run.updated_at, model_usage={model: usage}),
         samples=samples,
     )  # fmt: skip
+
+
+def _inspect_id(record: SampleRecord) -> str:
+    """What Inspect's (id, epoch) pair identifies: a cell's epochs; a branch child's resamples of one parent and
+    arm."""
+    parent = record.factors.get("parent_sample")
+    return f"{parent}~{record.cell}" if parent else record.cell
 
 
 def export_inspect(

@@ -198,6 +198,10 @@ class ShutdownStudy(CaseStudy[ShutdownOptions]):
             turns.append(t)
         return Prefix(Transcript(turns), prefix.prefill, prefix.decision)
 
+    def variant_factors(self, factors: Mapping[str, Any], variant: str) -> dict[str, Any]:
+        v = load_variant(variant)
+        return {**factors, "variant": v.id, "convention": v.convention, "post_task": v.post_task, "variant_file": None}
+
     async def continue_sample(
         self, model: ChatModel, branch: Branch, epoch: int, options: ShutdownOptions
     ) -> SampleResult:
@@ -233,8 +237,8 @@ class ShutdownStudy(CaseStudy[ShutdownOptions]):
 
 
 def _variant(cell: Cell) -> Variant:
-    """A cell's variant: shipped (by id) or user-written (from its file)."""
-    return load_variant(cell.factors.get("variant_file") or cell.id)
+    """A cell's variant: shipped (by id) or user-written (from its file); a branch's child names its arm's."""
+    return load_variant(cell.factors.get("variant_file") or cell.factors.get("variant") or cell.id)
 
 
 study = ShutdownStudy()
