@@ -420,7 +420,9 @@ def test_a_child_run_is_an_ordinary_run_rescored_and_exported(tmp_path: Path) ->
     with ScriptedServer(subject) as srv:
         model = model_for(srv)
         shutdown.run(model, variants="basic_warning", n=2, backend="simulated", store=path, progress=False, run_id="p")
-        out = branch_run(path, "p", n=2, models={"subj": model}, interventions=[Intervention.of_variant("gdm_clarified")])
+        out = branch_run(
+            path, "p", n=2, models={"subj": model}, interventions=[Intervention.of_variant("gdm_clarified")]
+        )
     # the child's scores are what the study's scorer reads from its transcript
     rescored = rescore_run(path, out.run_id)
     assert rescored.samples == 8 and not rescored.changes and not rescored.failed
