@@ -32,7 +32,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -609,14 +609,6 @@ def branch_effects(df: pd.DataFrame, metric: str, include_unfaithful: bool = Fal
         p = float(2 * law.sf(abs(mean) / se)) if se else 1.0
         out.append(Effect(arm, metric, count, mean, max(mean - half, -1.0), min(mean + half, 1.0), p))
     return out
-
-
-def is_branch_run(spec: Mapping[str, Any]) -> bool:
-    return "branch" in spec
-
-
-def iter_children(store: Store, run_id: str) -> Iterator[SampleRecord]:
-    return store.iter_records(run_id, status="done")
 
 
 __all__ = [
