@@ -46,10 +46,10 @@ from .jobs import Failure, Job, JobOutcome, Plan, run_job
 from .models import ChatModel, ResponseCache, UsageMeter, cache_scope
 from .options import StudyOptions
 from .rescore import run_options
-from .runner import Scored, run_blocking, windows_for
+from .runner import Scored, run_blocking, sample_record, windows_for
 from .scratchpad import REASONING_KINDS, segment_response, sentence_spans
 from .stats import Rate, rate
-from .store import SampleRecord, Store, split_scores
+from .store import SampleRecord, Store
 from .study import CaseStudy, Cell, get_study
 from .transcript import AssistantTurn, SystemTurn, ToolTurn, Transcript, UserTurn
 
@@ -309,24 +309,8 @@ class BranchJob(Job[BranchItem, Scored]):
     def save(self, item: BranchItem, outcome: Scored | Failure, meter: UsageMeter, seconds: float) -> None:
         factors = {**item.factors, "parent_sample": item.parent.sample_id, "parent_cell": item.parent.cell,
                    "intervention": item.intervention.label, "branch_point": self.point.text}  # fmt: skip
-        values: dict[str, Any]
-        na: dict[str, str]
-        status: str
-        if isinstance(outcome, Failure):
-            values, na, metadata, labels, transcript = {}, {}, {"traceback": outcome.traceback}, [], Transcript()
-            status, error = outcome.status, outcome.error
-        else:
-            result = outcome.result
-            values, na = split_scores({**result.facts, **outcome.scores})
-            metadata, labels, transcript = result.metadata, result.labels, result.transcript
-            status, error = "done", None
-            for label in labels:
-                label.sample_id = item.sample_id
-        record = SampleRecord(
-            item.sample_id, item.parent.model, item.intervention.label, factors, item.k, values, transcript, metadata,
-            status, error, meter.calls, meter.cached_calls, meter.usage.prompt_tokens, meter.usage.completion_tokens,
-            meter.usage.cached_prompt_tokens, meter.cost, seconds, meter.usage.reasoning_tokens, na,
-        )  # fmt: skip
+        cell = Cell(item.intervention.label, factors)
+        record, labels = sample_record(item.sample_id, item.parent.model, cell, item.k, outcome, meter, seconds)
         self.store.add_sample(self.run_id, record, labels, release=self.owner)
 
 

@@ -29,7 +29,7 @@ from .errors import MislabError
 from .jobs import Failure, Job, JobOutcome, Plan, run_job
 from .models import ChatModel, UsageMeter
 from .options import StudyOptions
-from .store import SampleRecord, Store, StoreError, split_scores
+from .store import Label, SampleRecord, Store, StoreError, split_scores
 from .study import CaseStudy, Cell, SampleResult
 from .transcript import Transcript
 
@@ -102,26 +102,33 @@ class RunJob(Job[PlannedSample, Scored]):
         return Scored(result, self.study.score(result.transcript, item.cell, self.options, labels))
 
     def save(self, item: PlannedSample, outcome: Scored | Failure, meter: UsageMeter, seconds: float) -> None:
-        values: dict[str, Any]
-        na: dict[str, str]
-        status: str
-        if isinstance(outcome, Failure):
-            values, na, metadata, labels = {}, {}, {"traceback": outcome.traceback} if outcome.traceback else {}, []
-            transcript, status, error = None, outcome.status, outcome.error
-        else:
-            result = outcome.result
-            values, na = split_scores({**result.facts, **outcome.scores})
-            metadata, labels, transcript = result.metadata, result.labels, result.transcript
-            status, error = "done", None
-            for label in labels:
-                label.sample_id = item.sample_id
-        record = SampleRecord(
-            item.sample_id, item.model, item.cell.id, item.cell.factors, item.epoch, values,
-            transcript if transcript is not None else Transcript(), metadata, status, error, meter.calls,
-            meter.cached_calls, meter.usage.prompt_tokens, meter.usage.completion_tokens,
-            meter.usage.cached_prompt_tokens, meter.cost, seconds, meter.usage.reasoning_tokens, na,
-        )  # fmt: skip
+        record, labels = sample_record(item.sample_id, item.model, item.cell, item.epoch, outcome, meter, seconds)
         self.store.add_sample(self.run_id, record, labels, release=self.owner)
+
+
+def sample_record(
+    sample_id: str, model: str, cell: Cell, epoch: int, outcome: Scored | Failure, meter: UsageMeter, seconds: float
+) -> tuple[SampleRecord, list[Label]]:
+    """A finished (or failed) sample as the store keeps it, with what it paid, and its labels."""
+    values: dict[str, Any]
+    na: dict[str, str]
+    status: str
+    if isinstance(outcome, Failure):
+        values, na, metadata, labels = {}, {}, {"traceback": outcome.traceback} if outcome.traceback else {}, []
+        transcript, status, error = Transcript(), outcome.status, outcome.error
+    else:
+        result = outcome.result
+        values, na = split_scores({**result.facts, **outcome.scores})
+        metadata, labels, transcript = result.metadata, result.labels, result.transcript
+        status, error = "done", None
+        for label in labels:
+            label.sample_id = sample_id
+    record = SampleRecord(
+        sample_id, model, cell.id, cell.factors, epoch, values, transcript, metadata, status, error, meter.calls,
+        meter.cached_calls, meter.usage.prompt_tokens, meter.usage.completion_tokens, meter.usage.cached_prompt_tokens,
+        meter.cost, seconds, meter.usage.reasoning_tokens, na,
+    )  # fmt: skip
+    return record, labels
 
 
 def windows_for(models: dict[str, ChatModel]) -> dict[str, int]:
