@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
 from rich.console import Console
 
 from mislab.alignment_faking import run as af_run
@@ -18,7 +17,7 @@ from mislab.shutdown.classify import runs_shutdown_script
 from mislab.store import Store
 from mislab.transcript import AssistantTurn, ToolTurn, Transcript
 
-from support.browsers import CHROMIUM, CHROMIUM_ARGS, REPO
+from support.browsers import REPO, opened
 from support.machines import WARNING
 
 pytestmark = pytest.mark.slow  # the embedded model, end to end (and the demo report in Chromium)
@@ -72,20 +71,13 @@ def test_demo_runs_real_episodes_and_writes_outputs(tmp_path: Path) -> None:
         check_episode_against_transcript(row, records[row["sample_id"]].transcript)
     assert "/1 [" in text  # rates are shown as k/n [interval]
     # the report of this real run opens in headless Chromium without errors, transcripts and all
-    problems: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.goto((tmp_path / "reports" / "demo.html").as_uri())
+    with opened(tmp_path / "reports" / "demo.html") as (page, problems):
         page.wait_for_selector("#fig-overview .main-svg")  # the page opens on the overview figure
         REPO.joinpath("ci-artifacts").mkdir(exist_ok=True)
         page.screenshot(path=str(REPO / "ci-artifacts" / "demo-report.png"))
         assert page.locator("details.sample").count() == 2
         page.locator("details.sample summary").first.click()  # opening a transcript renders it
         assert "./next_task" in page.locator("details.sample .chat").first.inner_text()
-        browser.close()
     assert not problems
 
 
