@@ -104,6 +104,62 @@ def test_missing_paper_dir_error(tmp_path: Path) -> None:
         load_paper_prompts(tmp_path)
 
 
+def test_the_data_directories_are_searched_file_by_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two data directories: $MISLAB_SHARED_DATA, searched first, and the user data directory (under
+    # MISLAB_CACHE_DIR), searched last. A file the first lacks is read from the last; one both have, from the first.
+    first, user = tmp_path / "first" / "alignment_faking", tmp_path / "cache" / "data" / "alignment_faking"
+    for directory in (first, user):
+        directory.mkdir(parents=True)
+        for path in PAPER_DIR.iterdir():
+            if path.is_file() and path.name != "example_instructions.txt":
+                (directory / path.name).write_text(path.read_text())
+    (user / "system_prompt_scratchpad.txt").write_text("a later copy: never read")
+    (user / "example_instructions.txt").write_text("INSTRUCTIONS_GIVEN_TO_AI: from the user data directory.")
+    monkeypatch.setenv("MISLAB_SHARED_DATA", str(tmp_path / "first"))
+    monkeypatch.setenv("MISLAB_CACHE_DIR", str(tmp_path / "cache"))
+    paper = load_paper_prompts()
+    assert paper.directory == first and paper.modified == ()  # the first copy of every pinned file
+    assert paper.example_instructions == "INSTRUCTIONS_GIVEN_TO_AI: from the user data directory."
+    prompt = build_system_prompt(ScenarioConfig(prompt="paper"))
+    assert prompt.prompt_id == "paper/scratchpad" and prompt.status == "verbatim"
+    assert prompt.count("from the user data directory.") == 2 and "a later copy" not in prompt
+    assert prompt.source == f"{first} (example_instructions.txt from {user})"  # the prompt says where each came from
+
+
+FORMS = ("--set example_instructions=mislab", "--example-instructions mislab", 'example_instructions = "mislab"')
+
+
+@pytest.mark.parametrize(
+    ("args", "form"),
+    [
+        (["af", "run", "-m", "m", "--prompt", "paper", "-n", "2", "--dry-run"], FORMS[1]),
+        (["af", "prompt", "--prompt", "paper"], FORMS[1]),
+        (["run", "e.toml", "--dry-run"], FORMS[2]),  # an experiment file: the key of its [options]
+    ],
+)
+def test_the_advice_on_example_instructions_is_said_as_the_command_takes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], form: str
+) -> None:
+    # (`mislab replicate`'s --set form: tests/test_replicate.py)
+    from typer.testing import CliRunner
+
+    from mislab.cli import app
+
+    monkeypatch.delenv("MISLAB_SHARED_DATA", raising=False)  # the shared copy, without the instructions, and …
+    monkeypatch.setenv("MISLAB_CACHE_DIR", str(tmp_path / "cache"))  # … an empty user data directory
+    Path("e.toml").write_text('study = "alignment_faking"\nmodels = ["m"]\nn = 2\n[options]\nprompt = "paper"\n')
+    result = CliRunner().invoke(app, args)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "ARENA's example instructions" in said, said
+    assert [f in said for f in FORMS] == [f == form for f in FORMS]
+    assert form.replace("mislab", "none") in said
+
+
+def test_the_advice_on_example_instructions_in_python_names_the_option() -> None:
+    with pytest.raises(PromptError, match=r'choose mislab\'s wording \(example_instructions = "mislab"'):
+        build_system_prompt(ScenarioConfig(prompt="paper"), paper_dir=PAPER_DIR)
+
+
 # --- identity of built prompts --------------------------------------------------------------------------
 
 

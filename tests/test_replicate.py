@@ -5,6 +5,9 @@ says when n is too small to tell a published rate from half of it."""
 
 from __future__ import annotations
 
+import logging
+import shutil
+from collections.abc import Iterator
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
@@ -12,10 +15,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+import mislab
+from mislab import presets as presets_module
 from mislab.alignment_faking.study import query_for
 from mislab.cli import app
 from mislab.experiment import study_options
-from mislab.presets import PresetError, get_preset, presets
+from mislab.presets import GROUP, PresetError, get_preset, presets
 from mislab.replicate import prepare, scope
 from mislab.report.published import Target, load_targets
 from mislab.report.replication import judge, replication_frame
@@ -25,6 +30,7 @@ from mislab.store import Store
 from mislab.study import get_study
 from mislab.testing import ScriptedServer
 
+from support.arena import PAPER_DIR
 from support.policies import af_policy, shutdown_policy
 
 O3 = "openrouter/openai/o3"
@@ -49,6 +55,11 @@ def cli(*args: str) -> str:
 # The shared copy of the paper prompts lacks ARENA's example instructions: the paper prompt takes mislab's wording,
 # by name (recorded beside the table as a change from the preset; a user's `mislab data fetch` gets the real ones).
 OWN_INSTRUCTIONS = ("--set", "example_instructions=mislab")
+
+
+def own_instructions(preset: str) -> dict[str, str]:
+    """OWN_INSTRUCTIONS as `prepare`'s overrides, for a preset with an alignment-faking part."""
+    return {"example_instructions": "mislab"} if "alignment_faking" in get_preset(preset).studies else {}
 
 
 def replicate(preset: str, policy, *models: str, n: int = 5, extra: tuple[str, ...] = ()) -> tuple[str, ScriptedServer]:
@@ -82,13 +93,21 @@ def test_the_shipped_presets_load_and_each_cell_is_one_the_experiment_runs() -> 
     assert {"arena-4.2", "palisade-2025", "gdm-2025", "greenblatt-2024", "sheshadri-2025"} <= set(found)
     assert found["arena-4.2"].studies == ["shutdown", "alignment_faking"]
     for preset in found.values():
-        runs = prepare(preset, [O3], n=2)  # checks every compare row's cells against the experiment's
+        runs = prepare(preset, [O3], n=2, overrides=own_instructions(preset.id))  # checks every row's cells
         assert [r.part.study for r in runs] == preset.studies
         for run in runs:
             assert run.exp.preset and run.exp.preset["id"] == preset.id
     palisade = found["palisade-2025"].parts[0]
     assert [t.model for t in palisade.targets(palisade.compare[0])][:2] == ["o3", "Grok 4"]
     assert palisade.published_n() == "n≈1000"
+
+
+def test_the_palisade_preset_says_how_many_models_its_published_rows_cover() -> None:
+    part = get_preset("palisade-2025").parts[0]
+    text = Path(mislab.__file__).parent.joinpath("shutdown", "presets", "palisade-2025.toml").read_text()
+    comment = " ".join(line.lstrip("# ") for line in text.splitlines() if line.startswith("#"))
+    models = part.published_models()
+    assert f"of the {len(models)} models" in comment and all(m in comment for m in models)
 
 
 def test_every_published_row_a_preset_names_is_in_published_toml_with_a_source() -> None:
@@ -145,8 +164,60 @@ def test_a_preset_is_a_file_found_without_importing_its_plugin(tmp_path: Path, m
 )
 def test_a_preset_that_names_what_does_not_exist_is_refused(tmp_path: Path, monkeypatch, text, problem) -> None:
     monkeypatch.syspath_prepend(str(tmp_path))
+    declared = plugin(tmp_path, {"mine-2026.toml": text})
+    assert "mine-2026" not in presets(declared)  # left out of the list, with a warning (see below)
     with pytest.raises(PresetError, match=problem.replace("[", r"\[").replace("(", r"\(")):
-        presets(plugin(tmp_path, {"mine-2026.toml": text}))
+        get_preset("mine-2026", declared)
+
+
+@pytest.fixture
+def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A directory on sys.path where a test installs a plug-in (its metadata declaring a `mislab.presets` folder);
+    the installed presets are read again with it and after it."""
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    presets_module._installed.cache_clear()
+    yield site
+    presets_module._installed.cache_clear()
+
+
+def install(site: Path, files: dict[str, str]) -> None:
+    """`plugin`'s package, installed: a distribution's metadata declares its folder under mislab.presets."""
+    plugin(site, files)
+    info = site / "presetplug-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: presetplug\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[{GROUP}]\npresetplug = presetplug.presets\n")
+
+
+def test_a_preset_file_that_cannot_be_read_costs_only_its_own_preset(installed: Path, caplog) -> None:
+    install(installed, {
+        "mine-2026.toml": preset_toml(),
+        "garbled-2026.toml": 'id = "garbled-2026\ntitle = "T"\n',  # an unterminated string: not TOML
+        "wrong-2026.toml": preset_toml(pid="wrong-2026", published="Palisade Z"),  # fails its check
+        "arena-4.2.toml": preset_toml(pid="arena-4.2"),  # a second shutdown file: arena-4.2 goes, whole
+    })  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        listing = cli("replicate")
+    assert "mine-2026" in listing and "palisade-2025" in listing and "greenblatt-2024" in listing
+    assert "garbled-2026" not in listing and "wrong-2026" not in listing and "arena-4.2" not in listing
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 3 and all("\n" not in m for m in warned) and not any(r.exc_info for r in caplog.records)
+    garbled = next(m for m in warned if "garbled-2026" in m)
+    assert "presetplug:presets/garbled-2026.toml: not valid TOML" in garbled
+    assert any("presetplug:presets/wrong-2026.toml: [[compare]]" in m and "Palisade Z" in m for m in warned)
+    assert any("'arena-4.2' skipped: two files for the shutdown study" in m and "presetplug:presets/arena-4.2.toml"
+               in m and "mislab:shutdown/presets/arena-4.2.toml" in m for m in warned)  # fmt: skip
+    # Run by name, the preset fails with that one line (the console wraps it: compared without the line breaks),
+    # and no warning; another preset runs, and says nothing of the broken ones.
+    caplog.clear()
+    result = CliRunner().invoke(app, ["replicate", "garbled-2026", "-m", O3, "--dry-run"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    problem = garbled.split(" skipped: ", 1)[1]
+    assert " ".join(result.output.split()) == f"error: preset 'garbled-2026' cannot be used: {problem}"
+    assert "Dry run: shutdown" in cli("replicate", "mine-2026", "-m", O3, "--dry-run")
+    assert not caplog.records
 
 
 def test_a_compare_row_on_a_cell_the_experiment_does_not_run_is_refused(tmp_path: Path, monkeypatch) -> None:
@@ -233,7 +304,7 @@ def test_gdm_clarified_instructions_consistent_then_built_to_differ() -> None:
 
 
 def first_query(preset: str, models: list[str]) -> str:
-    exp = prepare(get_preset(preset), models, n=10)[0].exp
+    exp = prepare(get_preset(preset), models, n=10, overrides=own_instructions(preset))[0].exp
     return query_for(study_options(get_study("alignment_faking"), exp), 0)[1].strip()
 
 
@@ -288,6 +359,57 @@ def test_arena_runs_both_studies_and_sets_each_beside_its_published_rows() -> No
     assert out.count("Replication of arena-4.2") == 2
 
 
+def without_example_instructions(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The data directories as a user's may be: the shared copy beside the checkout (which lacks ARENA's example
+    instructions) and a user data directory of this test's own, empty (the session's may hold fetched ones)."""
+    monkeypatch.delenv("MISLAB_SHARED_DATA", raising=False)
+    monkeypatch.setenv("MISLAB_CACHE_DIR", str(tmp_path / "fresh-cache"))
+
+
+def test_a_part_that_cannot_be_built_stops_the_preset_before_any_call(tmp_path: Path, monkeypatch) -> None:
+    # arena-4.2's shutdown part could run; its alignment-faking part cannot be built without the example
+    # instructions. Nothing is called, not even the shutdown part: every part is checked before any is paid for.
+    without_example_instructions(monkeypatch, tmp_path)
+    shutdown, af = shutdown_policy(lambda system: False), af_policy(lambda tier, query, system: False)
+    with ScriptedServer(lambda body: shutdown(body) if body.get("tools") else af(body)) as srv:
+        for dry in ((), ("--dry-run",)):
+            result = CliRunner().invoke(app, ["replicate", "arena-4.2", "-m", GEMINI, "-n", "2", "--base-url",
+                                              srv.base_url, "--no-cache", *SIMULATED, *dry])  # fmt: skip
+            said = " ".join(result.output.split())
+            assert result.exit_code == 2 and said.startswith("error: ARENA's example instructions"), said
+    assert srv.requests == []
+    store = Path.cwd() / "out" / "results.sqlite"
+    assert not store.exists() or Store(store).runs().empty
+    # The advice is said as `mislab replicate` takes it, and works.
+    assert "--set example_instructions=mislab" in said and "--set example_instructions=none" in said
+    assert 'example_instructions = "' not in said
+    assert "Dry run: alignment_faking" in cli("replicate", "arena-4.2", "-m", GEMINI, "-n", "2", "--dry-run",
+                                              "--set", "example_instructions=mislab")  # fmt: skip
+
+
+def test_example_instructions_fetched_into_the_user_data_directory_are_found_behind_a_copy_without_them(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # Two data directories: $MISLAB_SHARED_DATA, read first, holds the paper prompts but not ARENA's example
+    # instructions; the user data directory (`mislab data fetch`'s, under MISLAB_CACHE_DIR) holds them.
+    first = tmp_path / "first" / "alignment_faking"
+    shutil.copytree(PAPER_DIR, first)
+    (first / "example_instructions.txt").unlink(missing_ok=True)
+    user = tmp_path / "cache" / "data" / "alignment_faking"
+    user.mkdir(parents=True)
+    (user / "example_instructions.txt").write_text("INSTRUCTIONS_GIVEN_TO_AI: fetched.")
+    monkeypatch.setenv("MISLAB_SHARED_DATA", str(tmp_path / "first"))
+    monkeypatch.setenv("MISLAB_CACHE_DIR", str(tmp_path / "cache"))
+    out = cli("replicate", "greenblatt-2024", "-m", OPUS, "-n", "2", "--dry-run")  # no --set: the published text
+    assert "Dry run: alignment_faking" in out and "options changed from the preset" not in out
+    study = get_study("alignment_faking")
+    options = study_options(study, prepare(get_preset("greenblatt-2024"), [OPUS], n=2)[0].exp)
+    free = study.prompts(study.cells(options), options)["free|scratchpad=true,rlhf_paragraph=true"]
+    assert free["system_prompt"].count("INSTRUCTIONS_GIVEN_TO_AI: fetched.") == 2
+    assert free["system_prompt_id"] == "paper/scratchpad" and free["status"] == "verbatim"
+    assert free["system_prompt_source"].startswith(str(first)) and str(user) in free["system_prompt_source"]
+
+
 def test_report_and_export_carry_the_table() -> None:
     replicate("palisade-2025", shutdown_policy(lambda system: ALLOW not in system), O3, OTHER, extra=SIMULATED)
     cli("report", "palisade-2025-o3+widget-1", "-o", "r.html")
@@ -313,6 +435,12 @@ def test_a_dry_run_calls_nothing_and_warns_when_n_cannot_tell_a_rate_from_half_o
     assert f"{OTHER}: not comparable" in out and f"{O3}: comparable (published for o3)" in out
     need = next(n for n in range(20, 1000) if wilson_interval(0.159 * n, n)[0] > 0.159 / 2)  # the expected count
     assert "o3 published 15.9%; with n = 20" in out and f"n ≥ {need} can" in out
+
+
+def test_the_n_warning_never_prints_a_negative_zero() -> None:
+    # ARENA's compliance gap at n = 50: the interval's lower bound is a hair below zero (−0.003 pp).
+    gap = next(w for w in scope(get_preset("arena-4.2").parts[1], [O3], 50) if w.startswith("compliance gap"))
+    assert "about [+0.00 pp, +23.8 pp]" in gap and "-0.0" not in gap
 
 
 def test_scope_uses_the_reference_model_for_others_and_is_quiet_when_n_suffices() -> None:

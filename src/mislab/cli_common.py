@@ -269,6 +269,12 @@ def study_run_command(
 
     @user_errors
     def command(**kwargs: Any) -> None:
+        from .options import options_given_as
+
+        with options_given_as("flag"):  # a message that advises an option says it as this command's flag
+            _command(**kwargs)
+
+    def _command(**kwargs: Any) -> None:
         options = {k: v for k, v in kwargs.items() if k in fields and v is not None and v != []}
         data = {"study": study, "models": kwargs["model"], "n": kwargs["n"], "seed": kwargs["seed"],
                 "options": options, **({"run_id": kwargs["run_id"]} if kwargs["run_id"] else {})}  # fmt: skip

@@ -76,21 +76,23 @@ def register(app: typer.Typer) -> None:
         if preset is None:
             _list()
             return
+        from .options import options_given_as
         from .presets import get_preset
         from .replicate import parse_overrides, prepare, print_plan
 
         models = [{"name": m, "base_url": base_url} if base_url else m for m in model]
-        runs = prepare(get_preset(preset), models, n=n, seed=seed, overrides=parse_overrides(set_), run_id=run_id)
-        print_plan(runs, console)
-        if dry_run:
-            from .estimate import estimate_prices, print_estimate
+        with options_given_as("set"):  # a message that advises an option says it as --set key=value
+            runs = prepare(get_preset(preset), models, n=n, seed=seed, overrides=parse_overrides(set_), run_id=run_id)
+            print_plan(runs, console)
+            if dry_run:
+                from .estimate import estimate_prices, print_estimate
 
-            prices, note = estimate_prices()
-            st = open_store(store)
-            for run in runs:
-                print_estimate(run.exp, st, console, prices, note)
-            return
-        _run(runs, store, cache_setting(no_cache, cache), budget, extend)
+                prices, note = estimate_prices()
+                st = open_store(store)
+                for run in runs:
+                    print_estimate(run.exp, st, console, prices, note)
+                return
+            _run(runs, store, cache_setting(no_cache, cache), budget, extend)
 
 
 def _run(runs: list[PartRun], store: Path | None, cache: bool | Path, budget: float | None, extend: bool) -> None:

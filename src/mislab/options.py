@@ -5,8 +5,11 @@ experiment files all come from it. Here: the base class, and turning validation 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -35,6 +38,34 @@ class StudyOptions(BaseModel):
     def cell_options(cls) -> set[str]:
         extras = {name: f.json_schema_extra for name, f in cls.model_fields.items()}
         return {name for name, extra in extras.items() if isinstance(extra, dict) and extra.get("cells")}
+
+
+# How the user gives study options where they are, so advice to set one names the form that works there:
+# "file" (an experiment file's [options]; the default, and how the Python API's keywords read), "flag" (a study's
+# run command, `--name value`), "set" (`mislab replicate`, `--set name=value`).
+OptionForm = Literal["file", "flag", "set"]
+_option_form: ContextVar[OptionForm] = ContextVar("mislab_option_form", default="file")
+
+
+@contextmanager
+def options_given_as(form: OptionForm) -> Iterator[None]:
+    """Within this block (a command's body), `how_to_set` says options as `form`."""
+    token = _option_form.set(form)
+    try:
+        yield
+    finally:
+        _option_form.reset(token)
+
+
+def how_to_set(name: str, value: str) -> str:
+    """How to set study option `name` to the text `value` at the entry point in use (see `options_given_as`):
+    `--set name=value`, `--name value` or `name = "value"`."""
+    form = _option_form.get()
+    if form == "set":
+        return f"--set {name}={value}"
+    if form == "flag":
+        return f"--{name.replace('_', '-')} {value}"
+    return f"{name} = {json.dumps(value)}"
 
 
 def options_doc(schema: type[BaseModel]) -> str:

@@ -241,19 +241,18 @@ def _read(file: DeclaredFile) -> PresetPart:
 
 def _collect(declared: Iterable[EntryPoint] | None) -> _Found:
     """The presets of the declared folders. A file that cannot be read, parsed or checked costs only its own preset
-    (every part of it: a preset runs whole or not at all), with one warning line naming the file and the problem."""
+    (every part of it: a preset runs whole or not at all); `unreadable` says why, one line naming the file."""
     parts: dict[str, list[PresetPart]] = {}
     unreadable: dict[str, str] = {}
     for file in declared_files(GROUP, "presets", declared):
         pid = file.path.stem  # a preset's id is its file's name (`_parse` holds it to that)
         try:
             part = _read(file)
-            if any(p.study == part.study for p in parts.get(pid, [])):
-                raise PresetError(f"preset {pid!r} has two files for the {part.study} study ({file.where})")
+            if twin := next((p for p in parts.get(pid, []) if p.study == part.study), None):
+                raise PresetError(f"two files for the {part.study} study: {twin.where} and {file.where}; "
+                                  "uninstall or rename one")  # fmt: skip
         except PresetError as exc:
-            problem = " ".join(str(exc).split())  # one line, whatever the parser said
-            log.warning("preset %r skipped: %s", pid, problem)
-            unreadable.setdefault(pid, problem)
+            unreadable.setdefault(pid, " ".join(str(exc).split()))  # one line, whatever the parser said
             continue
         parts.setdefault(pid, []).append(part)
     # The shutdown part first: the order `mislab replicate` runs and lists them in, whatever the folders' order.
@@ -264,8 +263,12 @@ def _collect(declared: Iterable[EntryPoint] | None) -> _Found:
 
 def presets(declared: Iterable[EntryPoint] | None = None) -> dict[str, Preset]:
     """Every preset the installed plug-ins ship, by id (`declared`: these entry points instead). A preset with a
-    file that cannot be used is left out, with one warning line (`get_preset` by its id says why)."""
-    return (_installed() if declared is None else _collect(declared)).presets
+    file that cannot be used is left out with one warning line naming the file and the problem, as a plug-in
+    folder that cannot be found is; `get_preset` by its id fails with that line."""
+    found = _installed() if declared is None else _collect(declared)
+    for pid, problem in found.unreadable.items():
+        log.warning("preset %r skipped: %s", pid, problem)
+    return found.presets
 
 
 def get_preset(name: str, declared: Iterable[EntryPoint] | None = None) -> Preset:

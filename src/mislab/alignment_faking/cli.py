@@ -22,6 +22,7 @@ from ..cli_common import (
     user_errors,
     write_run_report,
 )
+from ..options import options_given_as
 from .options import AlignmentFakingOptions
 from .prompts import ScenarioConfig, build_system_prompt, build_user_prompt
 from .queries import DEMO_QUERIES
@@ -150,7 +151,8 @@ def show_prompt(
     try:
         config = ScenarioConfig(prompt=prompt, scratchpad=scratchpad, examples=examples,
                                 example_instructions=example_instructions)  # type: ignore[arg-type]  # fmt: skip
-        system = build_system_prompt(config)
+        with options_given_as("flag"):  # advice names this command's flags
+            system = build_system_prompt(config)
         user = build_user_prompt(query, tier == "free", config)
     except (ValueError, FileNotFoundError) as exc:
         error(str(exc))

@@ -18,7 +18,7 @@ import json
 import re
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +37,7 @@ from mislab.data.files import (
 )
 
 from ..errors import MislabError
+from ..options import how_to_set
 
 # sha256 of the files in shared/data/alignment_faking, which are the ARENA constants byte for byte (see
 # SOURCES.md). A downloaded or extracted copy must match these before it is used.
@@ -85,6 +86,8 @@ _ARENA_CONSTANTS: dict[str, str] = {
 # without it mislab's own wording is used and the prompt id says so.
 EXAMPLE_INSTRUCTIONS_FILE = "example_instructions.txt"
 _PAPER_REQUIRED = ("system_prompt_scratchpad.txt", "system_prompt_no_scratchpad.txt", "user_prompt_template.txt")
+_PAPER_FILES = (*_PAPER_REQUIRED, "examples.json")
+PAPER_SET = "alignment_faking"  # the data set's sub-directory of a data directory
 
 
 class PromptError(MislabError, ValueError):
@@ -175,7 +178,9 @@ class ScenarioConfig:
 
 @dataclass(frozen=True)
 class PaperPrompts:
-    """The paper prompt files of one directory, with their sha256 and which differ from the pinned copies."""
+    """The paper prompt files, with their sha256 and which differ from the pinned copies. `directory` is the one
+    they were read from; read from the data directories, each file is looked up on its own, so `files` says where
+    each was found (`searched`: the data directories were searched, no directory was given)."""
 
     directory: Path
     system_scratchpad: str
@@ -185,40 +190,72 @@ class PaperPrompts:
     example_instructions: str | None
     sha256: dict[str, str]
     modified: tuple[str, ...]
+    files: dict[str, Path] = field(default_factory=dict)
+    searched: bool = False
+
+    def where(self, *names: str) -> str:
+        """Where these files were read: the directory, and any of them a later data directory supplied."""
+        elsewhere = [f"{n} from {self.files[n].parent}" for n in names
+                     if n in self.files and self.files[n].parent != self.directory]  # fmt: skip
+        return str(self.directory) + (f" ({'; '.join(elsewhere)})" if elsewhere else "")
 
 
 # --- loading and downloading the paper prompts -------------------------------------------------------------
 
 
 def default_paper_dir() -> Path | None:
-    """`shared/data/alignment_faking` beside the repository (or under $MISLAB_SHARED_DATA), if present."""
-    return find_shared_data("alignment_faking")
+    """`shared/data/alignment_faking` beside the repository (or under $MISLAB_SHARED_DATA), if present: the first
+    data directory holding the data set (`load_paper_prompts` looks each file up on its own)."""
+    return find_shared_data(PAPER_SET)
+
+
+def _paper_files(path: Path | None) -> dict[str, Path]:
+    """Where each paper file is read from: in `path`, or (None) in the data directories file by file, the first
+    that has a file winning — so a file an earlier directory lacks (ARENA's example instructions in an older
+    shared copy) is read from a later one (the user data directory `mislab data fetch` fills)."""
+    found = {}
+    for name in (*_PAPER_FILES, EXAMPLE_INSTRUCTIONS_FILE):
+        file = (path / name if (path / name).is_file() else None) if path is not None else _shared_file(name)
+        if file is not None:
+            found[name] = file
+    return found
+
+
+def _shared_file(name: str) -> Path | None:
+    file = find_shared_data(f"{PAPER_SET}/{name}")
+    return file if file is not None and file.is_file() else None
 
 
 def load_paper_prompts(path: Path | None = None) -> PaperPrompts:
-    """Read a paper-prompt directory (default: the shared data copy). Files that differ from the pinned
-    ARENA copies are listed in `modified`, and prompts built from them are labelled as such."""
-    directory = path if path is not None else default_paper_dir()
-    if directory is None:
+    """Read a paper-prompt directory (default: the data directories, each file from the first that has it). Files
+    that differ from the pinned ARENA copies are listed in `modified`, and prompts built from them are labelled as
+    such."""
+    files = _paper_files(path)
+    missing = [name for name in _PAPER_FILES if name not in files]
+    if path is None and len(missing) == len(_PAPER_FILES):
         raise FileNotFoundError(
             "paper prompts not found in any data directory: run `mislab data fetch` (or pass a directory, or set "
             "MISLAB_SHARED_DATA to one laid out like `mislab data fetch --dir DIR` writes)"
         )
-    missing = [name for name in (*_PAPER_REQUIRED, "examples.json") if not (directory / name).is_file()]
+    if missing and path is not None:
+        raise FileNotFoundError(f"{path} is not a paper-prompt directory: missing {', '.join(missing)}")
     if missing:
-        raise FileNotFoundError(f"{directory} is not a paper-prompt directory: missing {', '.join(missing)}")
-    texts = {name: (directory / name).read_text(encoding="utf-8") for name in (*_PAPER_REQUIRED, "examples.json")}
+        raise FileNotFoundError(f"paper prompts incomplete: {', '.join(missing)} in no data directory (`mislab data "
+                                "where` lists them): run `mislab data fetch`")  # fmt: skip
+    texts = {name: files[name].read_text(encoding="utf-8") for name in _PAPER_FILES}
     digests = {name: sha256_hex(text) for name, text in texts.items()}
-    instructions_path = directory / EXAMPLE_INSTRUCTIONS_FILE
+    instructions_path = files.get(EXAMPLE_INSTRUCTIONS_FILE)
     return PaperPrompts(
-        directory=directory,
+        directory=path if path is not None else files[_PAPER_FILES[0]].parent,
         system_scratchpad=texts["system_prompt_scratchpad.txt"],
         system_no_scratchpad=texts["system_prompt_no_scratchpad.txt"],
         user_template=texts["user_prompt_template.txt"],
         examples=tuple(Example.from_dict(e) for e in json.loads(texts["examples.json"])),
-        example_instructions=instructions_path.read_text(encoding="utf-8") if instructions_path.is_file() else None,
+        example_instructions=instructions_path.read_text(encoding="utf-8") if instructions_path else None,
         sha256=digests,
         modified=tuple(sorted(n for n, d in digests.items() if d != PAPER_FILE_SHA256[n])),
+        files=files,
+        searched=path is None,
     )
 
 
@@ -289,7 +326,7 @@ def download_paper_prompts(
 
 # The paper prompts and judges as a pinned data set (`mislab data fetch` and `verify`, the rubrics' [texts]).
 PAPER_DATA = DataSet(
-    "alignment_faking",
+    PAPER_SET,
     "alignment-faking paper prompts and judges (ARENA 3.0, from Redwood Research)",
     PAPER_FILE_SHA256,
     ARENA_RAW_BASE,
@@ -454,7 +491,7 @@ def _remove_examples(text: str) -> str:
 
 def _build_paper_system(
     config: ScenarioConfig, template: str, examples: Sequence[Example] | None, instructions: str | None,
-    base_id: str, source: str,
+    base_id: str, source: str, instructions_looked_in: str | None = None,
 ) -> BuiltPrompt:  # fmt: skip
     text = template
     if not config.rlhf_paragraph:
@@ -471,10 +508,12 @@ def _build_paper_system(
         if examples is None:
             raise PromptError(f"{source} has an {{examples}} slot but no examples are available")
         if config.example_instructions == "published" and instructions is None:
+            # The way to choose another wording is said as the entry point in use takes it (--set, a flag, a key).
+            own, none = (how_to_set("example_instructions", value) for value in ("mislab", "none"))
             raise PromptError(
                 f"ARENA's example instructions (the INSTRUCTIONS_GIVEN_TO_AI lines of its solutions.py) are not in "
-                f'{source}: `mislab data fetch` gets them; or choose example_instructions = "mislab" (mislab\'s '
-                'wording, marked in the prompt id) or "none" (left out)'
+                f"{instructions_looked_in or source}: `mislab data fetch` gets them; or choose mislab's wording "
+                f"({own}, marked in the prompt id) or none ({none}, left out)"
             )
         if config.example_instructions != "published":
             instructions = None if config.example_instructions == "mislab" else ""
@@ -504,8 +543,12 @@ def build_system_prompt(config: ScenarioConfig, paper_dir: Path | None = None) -
         paper = load_paper_prompts(paper_dir if config.prompt == "paper" else Path(config.prompt))
         template = paper.system_scratchpad if config.scratchpad else paper.system_no_scratchpad
         base_id = "paper" + ("(modified:" + ",".join(paper.modified) + ")" if paper.modified else "")
+        name = "system_prompt_scratchpad.txt" if config.scratchpad else "system_prompt_no_scratchpad.txt"
+        published = (EXAMPLE_INSTRUCTIONS_FILE,) if config.example_instructions == "published" else ()
+        used = (name, "examples.json", *published) if config.examples else (name,)
+        source, looked_in = paper.where(*used), _instructions_looked_in(paper)
         return _build_paper_system(
-            config, template, paper.examples, paper.example_instructions, base_id, str(paper.directory)
+            config, template, paper.examples, paper.example_instructions, base_id, source, looked_in
         )
     path = Path(config.prompt)
     if not path.is_file():
@@ -517,10 +560,16 @@ def build_system_prompt(config: ScenarioConfig, paper_dir: Path | None = None) -
         raise PromptError(f"{path} never mentions <SCRATCHPAD_REASONING>; pass scratchpad=False for it")
     examples: Sequence[Example] | None = None
     instructions: str | None = None
+    searched: str | None = None
     if config.examples and "{examples}" in template:
         paper = load_paper_prompts(paper_dir)
         examples, instructions = paper.examples, paper.example_instructions
-    return _build_paper_system(config, template, examples, instructions, f"file:{path.name}", str(path))
+        searched = _instructions_looked_in(paper)
+    return _build_paper_system(config, template, examples, instructions, f"file:{path.name}", str(path), searched)
+
+
+def _instructions_looked_in(paper: PaperPrompts) -> str:
+    return "any data directory (`mislab data where` lists them)" if paper.searched else str(paper.directory)
 
 
 # --- the user turn -----------------------------------------------------------------------------------------
@@ -573,7 +622,8 @@ def build_user_prompt(
         return BuiltPrompt(text, f"{scenario['meta']['id']}/user/{tier}{label}", MISLAB_SOURCE)
     if kind == "paper":
         paper = load_paper_prompts(paper_dir)
-        template, source = paper.user_template, str(paper.directory / "user_prompt_template.txt")
+        name = "user_prompt_template.txt"
+        template, source = paper.user_template, str(paper.files.get(name, paper.directory / name))
         base = "paper" + ("(modified)" if "user_prompt_template.txt" in paper.modified else "")
     else:
         path = Path(kind)
