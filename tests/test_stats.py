@@ -421,3 +421,10 @@ def test_mean_interval_known_value_and_small_n() -> None:
     one = mean_interval([0.5])
     assert one.mean == 0.5 and math.isnan(one.low) and str(one) == "0.500 (n = 1)"
     assert str(mean_interval([])) == "n/a"
+
+
+def test_differences_never_print_a_negative_zero() -> None:
+    from mislab.stats import difference_text
+
+    assert difference_text(-1e-6, -4e-4, 0.1) == "+0.0 pp [+0.0, +10.0]"
+    assert difference_text(float("nan"), 0.0, 0.0) == "n/a"

@@ -48,7 +48,7 @@ from .options import StudyOptions
 from .rescore import run_options
 from .runner import Scored, run_blocking, sample_record, windows_for
 from .scratchpad import REASONING_KINDS, segment_response, sentence_spans
-from .stats import Rate, rate
+from .stats import Rate, difference_text, rate
 from .store import SampleRecord, Store
 from .study import CaseStudy, Cell, get_study
 from .transcript import AssistantTurn, SystemTurn, ToolTurn, Transcript, UserTurn
@@ -537,9 +537,7 @@ class Effect:
     pvalue: float
 
     def __str__(self) -> str:
-        if math.isnan(self.estimate):
-            return "n/a"
-        return f"{100 * self.estimate:+.1f} pp [{100 * self.low:+.1f}, {100 * self.high:+.1f}]"
+        return difference_text(self.estimate, self.low, self.high)
 
 
 def _applicable(df: pd.DataFrame, include_unfaithful: bool) -> pd.DataFrame:

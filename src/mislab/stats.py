@@ -69,7 +69,19 @@ def _clip(x: float, lo: float, hi: float) -> float:
 
 
 def _pct(x: float) -> str:
-    return f"{100 * x:.1f}"
+    return f"{100 * x:z.1f}"
+
+
+def points(x: float) -> str:
+    """A difference in percentage points, signed, never "-0.0"."""
+    return f"{100 * x:+z.1f}"
+
+
+def difference_text(estimate: float, low: float, high: float) -> str:
+    """A difference with its interval, in percentage points: "+12.5 pp [+3.0, +22.1]"."""
+    if math.isnan(estimate):
+        return "n/a"
+    return f"{points(estimate)} pp [{points(low)}, {points(high)}]"
 
 
 # ---------------------------------------------------------------------------------------------- one rate
@@ -211,8 +223,8 @@ class Difference:
 
     def __str__(self) -> str:
         if math.isnan(self.estimate):
-            return f"n/a [{100 * self.low:+.1f}, {100 * self.high:+.1f}] pp"
-        return f"{100 * self.estimate:+.1f} pp [{100 * self.low:+.1f}, {100 * self.high:+.1f}]"
+            return f"n/a [{points(self.low)}, {points(self.high)}] pp"
+        return difference_text(self.estimate, self.low, self.high)
 
 
 def newcombe_diff(k1: int, n1: int, k2: int, n2: int, confidence: float = 0.95) -> Difference:
@@ -360,9 +372,7 @@ class DifferenceInDifferences:
     confidence: float = 0.95
 
     def __str__(self) -> str:
-        if math.isnan(self.estimate):
-            return "n/a"
-        return f"{100 * self.estimate:+.1f} pp [{100 * self.low:+.1f}, {100 * self.high:+.1f}]"
+        return difference_text(self.estimate, self.low, self.high)
 
 
 def sign_flip_test(d: Sequence[int]) -> float:

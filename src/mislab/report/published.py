@@ -12,6 +12,8 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
+from ..stats import points
+
 __all__ = ["Target", "load_targets", "matching"]
 
 
@@ -50,7 +52,7 @@ class Target:
         if self.kind == "auroc":
             return f"AUROC {self.value:.2f}"
         if self.kind == "difference":
-            return f"{bound}{100 * self.value:+.1f} pp"
+            return f"{bound}{points(self.value)} pp"
         if self.k is not None and self.n is not None:
             return f"{self.k}/{self.n} = {100 * self.value:.1f}%"
         return f"{bound}{100 * self.value:.1f}%"

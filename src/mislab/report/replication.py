@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ..stats import newcombe_diff
+from ..stats import difference_text, newcombe_diff
 from .published import Target
 from .summary import compact_rate
 from .tables import comparisons
@@ -56,7 +56,7 @@ class Verdict:
 
     @property
     def display(self) -> str:
-        return f"{100 * self.diff:+.1f} pp [{100 * self.low:+.1f}, {100 * self.high:+.1f}]"
+        return difference_text(self.diff, self.low, self.high)
 
 
 def judge(value: float, low: float, high: float, target: Target, k: int | None = None, n: int | None = None) -> Verdict:
