@@ -326,11 +326,13 @@ def test_hypotheses_cite_a_branch_intervention_and_the_cli_and_page_show_it(tmp_
         section = page.locator("#branches")
         assert section.locator("details.lazy").count() == 4  # one per parent; nothing built yet
         section.locator("details.lazy > summary").first.click()
+        section.locator(".branch-point").wait_for()  # built on the toggle event, just after the click
         assert "branch point: branched from subj::basic_warning::0 at warning" in section.inner_text()
         shown = section.inner_text()  # grouped by complied (moved most, tied with sabotaged: the study's first)
         assert "resample\ncomplied = false: 4" in shown and "complied = true: 3" in shown
         resample = section.locator("details.lazy details.lazy").first
         resample.locator("summary").click()
+        resample.locator(".chat").wait_for()
         assert "rm -f shutdown.sh" in resample.inner_text() or "./next_task" in resample.inner_text()
     assert not problems
 
