@@ -402,6 +402,10 @@ def test_a_reasoning_branch_refuses_a_provider_that_cannot_continue_a_turn_befor
         with pytest.raises(BranchError, match="does not continue a prefilled assistant turn") as caught:
             branch_run(path, "p", at="reasoning:1", n=1, models={"openai/gpt-4o-mini": model})
         assert before > 0 and len(srv.requests) == before and "\n" not in str(caught.value)
+        # and its dry run says so too, the model named as the parent run's settings name it
+        dry = CliRunner().invoke(app, ["branch", "p", "--at", "reasoning:1", "--dry-run", "--store", str(path)])
+        assert dry.exit_code != 0 and "does not continue a prefilled assistant turn" in dry.output
+        assert "Traceback" not in dry.output and len(srv.requests) == before
 
 
 def test_a_child_run_is_an_ordinary_run_rescored_and_exported(tmp_path: Path) -> None:

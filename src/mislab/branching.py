@@ -43,13 +43,13 @@ from rich.console import Console
 from . import __version__
 from .errors import MislabError
 from .jobs import Failure, Job, JobOutcome, Plan, run_job
-from .models import ChatModel, ResponseCache, UsageMeter, cache_scope
+from .models import ChatModel, ModelSpec, ResponseCache, UsageMeter, cache_scope
 from .options import StudyOptions
 from .rescore import run_options
 from .runner import Scored, run_blocking, sample_record, windows_for
 from .scratchpad import REASONING_KINDS, segment_response, sentence_spans
 from .stats import Rate, difference_text, rate
-from .store import SampleRecord, Store
+from .store import RunInfo, SampleRecord, Store
 from .study import CaseStudy, Cell, get_study
 from .transcript import AssistantTurn, SystemTurn, ToolTurn, Transcript, UserTurn
 
@@ -377,21 +377,59 @@ def child_run_id(parent: str, point: BranchPoint, interventions: Sequence[Interv
     return f"{parent}~branch-{digest}"
 
 
+@dataclass
+class BranchPlan:
+    """Everything a branch job will do, checked before any call (what `--dry-run` prices)."""
+
+    run: RunInfo  # the parent run
+    point: BranchPoint
+    study: CaseStudy[Any]
+    options: StudyOptions
+    parents: list[SampleRecord]
+    items: list[BranchItem]
+    skipped: dict[str, str]  # parent sample -> why it was not branched
+    analysis: dict[str, Any]  # the hypotheses the child is judged by
+
+    @property
+    def arms(self) -> list[str]:
+        return sorted({i.intervention.label for i in self.items}, key=lambda label: label != RESAMPLE)
+
+
 def plan_branch(
-    store: Store, parent_run: str, point: BranchPoint, interventions: Sequence[Intervention],
-    parents: Sequence[SampleRecord], n: int,
-) -> tuple[CaseStudy[Any], StudyOptions, list[BranchItem], dict[str, str]]:  # fmt: skip
-    """Everything the branch job will do, checked before any call: the parents' prefixes under each intervention."""
+    store: Store,
+    parent_run: str,
+    *,
+    at: str = "warning",
+    interventions: Sequence[Intervention] = (),
+    samples: Sequence[str] = (),
+    where: Mapping[str, str] | None = None,
+    limit: int | None = None,
+    n: int = 1,
+    models: Mapping[str, ChatModel] | None = None,
+    hypotheses: Mapping[str, Any] | None = None,
+) -> BranchPlan:
+    """The branch asked for, checked before any call: the parents' prefixes under each intervention, whether each
+    parent's model can continue a reasoning prefix, and the hypotheses (see `abranch_run`)."""
+    point = BranchPoint.parse(at)
     run = store.get_run(parent_run)
     if run is None:
         raise BranchError(f"no run {parent_run!r} in {store.path}; `mislab runs` lists the runs there")
-    study = get_study(run.study)
-    options = run_options(study, run.spec)
     if n < 1:
         raise BranchError(f"-n must be ≥ 1, got {n}")
+    study = get_study(run.study)
+    options = run_options(study, run.spec)
     arms = [Intervention.resample(), *[i for i in interventions if i.label != RESAMPLE]]
     if point.kind != "reasoning" and any(i.touches_reasoning for i in arms):
         raise BranchError("editing or dropping reasoning needs a reasoning branch point (--at reasoning:F)")
+    analysis = branch_hypotheses(run.spec, hypotheses, f"branch run of {parent_run}")
+    parents = select_parents(store, parent_run, samples, where, limit)
+    if not parents:
+        raise BranchError(f"no finished sample of run {parent_run} matches: nothing to branch")
+    if point.kind == "reasoning":
+        for name in sorted({p.model for p in parents}):
+            if not _model_spec(run.spec, name, models or {}).supports_prefill:
+                raise BranchError(f"{name} does not continue a prefilled assistant turn: a reasoning branch needs "
+                                  "one (the embedded model, vLLM, Anthropic's models do)")  # fmt: skip
     items: list[BranchItem] = []
     skipped: dict[str, str] = {}
     for parent in parents:
@@ -404,7 +442,7 @@ def plan_branch(
             changed = study.with_variant(prefix, parent, arm.variant, options) if arm.variant else prefix
             factors = study.variant_factors(parent.factors, arm.variant) if arm.variant else parent.factors
             items += [BranchItem(parent, arm, k, apply(changed, arm), factors) for k in range(n)]
-    return study, options, items, skipped
+    return BranchPlan(run, point, study, options, parents, items, skipped, analysis)
 
 
 async def abranch_run(
@@ -425,39 +463,30 @@ async def abranch_run(
     cache: bool | str | Path | ResponseCache | None = None,
     hypotheses: Mapping[str, Any] | None = None,
 ) -> BranchOutcome:
-    point = BranchPoint.parse(at)
-    parents = select_parents(store, parent_run, samples, where, limit)
-    if not parents:
-        raise BranchError(f"no finished sample of run {parent_run} matches: nothing to branch")
-    study, options, items, skipped = plan_branch(store, parent_run, point, interventions, parents, n)
-    arms = sorted({i.intervention.label for i in items}, key=lambda label: label != RESAMPLE)
-    run = store.get_run(parent_run)
-    assert run is not None
-    built = _parent_models(run.spec, {p.model for p in parents}, models or {}, cache)
-    if point.kind == "reasoning":
-        for model in built.values():
-            if not model.spec.supports_prefill:
-                raise BranchError(f"{model.name} does not continue a prefilled assistant turn: a reasoning branch "
-                                  "needs one (the embedded model, vLLM, Anthropic's models do)")  # fmt: skip
+    plan = plan_branch(store, parent_run, at=at, interventions=interventions, samples=samples, where=where,
+                       limit=limit, n=n, models=models, hypotheses=hypotheses)  # fmt: skip
+    run, point, items, skipped = plan.run, plan.point, plan.items, plan.skipped
+    built = _parent_models(run.spec, {p.model for p in plan.parents}, models or {}, cache)
     child = run_id or child_run_id(parent_run, point, [i.intervention for i in items])
     spec = {
-        "branch": {"parent": parent_run, "at": point.text, "interventions": arms, "n": n, "where": dict(where or {}),
-                   "samples": [p.sample_id for p in parents if p.sample_id not in skipped], "skipped": skipped},
-        **branch_hypotheses(run.spec, hypotheses, f"branch run of {parent_run}"),
+        "branch": {"parent": parent_run, "at": point.text, "interventions": plan.arms, "n": n,
+                   "where": dict(where or {}), "skipped": skipped,
+                   "samples": [p.sample_id for p in plan.parents if p.sample_id not in skipped]},
+        **plan.analysis,
         "n": n, "options": run.spec.get("options", {}), "seed": run.spec.get("seed", 0), "models": sorted(built),
         "model_settings": {m: run.spec.get("model_settings", {}).get(m, {}) for m in built},
-        "plan": {"branch": [point.text, arms, n, sorted(i.sample_id for i in items)]},
+        "plan": {"branch": [point.text, plan.arms, n, sorted(i.sample_id for i in items)]},
     }  # fmt: skip
     existing = store.get_run(child)
     if existing is None:
-        store.create_run(child, study.name, spec, {**run.prompts}, {m: b.describe() for m, b in built.items()},
+        store.create_run(child, plan.study.name, spec, {**run.prompts}, {m: b.describe() for m, b in built.items()},
                          __version__)  # fmt: skip
     elif existing.spec.get("plan") != spec["plan"]:
         raise BranchError(f"run {child!r} exists with another branch plan; give another --run-id")
     elif hypotheses is not None:  # analysis only: a rerun may bring other hypotheses without running anything
         store.update_run(child, spec={**existing.spec, **{k: spec.get(k) for k in ("hypotheses", "ablations")}})
-    out = BranchOutcome(child, parent_run, len(parents), skipped, planned=len(items))
-    job = BranchJob(store, child, study, built, items, options, point)
+    out = BranchOutcome(child, parent_run, len(plan.parents), skipped, planned=len(items))
+    job = BranchJob(store, child, plan.study, built, items, plan.options, point)
     with cache_scope(True if cache is None else cache):
         out.outcome = await run_job(job, store, windows_for(built), budget=budget_usd, progress=progress,
                                     console=console, note="branches")  # fmt: skip
@@ -491,6 +520,16 @@ def branch_hypotheses(parent_spec: Mapping[str, Any], given: Mapping[str, Any] |
     ablations = [a for a in parent_spec.get("ablations") or [] if isinstance(a, dict) and is_branch_arm(
         a.get("compare"))]  # fmt: skip
     return {"hypotheses": parent_spec["hypotheses"], "ablations": ablations} if ablations else {}
+
+
+def _model_spec(spec: Mapping[str, Any], name: str, given: Mapping[str, ChatModel]) -> ModelSpec:
+    """What a parent's model is (given, or as the parent run's settings name it), without building it."""
+    from .models import ModelSettings, parse_spec
+
+    if name in given:
+        return given[name].spec
+    settings = ModelSettings.model_validate({"name": name, **(spec.get("model_settings", {}).get(name) or {})})
+    return parse_spec(settings.name, settings.base_url)
 
 
 def _parent_models(

@@ -4,7 +4,7 @@ changed (see `mislab.branching`)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.text import Text
@@ -58,53 +58,26 @@ def branch(
 ) -> None:
     """Branch stored samples at the moment of decision: resample each selected parent from its prefix, as it was
     (pure resampling) and with each change asked for, into a child run that `show`, `report` and `export` read."""
-    from .branching import (
-        Intervention,
-        abranch_run,
-        branch_hypotheses,
-        parse_where,
-        plan_branch,
-        read_hypotheses,
-        select_parents,
-    )
+    from .branching import Intervention, abranch_run, parse_where, plan_branch, read_hypotheses
     from .runner import run_blocking
 
     st = open_store(store, create=False)
     parent = resolve_run(st, run_id)
-    declared = read_hypotheses(hypotheses) if hypotheses else None
-    if declared is not None:
-        branch_hypotheses({}, declared, str(hypotheses))  # a typo fails before any call
     arms = [*map(Intervention.of_variant, variant), *map(Intervention.of_edit, edit), *map(Intervention.of_drop, drop)]
-    filters = parse_where(where)
+    asked: dict[str, Any] = {
+        "at": at, "interventions": arms, "samples": sample, "where": parse_where(where), "limit": limit, "n": n,
+        "hypotheses": read_hypotheses(hypotheses) if hypotheses else None,
+    }  # fmt: skip
     if dry_run:
-        from .branching import BranchPoint
         from .estimate import branch_estimate
 
-        point = BranchPoint.parse(at)
-        parents = select_parents(st, parent, sample, filters, limit)
-        _, _, items, skipped = plan_branch(st, parent, point, arms, parents, n)
-        branch_estimate(items, console)
-        for sid, why in list(skipped.items())[:5]:
+        plan = plan_branch(st, parent, **asked)
+        branch_estimate(plan.items, console)
+        for sid, why in list(plan.skipped.items())[:5]:
             console.print(Text(f"  not branched: {sid}: {why}", style="dim"))
         return
-    out = run_blocking(
-        abranch_run(
-            st,
-            parent,
-            at=at,
-            interventions=arms,
-            samples=sample,
-            where=filters,
-            limit=limit,
-            n=n,
-            budget_usd=budget,
-            run_id=child,
-            progress=True,
-            console=console,
-            cache=cache_setting(no_cache, cache),
-            hypotheses=declared,
-        )  # fmt: skip
-    )
+    out = run_blocking(abranch_run(st, parent, **asked, budget_usd=budget, run_id=child, progress=True, console=console,
+                                   cache=cache_setting(no_cache, cache)))  # fmt: skip
     result = out.outcome
     assert result is not None
     unreached = f", {len(out.skipped)} never reached {at} (not branched)" if out.skipped else ""
