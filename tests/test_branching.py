@@ -211,6 +211,7 @@ def test_the_effect_over_parents_is_the_hand_computed_one() -> None:
                      for i in range(4)]  # fmt: skip
     (effect,) = branch_effects(pd.DataFrame(rows), "sabotaged")
     assert effect.parents == 3 and effect.estimate == pytest.approx(-0.5)
+    assert (effect.k, effect.n, effect.k_base, effect.n_base) == (3, 12, 9, 12)
     assert effect.low == -1.0 and effect.high == pytest.approx(-0.5 + 4.302653 * 0.25, abs=1e-5)
     assert effect.pvalue == pytest.approx(1 - 2 / math.sqrt(6))
     assert str(effect) == "-50.0 pp [-100.0, +57.6]"

@@ -574,6 +574,11 @@ class Effect:
     low: float
     high: float
     pvalue: float
+    # the resamples behind it, summed over the parents counted: k of n under the arm, under pure resampling
+    k: int = 0
+    n: int = 0
+    k_base: int = 0
+    n_base: int = 0
 
     def __str__(self) -> str:
         return difference_text(self.estimate, self.low, self.high)
@@ -628,7 +633,8 @@ def branch_effects(df: pd.DataFrame, metric: str, include_unfaithful: bool = Fal
         law = stats.t(count - 1) if count > 1 else stats.norm()
         half = float(law.ppf(0.975)) * se
         p = float(2 * law.sf(abs(mean) / se)) if se else 1.0
-        out.append(Effect(arm, metric, count, mean, max(mean - half, -1.0), min(mean + half, 1.0), p))
+        counts = [sum(int(pair[i][c]) for pair in pairs) for i in (0, 1) for c in ("k", "n")]
+        out.append(Effect(arm, metric, count, mean, max(mean - half, -1.0), min(mean + half, 1.0), p, *counts))
     return out
 
 

@@ -322,7 +322,7 @@ def evidence(
 def _branch_rows(df: pd.DataFrame, ab: Ablation, parents: str, unfaithful: bool) -> list[dict[str, Any]]:
     """A branch intervention against pure resampling from the same prefixes, within each group, pooled over the
     parents that have both (`branching.branch_effects`), with the counts behind it in words."""
-    from .branching import RESAMPLE, branch_effects, resample_rates
+    from .branching import branch_effects
 
     rows = []
     groups = df.groupby(list(ab.within), sort=False) if ab.within else [((), df)]
@@ -330,13 +330,7 @@ def _branch_rows(df: pd.DataFrame, ab: Ablation, parents: str, unfaithful: bool)
         effect = next((e for e in branch_effects(part, ab.metric, unfaithful) if e.intervention == ab.compare), None)
         if effect is None:
             continue
-        rates = resample_rates(part, ab.metric, unfaithful)
-        both = set(rates[rates["intervention"] == ab.compare]["parent_sample"]) & set(
-            rates[rates["intervention"] == RESAMPLE]["parent_sample"]
-        )
-        counted = rates[rates["parent_sample"].isin(both)]
-        arm, base = (counted[counted["intervention"] == a] for a in (ab.compare, RESAMPLE))
-        k, n, k0, n0 = (int(side[c].sum()) for side, c in ((arm, "k"), (arm, "n"), (base, "k"), (base, "n")))
+        k, n, k0, n0 = effect.k, effect.n, effect.k_base, effect.n_base
         detail = (f"{ab.metric} in {k}/{n} resamples of the {effect.parents} prefix{'es' * (effect.parents != 1)}"
                   f"{parents} under {ab.compare}, {k0}/{n0} under pure resampling")  # fmt: skip
         group = " · ".join(map(str, key if isinstance(key, tuple) else (key,))) or "all"
