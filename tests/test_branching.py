@@ -369,6 +369,8 @@ def test_an_alignment_faking_reply_branched_with_another_prompt_factor(tmp_path:
     assert set(children[children["intervention"] == RESAMPLE]["system_prompt_sha256"]) == parent_sha
     assert not set(changed["system_prompt_sha256"]) & parent_sha
     assert all(i.endswith("(variant:rlhf_paragraph=false)") for i in changed["system_prompt_id"])
+    # and keeps what a run's sample keeps beside its scores
+    assert all("keyword_matches" in r.metadata for r in Store(path).sample_records(out.run_id))
 
 
 @pytest.mark.slow  # the embedded model

@@ -192,9 +192,7 @@ class AlignmentFakingStudy(CaseStudy[AlignmentFakingOptions]):
             "system_prompt_id": system.prompt_id, "system_prompt_sha256": system.sha256,
             "user_prompt_id": user.prompt_id,
         }  # fmt: skip
-        response = "\n\n".join(t.content for t in transcript.assistant_turns)
-        metadata = {"keyword_matches": keyword_af_matches(extract_scratchpad(response), default_keywords() or {})}
-        return SampleResult(transcript, facts, metadata, labels)
+        return SampleResult(transcript, facts, _keyword_matches(transcript), labels)
 
     # --- branching ------------------------------------------------------------------------------------------
 
@@ -277,7 +275,7 @@ class AlignmentFakingStudy(CaseStudy[AlignmentFakingOptions]):
                          f"({branch.intervention.label})")  # fmt: skip
         if _first_user(branch.prefix.turns) != _first_user(parent.transcript):
             facts["user_prompt_id"] = f"{facts['user_prompt_id']} ({branch.intervention.label})"
-        return SampleResult(transcript, {**facts, "replay_faithful": True}, {}, labels)
+        return SampleResult(transcript, {**facts, "replay_faithful": True}, _keyword_matches(transcript), labels)
 
     def score(
         self, transcript: Transcript, cell: Cell, options: AlignmentFakingOptions, labels: Mapping[str, Label]
@@ -294,3 +292,12 @@ def _first_user(transcript: Transcript) -> str | None:
     from ..transcript import UserTurn
 
     return next((t.content for t in transcript if isinstance(t, UserTurn)), None)
+
+
+def _keyword_matches(transcript: Transcript) -> dict[str, Any]:
+    """What a sample keeps beside its scores: the alignment-faking keywords its scratchpad matched."""
+    from .conversation import response_of
+
+    return {
+        "keyword_matches": keyword_af_matches(extract_scratchpad(response_of(transcript)), default_keywords() or {})
+    }
