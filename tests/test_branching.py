@@ -371,6 +371,10 @@ def test_an_alignment_faking_reply_branched_with_another_prompt_factor(tmp_path:
     assert all(i.endswith("(variant:rlhf_paragraph=false)") for i in changed["system_prompt_id"])
     # and keeps what a run's sample keeps beside its scores
     assert all("keyword_matches" in r.metadata for r in Store(path).sample_records(out.run_id))
+    # a value the factor cannot take is refused in one line, as in an experiment file
+    bad = CliRunner().invoke(app, ["branch", "p", "--at", "reply", "--variant", "rlhf_paragraph=maybe", "--store",
+                                   str(path)], env={"COLUMNS": "300"})  # fmt: skip
+    assert bad.exit_code != 0 and "'maybe' is not a valid value" in bad.output and "Traceback" not in bad.output
 
 
 @pytest.mark.slow  # the embedded model
@@ -433,3 +437,23 @@ def test_a_child_run_is_an_ordinary_run_rescored_and_exported(tmp_path: Path) ->
     assert log.samples and len(log.samples) == 8
     meta = log.samples[0].metadata
     assert meta["parent_sample"].startswith("subj::basic_warning::") and meta["branch_point"] == "warning"
+
+
+def test_a_careless_branch_command_gets_one_line_each(tmp_path: Path) -> None:
+    path = tmp_path / "r.sqlite"
+    with ScriptedServer(subject) as srv:
+        shutdown.run(model_for(srv), variants="basic_warning", n=2, backend="simulated", store=path, progress=False,
+                     run_id="p")  # fmt: skip
+        before = len(srv.requests)
+        runner = CliRunner()
+        for args, said in [
+            (["--where", "sabotagd=true"], "has no column 'sabotagd'; did you mean 'sabotaged'"),
+            (["--variant", "gdm_clarifed"], "gdm_clarifed"),
+            (["--at", "warnng"], "names one branch point, warning (not 'warnng')"),
+            (["--edit", "warning:no such text=>x"], "is in no warning message"),
+            (["-n", "0"], "-n must be ≥ 1"),
+        ]:
+            result = runner.invoke(app, ["branch", "p", *args, "--store", str(path)], env={"COLUMNS": "300"})
+            assert result.exit_code != 0 and said in result.output, (args, result.output)
+            assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1, result.output
+        assert len(srv.requests) == before

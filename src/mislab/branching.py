@@ -44,7 +44,7 @@ from . import __version__
 from .errors import MislabError
 from .jobs import Failure, Job, JobOutcome, Plan, run_job
 from .models import ChatModel, ModelSpec, ResponseCache, UsageMeter, cache_scope
-from .options import StudyOptions
+from .options import StudyOptions, did_you_mean
 from .rescore import run_options
 from .runner import Scored, run_blocking, sample_record, windows_for
 from .scratchpad import REASONING_KINDS, segment_response, sentence_spans
@@ -345,7 +345,9 @@ def select_parents(
     labels = store.labels(run_id)
     wanted = set(samples)
     chosen = []
+    columns: set[str] = set()  # what `where` could have named
     for record in store.iter_records(run_id, status="done"):
+        columns.update(record.scores, record.factors, labels.get(record.sample_id, {}))
         if wanted and record.sample_id not in wanted:
             continue
         if where and not _matches(record, labels.get(record.sample_id, {}), where):
@@ -353,6 +355,10 @@ def select_parents(
         chosen.append(record)
         if limit is not None and len(chosen) >= limit:
             break
+    for column in where or {}:
+        if not chosen and columns and column not in columns:
+            raise BranchError(f"--where {column}=…: run {run_id} has no column {column!r}"
+                              f"{did_you_mean(column, columns)}")  # fmt: skip
     missing = wanted - {r.sample_id for r in chosen}
     if missing and limit is None:
         raise BranchError(f"run {run_id} has no finished sample {sorted(missing)[0]!r}")

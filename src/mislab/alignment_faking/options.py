@@ -118,19 +118,11 @@ class AlignmentFakingOptions(_ScenarioOptions):  # type: ignore[misc, valid-type
     @classmethod
     def _factor_values(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
         for name, values in value.items():
-            if name not in FACTOR_OPTIONS:
-                known = ", ".join(sorted(FACTOR_OPTIONS))
-                hint = did_you_mean(name, FACTOR_OPTIONS) or f"; factors are prompt or generation options: {known}"
-                raise ValueError(f"factor {name!r} is not an option a cell can vary{hint}")
             if not values:
+                check_factor(name)
                 raise ValueError(f"factor {name!r} needs a non-empty list of values")
-            adapter = TypeAdapter(cls.model_fields[name].annotation, config=ConfigDict(strict=True))
             for v in values:
-                try:
-                    adapter.validate_python(v)
-                except ValidationError as exc:
-                    problem = exc.errors()[0]["msg"]
-                    raise ValueError(f"factor {name!r}: {v!r} is not a valid value ({problem})") from None
+                check_factor(name, v)
         return value
 
     @model_validator(mode="after")
@@ -146,6 +138,22 @@ FACTOR_OPTIONS = frozenset(SCENARIO_OPTIONS) | frozenset(GENERATION_OPTIONS)
 
 def scenario_config(options: AlignmentFakingOptions) -> ScenarioConfig:
     return ScenarioConfig(**{name: getattr(options, name) for name in SCENARIO_OPTIONS})
+
+
+def check_factor(name: str, *value: Any) -> None:
+    """Raise ValueError (one line) unless `name` is an option a cell can vary and `value`, if given, one of its
+    values (strictly: `true` is no text, "1" no number)."""
+    if name not in FACTOR_OPTIONS:
+        known = ", ".join(sorted(FACTOR_OPTIONS))
+        hint = did_you_mean(name, FACTOR_OPTIONS) or f"; factors are prompt or generation options: {known}"
+        raise ValueError(f"factor {name!r} is not an option a cell can vary{hint}")
+    adapter = TypeAdapter(AlignmentFakingOptions.model_fields[name].annotation, config=ConfigDict(strict=True))
+    for v in value:
+        try:
+            adapter.validate_python(v)
+        except ValidationError as exc:
+            problem = exc.errors()[0]["msg"]
+            raise ValueError(f"factor {name!r}: {v!r} is not a valid value ({problem})") from None
 
 
 def cell_options(options: AlignmentFakingOptions, factors: dict[str, Any]) -> AlignmentFakingOptions:

@@ -230,20 +230,20 @@ class AlignmentFakingStudy(CaseStudy[AlignmentFakingOptions]):
         import tomllib
 
         from ..branching import BranchError
-        from ..options import did_you_mean
-        from .options import FACTOR_OPTIONS
+        from .options import check_factor
 
         name, sep, raw = variant.partition("=")
         if not sep:
             raise BranchError(f"--variant {variant!r}: the alignment-faking study's variants are factor=value, e.g. "
                               "rlhf_paragraph=false")  # fmt: skip
-        if name not in FACTOR_OPTIONS:
-            raise BranchError(f"--variant {variant!r}: {name!r} is not a prompt option"
-                              f"{did_you_mean(name, FACTOR_OPTIONS)}")  # fmt: skip
         try:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
             value = raw
+        try:
+            check_factor(name, value)
+        except ValueError as exc:
+            raise BranchError(f"--variant {variant!r}: {exc}") from None
         return {**factors, name: value}
 
     async def continue_sample(

@@ -180,7 +180,7 @@ class ShutdownStudy(CaseStudy[ShutdownOptions]):
         old = _variant(Cell(parent.cell, parent.factors))
         try:
             new = load_variant(variant)
-        except FileNotFoundError as exc:
+        except (OSError, ValueError) as exc:  # no such variant or file, or a file that is no variant
             raise BranchError(f"--variant {variant}: {exc}") from None
         if (new.convention, new.warning_after, new.post_task, bool(new.warning)) != (
             old.convention, old.warning_after, old.post_task, bool(old.warning)
