@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,32 @@ def test_a_store_of_the_previous_release_opens_migrated_and_reads_as_it_was(v3: 
     assert af["judge_comply"].tolist() == [True, True, False, False] == af["comply_after"].tolist()
     assert "judge_comply (label)" not in af.columns
     assert all("judge_comply" not in r.scores for r in store.sample_records("af-v3", transcripts=False))
+
+
+@pytest.mark.parametrize("start", ["new", "v3"])
+def test_processes_opening_one_store_at_once_migrate_it_once(start: str, v3: Path, tmp_path: Path) -> None:
+    """Two `mislab run`s started together on a new (or an old) store: each must see either the old schema or the
+    finished new one, never the other's half-built tables (which read as an old schema and failed to migrate)."""
+    path = v3 if start == "v3" else tmp_path / "new.sqlite"
+    opening = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def open_store() -> None:
+        opening.wait()
+        try:
+            Store(path).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert [r[1] for r in db.execute("PRAGMA table_info(labels)")].count("meta_json") == 1
 
 
 def test_rescore_restores_what_the_current_classifier_gives_with_no_model_call(v3: Path) -> None:

@@ -138,7 +138,6 @@ def _unshadow_judge_scores(db: sqlite3.Connection) -> None:
         "SELECT s.run_id, s.sample_id, s.scores_json, group_concat(l.scorer, char(31)) AS names FROM samples s "
         "JOIN labels l ON l.run_id = s.run_id AND l.sample_id = s.sample_id GROUP BY s.run_id, s.sample_id"
     ).fetchall()
-    db.execute("BEGIN")
     for run_id, sample_id, scores_json, names in rows:
         scores = json.loads(scores_json)
         kept = {k: v for k, v in scores.items() if k not in names.split("\x1f")}
@@ -147,7 +146,16 @@ def _unshadow_judge_scores(db: sqlite3.Connection) -> None:
                 "UPDATE samples SET scores_json = ? WHERE run_id = ? AND sample_id = ?",
                 (json.dumps(kept, default=str), run_id, sample_id),
             )
-    db.execute("COMMIT")
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of an SQL script one by one (`executescript` would commit the transaction it runs in)."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""
 
 
 def _label(row: sqlite3.Row) -> Label:
@@ -343,18 +351,30 @@ class Store:
             )
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
-        if version < SCHEMA_VERSION:  # opening a current store writes nothing
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # Version 0 is a new file, or one written before versioning, whose tables are those of version 1.
-            old = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone()
-            start = version or (1 if old else SCHEMA_VERSION)
-            for step in range(start, SCHEMA_VERSION):
-                for statement in MIGRATIONS[step]:
+        if version == SCHEMA_VERSION:  # opening a current store writes nothing
+            return
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # One write transaction, the version read again inside it: two processes opening a new or old store at
+        # once must not both migrate it (the second would see the first's half-built tables as an old schema).
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version < SCHEMA_VERSION:
+                # Version 0 is a new file, or one written before versioning, whose tables are those of version 1.
+                runs = "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'runs'"
+                start = version or (1 if self._db.execute(runs).fetchall() else SCHEMA_VERSION)
+                for step in range(start, SCHEMA_VERSION):
+                    for statement in MIGRATIONS[step]:
+                        self._db.execute(statement)
+                if start <= 3 < SCHEMA_VERSION:
+                    _unshadow_judge_scores(self._db)
+                for statement in _statements(SCHEMA):  # tables the store does not have yet
                     self._db.execute(statement)
-            if start <= 3 < SCHEMA_VERSION:
-                _unshadow_judge_scores(self._db)
-            self._db.executescript(SCHEMA)  # tables the store does not have yet
-            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
