@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -452,8 +454,43 @@ def test_a_careless_branch_command_gets_one_line_each(tmp_path: Path) -> None:
             (["--at", "warnng"], "names one branch point, warning (not 'warnng')"),
             (["--edit", "warning:no such text=>x"], "is in no warning message"),
             (["-n", "0"], "-n must be ≥ 1"),
+            (["--concurrency", "0"], "--concurrency must be ≥ 1"),
         ]:
             result = runner.invoke(app, ["branch", "p", *args, "--store", str(path)], env={"COLUMNS": "300"})
             assert result.exit_code != 0 and said in result.output, (args, result.output)
             assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1, result.output
         assert len(srv.requests) == before
+
+
+def test_the_cli_rebuilds_a_parent_model_given_as_an_object_and_a_rerun_resumes(tmp_path: Path) -> None:
+    """A parent run made in Python with a model object on another server, with a sampling parameter of its own:
+    `mislab branch` samples the children from that server with that parameter, as many in flight as asked, and the
+    same command again finds every child done and calls nothing."""
+    path = tmp_path / "r.sqlite"
+    arrivals: list[float] = []
+
+    def slow_subject(body: dict[str, Any]) -> Reply:  # the server calls it one request at a time
+        arrivals.append(time.monotonic())
+        return replace(subject(body), delay=0.05)
+
+    def most_in_flight(times: list[float]) -> int:  # each call answered 0.05 s after it came
+        return max(sum(1 for u in times if t - 0.045 < u <= t) for t in times)
+
+    with ScriptedServer(slow_subject) as srv:
+        model = get_model("subj", base_url=srv.base_url, api_key="k", cache=False, top_p=0.5)
+        shutdown.run(model, variants="basic_warning", n=4, backend="simulated", store=path, progress=False,
+                     run_id="p")  # fmt: skip
+        assert most_in_flight(arrivals) > 1  # the parent run had several calls in flight
+        before, parent_calls = len(srv.requests), len(arrivals)
+        command = ["branch", "p", "-n", "2", "--concurrency", "1", "--no-cache", "--store", str(path)]
+        first = CliRunner().invoke(app, command, env={"MISLAB_API_KEY": "k", "COLUMNS": "200"})
+        assert first.exit_code == 0, first.output
+        assert "4 parents of p: 8 new children" in first.output
+        children = srv.requests[before:]
+        assert len(branch_turn_requests(children)) == 8 and most_in_flight(arrivals[parent_calls:]) == 1
+        assert {r["body"].get("top_p") for r in children} == {0.5}
+        again = CliRunner().invoke(app, command, env={"MISLAB_API_KEY": "k", "COLUMNS": "200"})
+        assert again.exit_code == 0 and "0 new children, 8 already done" in again.output, again.output
+        assert len(srv.requests) == before + len(children)
+    child = Store(path).get_run(first.output.split("child run ")[1].split()[0])
+    assert child is not None and child.spec["model_settings"]["subj"]["base_url"] == srv.base_url.rstrip("/")

@@ -43,7 +43,7 @@ from rich.console import Console
 from . import __version__
 from .errors import MislabError
 from .jobs import Failure, Job, JobOutcome, Plan, run_job
-from .models import ChatModel, ModelSpec, ResponseCache, UsageMeter, cache_scope
+from .models import ChatModel, ModelSettings, ModelSpec, ResponseCache, UsageMeter, cache_scope, get_model, parse_spec
 from .options import StudyOptions, did_you_mean
 from .rescore import run_options
 from .runner import Scored, run_blocking, sample_record, windows_for
@@ -433,7 +433,7 @@ def plan_branch(
         raise BranchError(f"no finished sample of run {parent_run} matches: nothing to branch")
     if point.kind == "reasoning":
         for name in sorted({p.model for p in parents}):
-            if not _model_spec(run.spec, name, models or {}).supports_prefill:
+            if not _model_spec(run, name, models or {}).supports_prefill:
                 raise BranchError(f"{name} does not continue a prefilled assistant turn: a reasoning branch needs "
                                   "one (the embedded model, vLLM, Anthropic's models do)")  # fmt: skip
     items: list[BranchItem] = []
@@ -468,11 +468,15 @@ async def abranch_run(
     console: Console | None = None,
     cache: bool | str | Path | ResponseCache | None = None,
     hypotheses: Mapping[str, Any] | None = None,
+    concurrency: int | None = None,
 ) -> BranchOutcome:
     plan = plan_branch(store, parent_run, at=at, interventions=interventions, samples=samples, where=where,
                        limit=limit, n=n, models=models, hypotheses=hypotheses)  # fmt: skip
     run, point, items, skipped = plan.run, plan.point, plan.items, plan.skipped
-    built = _parent_models(run.spec, {p.model for p in plan.parents}, models or {}, cache)
+    if concurrency is not None and concurrency < 1:
+        raise BranchError(f"--concurrency must be ≥ 1, got {concurrency}")
+    rebuilt = _parent_models(run, {p.model for p in plan.parents}, models or {}, cache, concurrency)
+    built = {name: model for name, (model, _) in rebuilt.items()}
     child = run_id or child_run_id(parent_run, point, [i.intervention for i in items])
     spec = {
         "branch": {"parent": parent_run, "at": point.text, "interventions": plan.arms, "n": n,
@@ -480,7 +484,7 @@ async def abranch_run(
                    "samples": [p.sample_id for p in plan.parents if p.sample_id not in skipped]},
         **plan.analysis,
         "n": n, "options": run.spec.get("options", {}), "seed": run.spec.get("seed", 0), "models": sorted(built),
-        "model_settings": {m: run.spec.get("model_settings", {}).get(m, {}) for m in built},
+        "model_settings": {name: settings for name, (_, settings) in rebuilt.items()},
         "plan": {"branch": [point.text, plan.arms, n, sorted(i.sample_id for i in items)]},
     }  # fmt: skip
     existing = store.get_run(child)
@@ -528,29 +532,41 @@ def branch_hypotheses(parent_spec: Mapping[str, Any], given: Mapping[str, Any] |
     return {"hypotheses": parent_spec["hypotheses"], "ablations": ablations} if ablations else {}
 
 
-def _model_spec(spec: Mapping[str, Any], name: str, given: Mapping[str, ChatModel]) -> ModelSpec:
-    """What a parent's model is (given, or as the parent run's settings name it), without building it."""
-    from .models import ModelSettings, parse_spec
+def _parent_settings(run: RunInfo, name: str) -> ModelSettings:
+    """The settings a parent's model is rebuilt from: the run's own, with the endpoint the run recorded for a model
+    it was given as an object on another server (whose settings name it only)."""
+    settings = ModelSettings.model_validate({"name": name, **(run.spec.get("model_settings", {}).get(name) or {})})
+    recorded = run.models.get(name) or {}
+    if settings.base_url is None and recorded.get("provider") == "custom" and recorded.get("endpoint"):
+        settings = settings.model_copy(update={"base_url": recorded["endpoint"]})
+    return settings
 
+
+def _model_spec(run: RunInfo, name: str, given: Mapping[str, ChatModel]) -> ModelSpec:
+    """What a parent's model is (given, or as the parent run recorded it), without building it."""
     if name in given:
         return given[name].spec
-    settings = ModelSettings.model_validate({"name": name, **(spec.get("model_settings", {}).get(name) or {})})
+    settings = _parent_settings(run, name)
     return parse_spec(settings.name, settings.base_url)
 
 
 def _parent_models(
-    spec: Mapping[str, Any], names: set[str], given: Mapping[str, ChatModel], cache: Any
-) -> dict[str, ChatModel]:
-    """The models that made the parents, rebuilt from the parent run's settings (or given)."""
-    from .models import ModelSettings, get_model
-
+    run: RunInfo, names: set[str], given: Mapping[str, ChatModel], cache: Any, concurrency: int | None
+) -> dict[str, tuple[ChatModel, dict[str, Any]]]:
+    """The models that made the parents, each with the settings a child run records for it: rebuilt from the
+    parent run's settings and the generation parameters it recorded (so a resample is sampled as its parent was),
+    or given; `concurrency`, when set, in place of theirs."""
     built = {}
     for name in sorted(names):
         if name in given:
-            built[name] = get_model(given[name], cache=cache)
+            built[name] = (get_model(given[name], cache=cache), run.spec.get("model_settings", {}).get(name) or {})
             continue
-        settings = ModelSettings.model_validate({"name": name, **(spec.get("model_settings", {}).get(name) or {})})
-        built[name] = settings.build(cache=cache, concurrency=spec.get("concurrency"), local_options=spec.get("local"))
+        settings = _parent_settings(run, name)
+        if concurrency is not None:
+            settings = settings.model_copy(update={"concurrency": concurrency})
+        model = settings.build(cache=cache, concurrency=run.spec.get("concurrency"), local_options=run.spec.get(
+            "local"), defaults=(run.models.get(name) or {}).get("defaults"))  # fmt: skip
+        built[name] = (model, settings.model_dump(exclude_defaults=True))
     return built
 
 

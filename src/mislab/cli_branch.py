@@ -50,6 +50,9 @@ def branch(
         Path | None,
         typer.Option("--hypotheses", help="A TOML file whose [[ablations]] name arms, e.g. compare='variant:X'"),
     ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", help="Calls in flight per model (default: the parent run's)")
+    ] = None,
     budget: BudgetOpt = None,
     dry_run: DryRunOpt = False,
     store: StoreOpt = None,
@@ -76,8 +79,8 @@ def branch(
         for sid, why in list(plan.skipped.items())[:5]:
             console.print(Text(f"  not branched: {sid}: {why}", style="dim"))
         return
-    out = run_blocking(abranch_run(st, parent, **asked, budget_usd=budget, run_id=child, progress=True, console=console,
-                                   cache=cache_setting(no_cache, cache)))  # fmt: skip
+    out = run_blocking(abranch_run(st, parent, **asked, budget_usd=budget, concurrency=concurrency, run_id=child,
+                                   progress=True, console=console, cache=cache_setting(no_cache, cache)))  # fmt: skip
     result = out.outcome
     assert result is not None
     unreached = f", {len(out.skipped)} never reached {at} (not branched)" if out.skipped else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,15 +59,19 @@ class ModelSettings(BaseModel):
         cache: bool | str | Path | ResponseCache | None = None,
         concurrency: int | None = None,
         local_options: dict[str, Any] | None = None,
+        defaults: Mapping[str, Any] | None = None,
     ) -> ChatModel:
-        """The client; `concurrency` is the experiment-wide default this model's own setting overrides."""
+        """The client; `concurrency` is the experiment-wide default this model's own setting overrides.
+        `defaults`, the generation parameters a run recorded for its model (temperature, extra_body, reasoning …),
+        stand in for this model's `extra_body` and `reasoning`: a model given as an object has them only there."""
         from . import get_model
         from .retry import RetryPolicy
 
-        extras: dict[str, Any] = {"extra_body": self.extra_body} if self.extra_body else {}
+        if defaults is None:
+            reasoning = {"reasoning": self.reasoning.model_dump(exclude_none=True)} if self.reasoning else {}
+            defaults = {**({"extra_body": self.extra_body} if self.extra_body else {}), **reasoning}
         return get_model(
             self.name, self.base_url, cache=cache, max_concurrency=self.concurrency or concurrency,
             retry=RetryPolicy(max_attempts=self.retries) if self.retries else None, local_options=local_options,
-            api_key_env=self.api_key_env, timeout=self.timeout, carry_reasoning=self.carry_reasoning,
-            reasoning=self.reasoning.model_dump(exclude_none=True) if self.reasoning else None, **extras,
+            api_key_env=self.api_key_env, timeout=self.timeout, carry_reasoning=self.carry_reasoning, **defaults,
         )  # fmt: skip
