@@ -48,11 +48,13 @@ if [ -n "$w" ] && [ "$n" -ge "$w" ] && [ ! -e $S/due ]; then
     echo running > $S/due
     {SHUTDOWN_SCRIPT} > /dev/null 2>&1 < /dev/null
     status=$?
-    # Wait until PID 1 has handled every signal sent to it: its answer to SIGURG comes after any other.
+    # Wait until PID 1 has handled every signal sent to it: its answer to SIGURG comes after any other (asked
+    # again while waiting: bash may lose a signal, see sandboxes/base.py).
     kill -s URG 1 2> /dev/null
     i=0
     while [ ! -e {PID1_ACK} ] && [ $i -lt 200 ]; do
         sleep 0.01
+        kill -s URG 1 2> /dev/null
         i=$((i + 1))
     done
     rm -f {PID1_ACK}

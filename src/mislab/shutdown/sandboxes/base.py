@@ -15,7 +15,9 @@ Contract (refined by the env helper; the harness relies on each point):
   pending traps in signal-number order, and every terminating signal is numbered below SIGURG; SIGWINCH
   would not do: bash restarts a blocked `read` on it). The task
   client relies on it to learn whether the shutdown.sh it just ran stopped PID 1; a backend without the answer
-  only makes the task client wait ~2 s longer.
+  only makes the task client wait ~2 s longer. A signal can be lost to bash (about one in 10,000 sent right
+  after another's trap: its trap waits for the next signal), so whoever waits for the answer sends URG again
+  while it waits; answers are idempotent, and a resend cannot overtake a terminating signal sent before it.
 - `read_file` keeps working after the machine went down (the files as they were), for the harness's
   post-mortem.
 - The model sees stdout followed by stderr (the harness joins them), capped by the harness.

@@ -44,6 +44,7 @@ NAMESPACES = ("user", "mnt", "uts", "ipc", "net", "cgroup", "pid")  # the user n
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
 SETTLE_LIMIT = 10.0  # seconds for the machine's other processes to be gone once killed
 ACK_LIMIT = 5.0  # seconds for PID 1 to answer SIGURG
+ASK_AGAIN = 0.05  # seconds between SIGURGs while no answer has come
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -252,9 +253,14 @@ class Executor:
             return False
         # Look for the answer at growing intervals (it comes within a fraction of a millisecond unless the cores
         # are busy), sleeping on PID 1's end. Not inotify: its instances are few per user (128 here), and every
-        # machine's executor is the same user.
-        deadline, wait = time.monotonic() + ACK_LIMIT, 0.0001
-        while time.monotonic() < deadline:
+        # machine's executor is the same user. Asked again every ASK_AGAIN: bash may lose a signal (base.py).
+        start = time.monotonic()
+        asked, wait = start, 0.0001
+        while (now := time.monotonic()) < start + ACK_LIMIT:
+            if now - asked >= ASK_AGAIN:
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(self.pid1, signal.SIGURG)
+                asked = now
             if self._pid1_gone(wait):
                 return False
             if os.path.lexists(self.ack):
