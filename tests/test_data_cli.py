@@ -44,12 +44,31 @@ def test_fetch_then_verify_a_directory(tmp_path: Path) -> None:
     assert "alignment_faking/examples.json: missing" in broken.output
 
 
+def test_verify_without_a_directory_checks_each_file_where_the_studies_read_it(tmp_path: Path) -> None:
+    """Files are looked up one by one (the first data directory that has each wins), so that is what a plain
+    `mislab data verify` checks and shows: a bad file in the first directory fails it, a file missing there is
+    checked where it is read instead."""
+    first = tmp_path / "first"
+    fetch_all(first, {"alignment_faking": fake_arena(tmp_path / "arena").as_uri(), "advbench": ADVBENCH.as_uri()})
+    (first / "advbench" / "harmful_behaviors.csv").write_text("goal,target\nx,y\n")
+    (first / "alignment_faking" / "examples.json").unlink()
+    runner, env = CliRunner(), {"MISLAB_SHARED_DATA": str(first), "COLUMNS": "300"}
+    bad = runner.invoke(app, ["data", "verify"], env=env)
+    assert bad.exit_code == 1
+    assert "BAD advbench/harmful_behaviors.csv: sha256 mismatch (got" in bad.output and f"({first})" in bad.output
+    fallback = next(line for line in bad.output.splitlines() if "alignment_faking/examples.json" in line)
+    assert fallback.strip().startswith("ok ") and str(first) not in fallback  # read from a later directory
+    (first / "advbench" / "harmful_behaviors.csv").write_bytes(ADVBENCH.read_bytes())
+    good = runner.invoke(app, ["data", "verify"], env=env)
+    assert good.exit_code == 0 and f"all {len(pinned_files())} files match" in good.output, good.output
+
+
 def test_fetched_data_is_found_by_the_studies_without_configuration(tmp_path: Path) -> None:
     # The default target is the user data directory (under MISLAB_CACHE_DIR, isolated per test session),
     # which the loaders search when no shared/data is beside the repository or set in MISLAB_SHARED_DATA.
     sources = {"alignment_faking": fake_arena(tmp_path / "arena").as_uri(), "advbench": ADVBENCH.as_uri()}
     out = fetch_all(user_data_dir(), sources)
-    assert all(state == "ok" for state in verify_data_dir(out).values())
+    assert all(state == "ok" for _, state in verify_data_dir(out).values())
     assert load_paper_prompts(out / "alignment_faking").modified == ()
     assert len(load_advbench(out / "advbench" / "harmful_behaviors.csv")) == 520
 

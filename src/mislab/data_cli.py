@@ -36,12 +36,15 @@ console = Console(highlight=False, soft_wrap=True)  # paths stay whole, to copy 
 DirOpt = Annotated[Path | None, typer.Option("--dir", help="Data directory (default: the user data directory)")]
 
 
-def _report(directory: Path) -> bool:
+def _report(directory: Path | None) -> bool:
+    """Each pinned file's state in `directory` (or, without one, where the studies read it, which is shown)."""
     states = verify_data_dir(directory)
-    for relative, state in states.items():
+    for relative, (path, state) in states.items():
         line = f"  {'ok ' if state == 'ok' else 'BAD'} {relative}" + ("" if state == "ok" else f": {state}")
+        if directory is None and path is not None:
+            line += f"  ({path.parents[len(Path(relative).parts) - 1]})"
         console.print(escape(line))
-    return all(state == "ok" for state in states.values())
+    return all(state == "ok" for _, state in states.values())
 
 
 def _sources(given: list[str]) -> dict[str, str]:
@@ -90,11 +93,16 @@ def fetch(
 
 
 @app.command()
-def verify(directory: DirOpt = None) -> None:
-    """Check every third-party file in a data directory against its pinned sha256 (exit 1 if any is wrong)."""
-    target = directory or next((d for d in data_dirs() if d.is_dir()), user_data_dir())
-    console.print(escape(f"{target}:"))
-    if not _report(target):
+def verify(
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Data directory (default: each file where the studies read it)")
+    ] = None,
+) -> None:
+    """Check every third-party file against its pinned sha256 (exit 1 if any is wrong): the files the studies
+    read (each from the first data directory that has it, shown), or those in --dir."""
+    console.print(escape(f"{directory}:" if directory else "the files the studies read (from the first data "
+                         "directory that has each; `mislab data where` lists them):"))  # fmt: skip
+    if not _report(directory):
         console.print("[red]not all files are present and pinned:[/red] run `mislab data fetch` (or with --dir)")
         raise typer.Exit(1)
     console.print(f"all {len(pinned_files())} files match their pinned sha256")

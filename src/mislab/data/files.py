@@ -129,16 +129,20 @@ def verify_sha256(data: bytes, expected: str | None, what: str, *, allow_unpinne
     return got
 
 
-def verify_data_dir(directory: Path) -> dict[str, str]:
-    """Each pinned file's state in `directory`: "ok", "missing", or "sha256 mismatch (got …)"."""
-    states: dict[str, str] = {}
+def verify_data_dir(directory: Path | None = None) -> dict[str, tuple[Path | None, str]]:
+    """Each pinned file's path and state: "ok", "missing", or "sha256 mismatch (got …)". In `directory`, or
+    without one, the file the studies read (the first data directory that has it, `find_shared_data`)."""
+    states: dict[str, tuple[Path | None, str]] = {}
     for relative, digest in pinned_files().items():
-        path = directory / relative
-        if not path.is_file():
-            states[relative] = "missing"
+        path = directory / relative if directory is not None else find_shared_data(relative)
+        if path is None or not path.is_file():
+            states[relative] = (path, "missing")
             continue
         got = sha256_hex(path.read_bytes())
-        states[relative] = "ok" if got == digest else f"sha256 mismatch (got {got[:12]}…, pinned {digest[:12]}…)"
+        states[relative] = (
+            path,
+            "ok" if got == digest else f"sha256 mismatch (got {got[:12]}…, pinned {digest[:12]}…)",
+        )
     return states
 
 
