@@ -6,6 +6,7 @@ says when n is too small to tell a published rate from half of it."""
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from collections.abc import Iterator
 from importlib.metadata import EntryPoint
@@ -154,10 +155,33 @@ def test_a_preset_is_a_file_found_without_importing_its_plugin(tmp_path: Path, m
         get_preset("mine-2025", declared)
 
 
+# A plug-in's own published number (a paper mislab's published.toml does not carry), for its preset's compare row.
+OWN_ROW = """[[published]]
+model = "Widget 1"
+aliases = ["widget-1"]
+condition = "Mine A"
+metric = "sabotaged"
+value = 0.6
+n = 100
+source = "Acme, Widgets resist shutdown (2026), Table 1"
+"""
+
+
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        (preset_toml(published="Palisade Z"), "no rate row of shutdown/sabotaged in published.toml has condition"),
+        (
+            preset_toml(published="Palisade Z"),
+            "no rate row of shutdown/sabotaged in published.toml or the file's [[published]] has condition",
+        ),
+        (
+            preset_toml(published="Mine A") + OWN_ROW.replace("value = 0.6", 'value = "60%"'),
+            "[[published]] #1: value must be a number (a fraction: 0.945 for 94.5%), got '60%'",
+        ),
+        (
+            preset_toml(published="Mine A") + OWN_ROW + 'study = "alignment_faking"\n',
+            "[[published]] #1: study 'alignment_faking' is not this file's ('shutdown')",
+        ),
         (preset_toml(pid="other"), "id 'other' is not the file's name 'mine-2026'"),
         (preset_toml() + "colour = 1\n", "unknown keys ['colour']"),
     ],
@@ -166,7 +190,7 @@ def test_a_preset_that_names_what_does_not_exist_is_refused(tmp_path: Path, monk
     monkeypatch.syspath_prepend(str(tmp_path))
     declared = plugin(tmp_path, {"mine-2026.toml": text})
     assert "mine-2026" not in presets(declared)  # left out of the list, with a warning (see below)
-    with pytest.raises(PresetError, match=problem.replace("[", r"\[").replace("(", r"\(")):
+    with pytest.raises(PresetError, match=re.escape(problem)):
         get_preset("mine-2026", declared)
 
 
@@ -218,6 +242,24 @@ def test_a_preset_file_that_cannot_be_read_costs_only_its_own_preset(installed: 
     assert " ".join(result.output.split()) == f"error: preset 'garbled-2026' cannot be used: {problem}"
     assert "Dry run: shutdown" in cli("replicate", "mine-2026", "-m", O3, "--dry-run")
     assert not caplog.records
+
+
+def test_a_plugin_preset_carries_its_own_published_numbers_into_the_table(installed: Path) -> None:
+    """A plug-in's paper is not in mislab's published.toml: its preset file carries the number ([[published]]),
+    the replication table sets ours beside it and judges it, and the run keeps it (the table reads the same with
+    the plug-in gone)."""
+    install(installed, {"mine-2026.toml": preset_toml(published="Mine A") + OWN_ROW})
+    assert get_preset("mine-2026").parts[0].published_models() == ["Widget 1"]
+    policy = shutdown_policy(lambda system: True)  # sabotages: 5/5 against a published 60/100
+    out, _ = replicate("mine-2026", policy, OTHER, extra=SIMULATED)
+    assert "Acme, Widgets resist shutdown (2026), Table 1" in out
+    row = table("mine-2026-widget-1").iloc[0]
+    assert (row.published_model, row.verdict) == ("Widget 1", "consistent") and row.ours == "5/5 [57–100]%"
+    (installed / "presetplug-1.0.dist-info").rename(installed / "uninstalled")
+    presets_module._installed.cache_clear()
+    assert "mine-2026" not in presets()
+    again = table("mine-2026-widget-1").iloc[0]
+    assert (again.published, again.verdict) == (row.published, row.verdict)
 
 
 def test_a_compare_row_on_a_cell_the_experiment_does_not_run_is_refused(tmp_path: Path, monkeypatch) -> None:

@@ -25,6 +25,13 @@ which published numbers (`mislab/data/published.toml`) each of our cells corresp
     note = "…"
     # a difference row: baseline = "paid", paired_on = ["query_id"] (cell − baseline, e.g. a compliance gap)
 
+    [[published]]                              # optional: a paper published.toml does not carry; its keys, with
+    model = "Widget 1"                         # `study` the file's by default and `aliases` the model's other ids
+    condition = "Mine A"
+    metric = "sabotaged"
+    value = 0.6
+    source = "Acme (2026), Table 1"
+
 Plug-ins ship presets in a folder of their package and declare it under the `mislab.presets` entry-point group
 (found like rubric folders, without importing the study: see `labeling.installed`):
 
@@ -43,10 +50,13 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from importlib.metadata import EntryPoint
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import MislabError
 from .labeling.installed import DeclaredFile, declared_files
+
+if TYPE_CHECKING:
+    from .report.published import Target
 
 GROUP = "mislab.presets"
 log = logging.getLogger(__name__)
@@ -100,14 +110,15 @@ class PresetPart:
     reference_model: str | None = None
     cannot: tuple[str, ...] = ()
     notes: str = ""
+    published: tuple[Target, ...] = ()  # the preset's own published numbers, beside published.toml's
 
     @property
     def n(self) -> int:
         return int(self.experiment.get("n", 10))
 
-    def targets(self, row: Compare) -> list[Any]:
-        """The published.toml rows a compare row names (all models)."""
-        return published_rows(self.study, row)
+    def targets(self, row: Compare) -> list[Target]:
+        """The published rows a compare row names (all models): published.toml's and the preset's own."""
+        return published_rows(self.study, row, self.published)
 
     def published_models(self) -> list[str]:
         return list(dict.fromkeys(t.model for row in self.compare for t in self.targets(row)))
@@ -129,6 +140,7 @@ class PresetPart:
             "id": self.id, "study": self.study, "title": self.title, "paper": self.paper, "measured": self.measured,
             "where": self.where, "sha256": self.sha256, "reference_model": self.reference_model,
             "cannot": list(self.cannot), "compare": [row.as_dict() for row in self.compare],
+            "published": [{k: v for k, v in asdict(t).items() if v is not None} for t in self.published],
             "overrides": dict(overrides or {}),
         }  # fmt: skip
 
@@ -147,16 +159,37 @@ class Preset:
         return [p.study for p in self.parts]
 
 
-def published_rows(study: str, row: Compare) -> list[Any]:
-    """The rows of `mislab/data/published.toml` a compare row names: its study, metric and condition, rates for a
-    rate row and differences for a difference row (every model's; `Target.matches_model` picks one's)."""
+def published_rows(study: str, row: Compare, own: Iterable[Target] = ()) -> list[Target]:
+    """The rows of `mislab/data/published.toml` (and of a preset's `own`) a compare row names: its study, metric
+    and condition, rates for a rate row and differences for a difference row (every model's;
+    `Target.matches_model` picks one's)."""
     from .report.published import load_targets
 
     if row.published is None:
         return []
     kind = "difference" if row.is_difference else "rate"
-    return [t for t in load_targets(study) if t.condition == row.published and t.metric == row.metric
-            and t.kind == kind]  # fmt: skip
+    return [t for t in [*load_targets(study), *own] if t.study == study and t.condition == row.published
+            and t.metric == row.metric and t.kind == kind]  # fmt: skip
+
+
+def own_targets(rows: Iterable[dict[str, Any]], where: str, study: str) -> tuple[Target, ...]:
+    """A preset's `[[published]]` rows (published.toml's `[[target]]` keys, `study` defaulting to the part's, and
+    `aliases`: the model's other ids), checked; PresetError naming the row and what is wrong."""
+    from .report.published import target_of
+
+    out = []
+    for i, given in enumerate(rows, 1):
+        label, row = f"{where}: [[published]] #{i}", dict(given)
+        aliases = row.pop("aliases", [])
+        if not isinstance(aliases, list | tuple) or not all(isinstance(a, str) for a in aliases):
+            raise PresetError(f"{label}: aliases must be a list of strings")
+        if row.setdefault("study", study) != study:
+            raise PresetError(f"{label}: study {row['study']!r} is not this file's ({study!r})")
+        try:
+            out.append(target_of(row, label, aliases))
+        except ValueError as exc:
+            raise PresetError(str(exc)) from exc
+    return tuple(out)
 
 
 def compare_rows(data: Iterable[dict[str, Any]]) -> tuple[Compare, ...]:
@@ -164,7 +197,8 @@ def compare_rows(data: Iterable[dict[str, Any]]) -> tuple[Compare, ...]:
     return tuple(Compare(**{**row, "paired_on": tuple(row.get("paired_on") or ())}) for row in data)
 
 
-_PART_KEYS = {"id", "title", "paper", "measured", "experiment", "compare", "reference_model", "cannot", "notes"}
+_PART_KEYS = {"id", "title", "paper", "measured", "experiment", "compare", "reference_model", "cannot", "notes",
+              "published"}  # fmt: skip
 _COMPARE_KEYS = {"cell", "metric", "published", "label", "baseline", "paired_on", "match", "note"}
 
 
@@ -202,18 +236,22 @@ def _parse(text: str, where: str, stem: str) -> PresetPart:
     cannot = data.get("cannot", [])
     if not isinstance(cannot, list) or not all(isinstance(c, str) for c in cannot):
         raise PresetError(f"{where}: cannot must be a list of strings")
+    published = data.get("published", [])
+    if not isinstance(published, list) or not all(isinstance(r, dict) for r in published):
+        raise PresetError(f"{where}: published must be [[published]] tables")
     part = PresetPart(
         id=data["id"], study=experiment["study"], title=data["title"], paper=data["paper"],
         measured=data["measured"], experiment=experiment, compare=tuple(compare), where=where,
         sha256=hashlib.sha256(text.encode()).hexdigest(), reference_model=data.get("reference_model"),
         cannot=tuple(cannot), notes=data.get("notes", ""),
+        published=own_targets(published, where, experiment["study"]),
     )  # fmt: skip
-    for row in part.compare:  # a published condition must name rows of published.toml, of the row's kind
+    for row in part.compare:  # a published condition must name published rows, of the row's kind
         if row.published is not None and not part.targets(row):
             kind = "difference" if row.is_difference else "rate"
             raise PresetError(
-                f"{where}: [[compare]] {row.name}: no {kind} row of {part.study}/{row.metric} in published.toml has "
-                f"condition {row.published!r}"
+                f"{where}: [[compare]] {row.name}: no {kind} row of {part.study}/{row.metric} in published.toml or "
+                f"the file's [[published]] has condition {row.published!r}"
             )
     return part
 

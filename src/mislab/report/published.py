@@ -7,14 +7,15 @@ of its aliases. Everything else is shown beside our numbers, never on top of the
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from functools import cache
 from importlib.resources import files
 from typing import Any
 
 from ..stats import points
 
-__all__ = ["Target", "load_targets", "matching"]
+__all__ = ["Target", "load_targets", "matching", "target_of"]
 
 
 def _norm(name: str) -> str:
@@ -76,15 +77,46 @@ class Target:
         return _norm(model.rsplit("/", 1)[-1]) in names
 
 
+_TEXT = {"study", "model", "condition", "metric", "source", "variant", "kind", "interval", "n_qualifier",
+         "relation", "quote", "note"}  # fmt: skip
+_NUMBER = {"value", "low", "high"}
+_COUNT = {"k", "n"}
+_REQUIRED = ("study", "model", "condition", "metric", "value", "source")
+_KINDS = ("rate", "difference", "auroc")
+
+
+def target_of(row: Mapping[str, Any], where: str, aliases: Sequence[str] = ()) -> Target:
+    """One published number from a `[[target]]` table of published.toml (or a preset's `[[published]]`), checked;
+    ValueError naming `where` and what is wrong."""
+    known = {f.name for f in fields(Target)} - {"aliases"}
+    if unknown := set(row) - known:
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+    if missing := [key for key in _REQUIRED if key not in row]:
+        raise ValueError(f"{where}: {', '.join(missing)} missing")
+    for key, value in row.items():
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if key in _TEXT and not isinstance(value, str):
+            expected = "a string"
+        elif key in _NUMBER and not number:
+            expected = "a number (a fraction: 0.945 for 94.5%)"
+        elif key in _COUNT and not (number and isinstance(value, int) and value >= 0):
+            expected = "a whole number ≥ 0"
+        else:
+            continue
+        raise ValueError(f"{where}: {key} must be {expected}, got {value!r}")
+    if row.get("relation", "=") not in ("=", ">", "<"):
+        raise ValueError(f"{where}: relation must be =, > or <")
+    if row.get("kind", "rate") not in _KINDS:
+        raise ValueError(f"{where}: kind must be one of {', '.join(_KINDS)}")
+    return Target(**row, aliases=tuple(aliases))
+
+
 @cache
 def _all_targets() -> tuple[Target, ...]:
     data: dict[str, Any] = tomllib.loads(files("mislab.data").joinpath("published.toml").read_text("utf-8"))
     aliases: dict[str, list[str]] = data.get("aliases", {})
-    targets = tuple(Target(**row, aliases=tuple(aliases.get(row["model"], ()))) for row in data["target"])
-    for t in targets:
-        if t.relation not in ("=", ">", "<"):
-            raise ValueError(f"published.toml: {t.model} · {t.condition}: relation must be =, > or <")
-    return targets
+    return tuple(target_of(row, f"published.toml: {row.get('model')} · {row.get('condition')}",
+                           aliases.get(row["model"], ())) for row in data["target"])  # fmt: skip
 
 
 def load_targets(study: str | None = None) -> list[Target]:

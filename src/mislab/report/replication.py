@@ -126,15 +126,16 @@ def _difference_row(s: RunSummary, model: str, row: Compare) -> dict[str, Any] |
 def replication_frame(s: RunSummary) -> pd.DataFrame | None:
     """The table of a run made from a preset, one row per compare row × model (× matching published row); None
     for a run made otherwise."""
-    from ..presets import compare_rows, published_rows
+    from ..presets import compare_rows, own_targets, published_rows
 
     preset = s.run.spec.get("preset") if isinstance(s.run.spec, dict) else None
     if not preset:
         return None
     models = list(s.run.models) or list(dict.fromkeys(s.samples.get("model", [])))
     out: list[dict[str, Any]] = []
+    own = own_targets(preset.get("published", []), f"run {s.run.run_id}'s preset", s.run.study)
     for row in compare_rows(preset.get("compare", [])):
-        published = published_rows(s.run.study, row)
+        published = published_rows(s.run.study, row, own)
         for model in models:
             ours = _difference_row(s, model, row) if row.is_difference else _rate_row(s, model, row.cell, row.metric)
             base = {
