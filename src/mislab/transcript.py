@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal, overload
 
 from .models.reasoning import reasoning_kind
-from .models.types import Completion, Message, ToolCall, Usage
+from .models.types import AssistantMessage, Completion, Message, ToolCall, Usage
 from .scratchpad import reasoning_blocks, strip_reasoning
 
 TRANSCRIPT_VERSION = 2  # 1: dict entries with `info` notes (before 0.2); 2: typed, with events
@@ -71,14 +71,10 @@ class AssistantTurn:
         )  # fmt: skip
 
     def message(self) -> Message:
-        """The turn as the API takes it back in a later request: with the provider's `reasoning_details` as
-        returned (the model layer drops them where the model's `carry_reasoning` setting says so)."""
-        msg: Message = {"role": "assistant", "content": self.content}
-        if self.tool_calls:
-            msg["tool_calls"] = [tc.to_openai() for tc in self.tool_calls]
-        if self.reasoning_details:
-            msg["reasoning_details"] = self.reasoning_details
-        return msg
+        """The turn as the API takes it back in a later request, as `AssistantMessage.to_openai` writes an answer:
+        with the provider's `reasoning_details` as returned (the model layer drops them where the model's
+        `carry_reasoning` setting says so), never the reasoning text."""
+        return AssistantMessage(self.content, self.tool_calls, self.reasoning, self.reasoning_details).to_openai()
 
     @property
     def reasoning_kind(self) -> str | None:
