@@ -21,7 +21,7 @@ from .models import UsageMeter
 from .options import StudyOptions
 from .runner import run_blocking
 from .store import SampleRecord, Store, split_scores
-from .study import CaseStudy, Cell, NotApplicable, get_study
+from .study import CaseStudy, Cell, get_study
 
 
 class RescoreError(MislabError):
@@ -102,11 +102,8 @@ class RescoreJob(Job[SampleRecord, dict[str, Any]]):
         out.samples += 1
         values, na = split_scores(outcome)
         changed = False
-        for column, new in outcome.items():
-            old_value = item.scores.get(column)
-            old_na = item.na.get(column)
-            new_value = None if isinstance(new, NotApplicable) else new
-            new_na = new.reason if isinstance(new, NotApplicable) else None
+        for column, new_value in values.items():
+            old_value, old_na, new_na = item.scores.get(column), item.na.get(column), na.get(column)
             c = out.columns.setdefault(column, Change())
             c.k_before, c.n_before = c.k_before + _yes(old_value), c.n_before + _applies(old_value)
             c.k_after, c.n_after = c.k_after + _yes(new_value), c.n_after + _applies(new_value)
