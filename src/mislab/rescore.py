@@ -6,7 +6,6 @@ keeps its stored value."""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ from .errors import MislabError
 from .jobs import Failure, Job, Plan, run_job
 from .models import UsageMeter
 from .options import StudyOptions
-from .runner import run_blocking
+from .runner import run_blocking, stamp
 from .store import SampleRecord, Store, split_scores
 from .study import CaseStudy, Cell, get_study
 
@@ -148,7 +147,7 @@ async def arescore_run(
         {
             "version": study.scorer_version,
             "package": __version__,
-            "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "at": stamp(),
             "changed": {k: str(c) for k, c in out.changes.items()},
         },
     ]

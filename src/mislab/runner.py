@@ -163,7 +163,7 @@ async def run_samples(
         if outcome is not None:  # the session's wall time, beside the samples' own times
             run = store.get_run(run_id)
             if run is not None:
-                sessions = [*run.spec.get("sessions", []), {"at": _stamp(), "seconds": round(outcome.seconds, 3),
+                sessions = [*run.spec.get("sessions", []), {"at": stamp(), "seconds": round(outcome.seconds, 3),
                                                             "samples": outcome.done + outcome.errors}]  # fmt: skip
                 store.update_run(run_id, spec={**run.spec, "sessions": sessions})
     return outcome
@@ -324,7 +324,7 @@ def start_run(
             **spec,
             "plan": plan,
             "scorer": new_spec.get("scorer", scorer),
-            "extensions": [*existing.spec.get("extensions", []), {"changes": changes, "at": _stamp()}],
+            "extensions": [*existing.spec.get("extensions", []), {"changes": changes, "at": stamp()}],
         }
         notes.append(f"extended: {'; '.join(changes)}")
     analysis = {k: spec.get(k) for k in ANALYSIS_KEYS}
@@ -333,7 +333,7 @@ def start_run(
         changed = [k for k in ANALYSIS_KEYS if analysis[k] != before[k]]
         new_spec.update(analysis)
         new_spec["analysis_changes"] = [*existing.spec.get("analysis_changes", []),
-                                        {"keys": changed, "at": _stamp(), "before": before}]  # fmt: skip
+                                        {"keys": changed, "at": stamp(), "before": before}]  # fmt: skip
         notes.append(f"{' and '.join(changed)} {'updated' if any(before.values()) else 'added'} on the stored run "
                      "(nothing was run for it); `show` uses them")  # fmt: skip
     for key in SESSION_KEYS:
@@ -346,5 +346,5 @@ def start_run(
     return StartedRun(run_id, notes)
 
 
-def _stamp() -> str:
+def stamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S")
