@@ -697,15 +697,6 @@ class Store:
         with self._tx() as db:
             db.execute("DELETE FROM claims WHERE owner = ?", (owner,))
 
-    def claimed(self, run_id: str, job: str) -> dict[str, str]:
-        """Items of a job that live claims hold, with their owners."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT item, owner FROM claims WHERE run_id = ? AND job = ? AND expires > ?",
-                (run_id, job, time.time()),
-            ).fetchall()
-        return {r["item"]: r["owner"] for r in rows}
-
     # labels (judges may add them after the samples were written)
     @staticmethod
     def _put_label(db: sqlite3.Connection, run_id: str, label: Label) -> None:

@@ -203,12 +203,6 @@ class PaperPrompts:
 # --- loading and downloading the paper prompts -------------------------------------------------------------
 
 
-def default_paper_dir() -> Path | None:
-    """`shared/data/alignment_faking` beside the repository (or under $MISLAB_SHARED_DATA), if present: the first
-    data directory holding the data set (`load_paper_prompts` looks each file up on its own)."""
-    return find_shared_data(PAPER_SET)
-
-
 def _paper_files(path: Path | None) -> dict[str, Path]:
     """Where each paper file is read from: in `path`, or (None) in the data directories file by file, the first
     that has a file winning — so a file an earlier directory lacks (ARENA's example instructions in an older
