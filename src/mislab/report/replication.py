@@ -11,7 +11,8 @@ its interval, and a verdict:
 - *no published number*: the paper reports none for this cell (ours is shown).
 
 The rows come from the preset recorded in the run's spec (`Experiment.preset`), the published values from
-`mislab/data/published.toml`, ours from the same rates and comparisons the rest of the report shows."""
+`mislab/data/published.toml` and the preset's own `[[published]]` rows (recorded with it), ours from the same
+rates and comparisons the rest of the report shows."""
 
 from __future__ import annotations
 
